@@ -1,0 +1,151 @@
+/*
+ * quietattn ABI: every struct a kernel takes, defined once.
+ *
+ * Plain C with <stdint.h> types only. The Rust side (src/abi/generated.rs) is produced from this
+ * file by bindgen; tests/abi_bindgen.rs regenerates it and fails on any difference, so the two
+ * languages cannot drift. Device addresses are uint64_t (0 = absent), strides are int64_t in
+ * elements, and every struct is laid out so that its 8-byte members are naturally aligned
+ * (the kernels update them with 64-bit atomics).
+ */
+#ifndef QUIETATTN_ABI_H
+#define QUIETATTN_ABI_H
+
+#include <stdint.h>
+
+/* ---- enumerations (plain integers in the structs so both languages agree on the width) ---- */
+
+enum QaDtype { QA_DTYPE_F32 = 0, QA_DTYPE_F16 = 1, QA_DTYPE_BF16 = 2 };
+
+/* SPEC section 3. The kernels take the normaliser as a compile-time policy; the value travels
+ * in the parameters so a kernel can check that it was launched with the right instantiation. */
+enum QaNormaliser {
+  QA_NORM_SOFTMAX = 0,
+  QA_NORM_OFF_BY_ONE = 1,
+  QA_NORM_SINK = 2,
+  QA_NORM_CLIPPED = 3,
+  QA_NORM_SOFTPICK = 4,
+  QA_NORM_SIGMOID = 5
+};
+
+/* SPEC section 4. */
+enum QaGate {
+  QA_GATE_NONE = 0,
+  QA_GATE_SIGMOID_HEADWISE = 1,
+  QA_GATE_SIGMOID_ELEMENTWISE = 2,
+  QA_GATE_CONTEXT_SCALE = 3
+};
+
+/* Which tensor a per-tensor / per-channel statistics block describes. */
+enum QaStatTensor { QA_STAT_Q = 0, QA_STAT_K = 1, QA_STAT_V = 2, QA_STAT_O = 3, QA_STAT_TENSORS = 4 };
+
+#define QA_ROW_HIST_BINS 16
+#define QA_LOG2_BINS 40
+#define QA_LOG2_BIN_OFFSET 24  /* bin = clamp(floor(log2|x|) + 24, 0, 39) */
+#define QA_LOGIT_RANGE_BIN_WIDTH 2 /* logit-range histogram: bins of width 2 over [0, 32) */
+
+/* ---- statistics (SPEC section 5) ----
+ * Float sums are accumulated in f32 inside a thread/warp/block and merged into the f64 globals
+ * below with one atomic per block and counter; counts are exact 64-bit integers. */
+
+/* Per query head. A row counts when it has at least one visible key. */
+typedef struct QaHeadStats {
+  uint64_t rows;
+  double first_key_mass;    /* sum over rows of p(first key of the sequence) */
+  double virtual_sink_mass; /* off_by_one and sink: sum over rows of e^(sink - lse) */
+  uint64_t max_prob_hist[QA_ROW_HIST_BINS];    /* max_j p_ij, 16 bins over [0, 1] */
+  uint64_t entropy_hist[QA_ROW_HIST_BINS];     /* H_i / ln(outcomes), 16 bins over [0, 1] */
+  uint64_t logit_range_hist[QA_ROW_HIST_BINS]; /* max s - mean s, bins of width 2, last open */
+} QaHeadStats;
+
+/* Per channel c = head * head_dim + dim. Only finite elements enter these counters;
+ * non-finite ones are counted in QaTensorStats.non_finite. absmax is non-negative, so the
+ * kernels update it with an unsigned atomicMax on its bit pattern. */
+typedef struct QaChannelStats {
+  float absmax;
+  uint32_t reserved; /* keeps the 64-bit members aligned; always 0 */
+  uint64_t count;
+  double sum;
+  double sum_sq;
+  double sum_4th;
+} QaChannelStats;
+
+/* Per tensor. */
+typedef struct QaTensorStats {
+  uint64_t log2_hist[QA_LOG2_BINS]; /* finite non-zero elements */
+  uint64_t zeros;
+  uint64_t non_finite;
+} QaTensorStats;
+
+/* Device addresses of the statistics of one attention launch (0 = not collected). */
+typedef struct QaAttnStatsPtrs {
+  uint64_t heads;                      /* QaHeadStats[heads] */
+  uint64_t channels[QA_STAT_TENSORS];  /* QaChannelStats[heads or kv_heads * head_dim] */
+  uint64_t tensors;                    /* QaTensorStats[QA_STAT_TENSORS] */
+} QaAttnStatsPtrs;
+
+/* ---- the standalone activation-statistics kernel ---- */
+
+typedef struct QaActStatsParams {
+  uint64_t x;             /* [tokens, channels], channel stride 1 */
+  int64_t row_stride;     /* elements between consecutive tokens */
+  uint32_t tokens;
+  uint32_t channels;
+  uint32_t dtype;         /* QaDtype */
+  uint32_t tokens_per_block;
+  uint64_t channel_stats; /* QaChannelStats[channels] */
+  uint64_t tensor_stats;  /* QaTensorStats */
+  uint64_t token_absmax;  /* float[tokens] (0 = not wanted); finite elements only */
+} QaActStatsParams;
+
+/* ---- attention ---- */
+
+/* A [batch, seq, heads, dim] tensor (or [total, heads, dim] when varlen) with dim contiguous. */
+typedef struct QaTensorDesc {
+  uint64_t ptr;
+  int64_t stride_batch; /* unused when varlen */
+  int64_t stride_seq;
+  int64_t stride_head;
+  uint32_t dtype;       /* QaDtype */
+  uint32_t reserved;
+} QaTensorDesc;
+
+typedef struct QaAttnParams {
+  QaTensorDesc q; /* [b, sq, heads, d] */
+  QaTensorDesc k; /* [b, sk, kv_heads, d] */
+  QaTensorDesc v; /* [b, sk, kv_heads, d] */
+  QaTensorDesc o; /* [b, sq, heads, d], dtype of q */
+  QaTensorDesc gate; /* [b, sq, heads] (stride_head used, dim ignored) or [b, sq, heads, d]; f32/f16/bf16 */
+
+  uint64_t lse;          /* float; [b, heads, sq] or [heads, total_q] when varlen */
+  int64_t lse_stride_batch;
+  int64_t lse_stride_head;
+
+  uint64_t cu_seqlens_q; /* int32[batch + 1], or 0 for fixed lengths */
+  uint64_t cu_seqlens_k; /* int32[batch + 1], or 0 */
+  uint64_t sinks;        /* float[heads] for QA_NORM_SINK, else 0 */
+
+  uint32_t batch;
+  uint32_t heads;
+  uint32_t kv_heads;
+  uint32_t head_dim;
+  uint32_t seqlen_q;     /* fixed length, or the maximum when varlen */
+  uint32_t seqlen_k;
+
+  uint32_t normaliser;   /* QaNormaliser */
+  uint32_t gate_kind;    /* QaGate */
+  uint32_t causal;       /* 0/1, bottom-right aligned */
+  int32_t window_left;   /* -1 = unbounded */
+  int32_t window_right;  /* -1 = unbounded */
+
+  float scale;           /* applied to q.k */
+  float softcap;         /* 0 = off, else s <- c * tanh(s / c) */
+  float clip_gamma;      /* clipped softmax */
+  float clip_zeta;
+  float sigmoid_bias;    /* sigmoid attention: b (the host resolves the default -ln(kv_len)) */
+  uint32_t sigmoid_bias_default; /* 1: use -ln(kv_len of the sequence) instead of sigmoid_bias */
+  uint32_t reserved;
+
+  QaAttnStatsPtrs stats;
+} QaAttnParams;
+
+#endif /* QUIETATTN_ABI_H */

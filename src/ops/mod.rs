@@ -1,0 +1,7 @@
+//! The public operations, dispatched to the device: one host-side launch computation per kernel.
+
+pub mod act_stats;
+pub mod attention;
+
+pub use act_stats::activation_stats;
+pub use attention::{AttentionOutput, attention};

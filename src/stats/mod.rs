@@ -1,0 +1,71 @@
+//! Outlier statistics (SPEC §5): the raw counters the kernels and the reference accumulate,
+//! and the report derived from them on the host.
+
+use crate::abi::{QaChannelStats, QaHeadStats, QaTensorStats};
+
+/// Names of the four tensors an attention call collects statistics of, in ABI order.
+pub const TENSOR_NAMES: [&str; 4] = ["q", "k", "v", "o"];
+
+/// Raw statistics of one or more attention launches: exactly the device buffer's contents.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OutlierStats {
+    /// Head dimension (channel `c = head * head_dim + dim`).
+    pub head_dim: usize,
+    /// One per query head.
+    pub heads: Vec<QaHeadStats>,
+    /// Per-channel moments of Q, K, V, O (query heads for Q/O, kv heads for K/V).
+    pub channels: [Vec<QaChannelStats>; 4],
+    /// Per-tensor log2 histograms of Q, K, V, O.
+    pub tensors: [QaTensorStats; 4],
+}
+
+impl OutlierStats {
+    /// Zeroed counters for `heads` query heads and `kv_heads` kv heads of dimension `head_dim`.
+    pub fn zeroed(heads: usize, kv_heads: usize, head_dim: usize) -> Self {
+        let ch = |h: usize| vec![QaChannelStats::default(); h * head_dim];
+        OutlierStats {
+            head_dim,
+            heads: vec![QaHeadStats::default(); heads],
+            channels: [ch(heads), ch(kv_heads), ch(kv_heads), ch(heads)],
+            tensors: [QaTensorStats::default(); 4],
+        }
+    }
+}
+
+/// Raw statistics of a standalone `[tokens, channels]` activation tensor.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ActivationStats {
+    /// One per channel.
+    pub channels: Vec<QaChannelStats>,
+    /// The whole tensor.
+    pub tensor: QaTensorStats,
+    /// Per token, the largest finite |x| (0 for a token with none).
+    pub token_absmax: Vec<f32>,
+}
+
+impl ActivationStats {
+    /// Zeroed counters.
+    pub fn zeroed(tokens: usize, channels: usize) -> Self {
+        ActivationStats {
+            channels: vec![QaChannelStats::default(); channels],
+            tensor: QaTensorStats::default(),
+            token_absmax: vec![0.0; tokens],
+        }
+    }
+}
+
+/// The log2-histogram bin of a finite non-zero `x`: `clamp(floor(log2 |x|) + 24, 0, 39)`.
+pub fn log2_bin(x: f64) -> usize {
+    let e = x.abs().log2().floor() as i64 + crate::abi::QA_LOG2_BIN_OFFSET as i64;
+    e.clamp(0, crate::abi::QA_LOG2_BINS as i64 - 1) as usize
+}
+
+/// The bin of `x` among 16 equal bins over `[0, 1]` (1.0 lands in the last bin).
+pub fn unit_bin(x: f64) -> usize {
+    ((x * 16.0).floor().max(0.0) as usize).min(15)
+}
+
+/// The logit-range bin: width 2 over `[0, 32)`, the last bin open.
+pub fn logit_range_bin(range: f64) -> usize {
+    ((range / 2.0).floor().max(0.0) as usize).min(15)
+}
