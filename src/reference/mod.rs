@@ -4,7 +4,12 @@
 //! Inputs are widened to f64 exactly; nothing is rounded until [`ReferenceAttention::into_output`].
 //! Non-finite inputs never panic: a NaN or ±inf in q/k/v propagates through the arithmetic into
 //! the rows that read it (exactly as the formulas do; e.g. `0·NaN = NaN` for a key whose weight is
-//! 0) and is counted in the tensor's `non_finite`.
+//! 0) and is counted in the tensor's `non_finite`; histogram bins of NaN row statistics are 0.
+//!
+//! Statistics are taken on f64 values (O before the gate); kernels take them on f32 values, so
+//! a value within rounding of a bin edge may land one bin over (SPEC §6 allows this). Varlen
+//! query rows that belong to no sequence are neither computed nor counted: their `o` is 0 and
+//! their `lse` is the fully masked value of SPEC §1.
 
 pub mod activation;
 mod driver;

@@ -102,6 +102,10 @@ fn with_sink(logits: &[f64], sink: f64) -> RowWeights {
 
 /// softpick: `N_j = e^{s_j} - 1`, `p = relu(N) / (Σ|N| + ε)`, `lse = ln Σ|N|`, all computed
 /// as `N·e^{-m}` with `m = max(0, max s)` so that large logits do not overflow.
+///
+/// ε is in unscaled units as SPEC §3 writes it, so in shifted units it is `ε·e^{-m}`. (The
+/// paper's reference code adds its ε to the *shifted* sum instead; the two differ only when
+/// `Σ|N|` is within a few ε of 0. SPEC wins.)
 fn softpick(logits: &[f64]) -> RowWeights {
     let m = max_of(logits).max(0.0);
     let shift = (-m).exp();

@@ -84,15 +84,38 @@ fn varlen_equals_separate_batched_calls() {
     inputs.sinks = Some(&sinks);
     inputs.cu_seqlens_q = Some(&cu_q);
     inputs.cu_seqlens_k = Some(&cu_k);
-    let options = AttentionOptions {
-        causal: true,
-        ..opts(Normaliser::Sink)
-    };
-    let all = call(&inputs, &options);
+    for norm in Normaliser::all_defaults() {
+        let options = AttentionOptions {
+            causal: true,
+            ..opts(norm)
+        };
+        check_varlen(&inputs, &options, &lens, (h, hkv, d), &sinks);
+    }
+}
+
+/// Compares one varlen call against one batched call per sequence.
+fn check_varlen(
+    inputs: &AttentionInputs<'_>,
+    options: &AttentionOptions,
+    lens: &[(usize, usize)],
+    (h, hkv, d): (usize, usize, usize),
+    sinks: &[f32; 2],
+) {
+    let (q, k, v) = (&inputs.q, &inputs.k, &inputs.v);
+    let (cu_q, cu_k) = (
+        inputs.cu_seqlens_q.unwrap_or_default(),
+        inputs.cu_seqlens_k.unwrap_or_default(),
+    );
+    let tq = cu_q[cu_q.len() - 1] as usize;
+    let q = q.to_f64().iter().map(|&x| x as f32).collect::<Vec<_>>();
+    let k = k.to_f64().iter().map(|&x| x as f32).collect::<Vec<_>>();
+    let v = v.to_f64().iter().map(|&x| x as f32).collect::<Vec<_>>();
+    let all = call(inputs, options);
 
     let mut rows = [0u64; 2];
     let mut k_sum = 0.0;
     for (b, &(lq, lk)) in lens.iter().enumerate() {
+        // Sequence b as its own batched call; sigmoid's default bias is then -ln(lk) as well.
         let (q0, k0) = (cu_q[b] as usize, cu_k[b] as usize);
         let qs = &q[q0 * h * d..(q0 + lq) * h * d];
         let ks = &k[k0 * hkv * d..(k0 + lk) * hkv * d];
@@ -102,8 +125,8 @@ fn varlen_equals_separate_batched_calls() {
             view(ks, &[1, lk, hkv, d]),
             view(vs, &[1, lk, hkv, d]),
         );
-        one.sinks = Some(&sinks);
-        let r = call(&one, &options);
+        one.sinks = Some(sinks);
+        let r = call(&one, options);
         assert_eq!(&all.o[q0 * h * d..(q0 + lq) * h * d], &r.o[..]);
         for (head, counted) in rows.iter_mut().enumerate() {
             let row = head * (tq + 1) + q0;
@@ -114,8 +137,13 @@ fn varlen_equals_separate_batched_calls() {
     }
     // The trailing row belongs to no sequence: zero output, the fully masked lse.
     assert!(all.o[tq * h * d..].iter().all(|&x| x == 0.0));
-    assert_eq!(all.lse[tq], 0.3f32 as f64);
-    assert_eq!(all.lse[2 * (tq + 1) - 1], -0.7f32 as f64);
+    let masked = |head: usize| match options.normaliser {
+        Normaliser::Sink => f64::from(sinks[head]),
+        Normaliser::OffByOne | Normaliser::Sigmoid { .. } => 0.0,
+        _ => f64::NEG_INFINITY,
+    };
+    assert_eq!(all.lse[tq], masked(0));
+    assert_eq!(all.lse[2 * (tq + 1) - 1], masked(1));
     assert_eq!([all.stats.heads[0].rows, all.stats.heads[1].rows], rows);
     assert!((all.stats.channels[1][0].sum - k_sum).abs() < 1e-12);
     // Q counts only rows inside sequences.

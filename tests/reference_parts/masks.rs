@@ -1,6 +1,6 @@
 //! SPEC §1: bottom-right causal alignment, sliding windows and fully masked rows, by hand.
 
-use super::{random, run};
+use super::{opts, random, run};
 use quietattn::{AttentionOptions, Normaliser};
 
 /// Weight rows (via one-hot values, `d = sk`) of a single-head problem under `options`.
@@ -126,12 +126,36 @@ fn fully_masked_rows_output_zero_and_the_spec_lse() {
                 assert_eq!(&r.lse[head * 3..head * 3 + 2], &[want, want], "{norm:?}");
                 assert!(r.lse[head * 3 + 2].is_finite());
             }
-            // Only row 2 of each head is counted in the row statistics.
+            // Only row 2 of each head is counted in the row statistics; the masked rows still
+            // count as exact zeros in the O statistics.
             assert!(r.stats.heads.iter().all(|s| s.rows == 1), "{norm:?}");
+            assert!(r.stats.tensors[3].zeros >= (2 * h * d) as u64);
+            assert!(r.stats.channels[3].iter().all(|c| c.count == 3));
         }
     }
     // Softmax over the single visible key is that key's value.
     let r = run((&q, [1, 3, h, d]), (&k, [1, 1, h, d]), &v, None, &causal);
     let v64: Vec<f64> = v.iter().map(|&x| f64::from(x)).collect();
     assert_eq!(&r.o[2 * h * d..], &v64[..]);
+}
+
+#[test]
+fn sigmoid_default_bias_uses_the_key_length_not_the_visible_count() {
+    let options = AttentionOptions {
+        causal: true,
+        ..opts(Normaliser::Sigmoid { bias: None })
+    };
+    let (q, k) = (random(8, 62, 1.0), random(16, 63, 1.0));
+    let v: Vec<f32> = (0..16).map(|x| f32::from(x % 5 == 0)).collect();
+    let r = run((&q, [1, 2, 1, 4]), (&k, [1, 4, 1, 4]), &v, None, &options);
+    // Row 0 sees 3 of the 4 keys, yet b = -ln 4: the weight is 1 / (1 + 4 e^{-s}).
+    for j in 0..3 {
+        let dot: f64 = (0..4)
+            .map(|c| f64::from(q[c]) * f64::from(k[j * 4 + c]))
+            .sum();
+        let want = 1.0 / (1.0 + 4.0 * (-dot / 2.0).exp());
+        assert!((r.o[j] - want).abs() < 1e-15, "key {j}");
+    }
+    assert_eq!(r.o[3], 0.0);
+    assert_eq!(r.lse, vec![0.0, 0.0]);
 }

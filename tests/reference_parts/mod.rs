@@ -4,6 +4,7 @@ mod gates;
 mod layout;
 mod masks;
 mod normalisers;
+mod softcap;
 mod stats;
 
 use quietattn::reference::{self, ReferenceAttention};
