@@ -128,15 +128,17 @@ fn row_params(
     RowParams { sink, bias }
 }
 
+/// The key rows and the value rows of one (sequence, kv head), each `head_dim` long.
+type KvRows = (Vec<Vec<f64>>, Vec<Vec<f64>>);
+
 /// Gathers the K and V rows of sequence `b`, per kv head, counting each element once.
-#[allow(clippy::type_complexity)]
 fn gather_kv(
     inputs: &AttentionInputs<'_>,
     problem: &AttentionProblem,
     b: usize,
     seq: &Sequence,
     stats: &mut OutlierStats,
-) -> Vec<(Vec<Vec<f64>>, Vec<Vec<f64>>)> {
+) -> Vec<KvRows> {
     (0..problem.kv_heads)
         .map(|g| {
             let mut keys = Vec::with_capacity(seq.k_len);
