@@ -1,6 +1,6 @@
 //! Fused attention (placeholder dispatch until the kernel lands).
 use crate::device::Device;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::problem::AttentionInputs;
 use crate::stats::OutlierStats;
 use crate::tensor::Tensor;
@@ -23,6 +23,13 @@ pub fn attention(
     inputs: &AttentionInputs<'_>,
     options: &AttentionOptions,
 ) -> Result<AttentionOutput> {
-    let _ = (device, inputs, options);
-    todo!()
+    match device {
+        Device::Reference => {
+            crate::reference::attention(inputs, options)?.into_output(options.stats)
+        }
+        _ => Err(Error::Unsupported(format!(
+            "attention kernels are not available yet on the {} device",
+            device.name()
+        ))),
+    }
 }
