@@ -28,16 +28,35 @@ fn every_f16_converts_to_f32_exactly() {
 fn f32_to_f16_rounds_to_nearest_even() {
     let dev = common::emulator();
     let mut vals: Vec<f32> = vec![
-        0.0, -0.0, 1.0, 65504.0, 65519.99, 65520.0, 1e6, f32::INFINITY, f32::NEG_INFINITY,
-        f32::NAN, 5.960_464_5e-8, 2.980_232_2e-8, 2.980_233e-8, 6.097_555e-5, 6.103_515_6e-5,
-        f32::MIN_POSITIVE, 1e-40,
+        0.0,
+        -0.0,
+        1.0,
+        65504.0,
+        65519.99,
+        65520.0,
+        1e6,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+        5.960_464_5e-8,
+        2.980_232_2e-8,
+        2.980_233e-8,
+        6.097_555e-5,
+        6.103_515_6e-5,
+        f32::MIN_POSITIVE,
+        1e-40,
     ];
     // Every f16 value, the midpoints between neighbours and values just off them.
     for b in 0..0x7c00u16 {
         let lo = half::f16::from_bits(b).to_f32();
         let hi = half::f16::from_bits(b + 1).to_f32();
         let mid = (lo + hi) / 2.0;
-        for v in [lo, mid, f32::from_bits(mid.to_bits() + 1), f32::from_bits(mid.to_bits() - 1)] {
+        for v in [
+            lo,
+            mid,
+            f32::from_bits(mid.to_bits() + 1),
+            f32::from_bits(mid.to_bits() - 1),
+        ] {
             vals.push(v);
             vals.push(-v);
         }
@@ -56,7 +75,16 @@ fn f32_to_f16_rounds_to_nearest_even() {
     let out = upload(&dev, &vec![0u16; vals.len()]);
     let p = args([inb.addr(), out.addr(), 0, 0], [vals.len() as i64, 0, 0, 0]);
     let blocks = vals.len().div_ceil(256) as u32;
-    launch(&dev, "emu_convert", "qa_test_f32_to_f16", &p, blocks, 256, 0).unwrap();
+    launch(
+        &dev,
+        "emu_convert",
+        "qa_test_f32_to_f16",
+        &p,
+        blocks,
+        256,
+        0,
+    )
+    .unwrap();
     let got: Vec<u16> = download(&dev, &out, vals.len());
     for (&v, &g) in vals.iter().zip(&got) {
         let want = half::f16::from_f32(v);

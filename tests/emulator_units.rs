@@ -29,7 +29,11 @@ fn shfl_source(kind: usize, lane: usize, d: i64, width: usize) -> usize {
         // __shfl_xor_sync: earlier groups may be read, later ones give the own value.
         _ => {
             let src = lane ^ d as usize;
-            if src / width > lane / width { lane } else { src }
+            if src / width > lane / width {
+                lane
+            } else {
+                src
+            }
         }
     }
 }
@@ -85,8 +89,14 @@ fn votes_reductions_and_disjoint_masks() {
                     .sum();
                 assert_eq!(got[t], ballot, "ballot t={t} modulo={modulo}");
                 assert_eq!(got[threads + t], u32::from(half.iter().any(|&u| pred(u))));
-                assert_eq!(got[2 * threads + t], u32::from(half.iter().all(|&u| pred(u))));
-                assert_eq!(got[3 * threads + t], u32::from(half.iter().all(|&u| u % 16 != 5)));
+                assert_eq!(
+                    got[2 * threads + t],
+                    u32::from(half.iter().all(|&u| pred(u)))
+                );
+                assert_eq!(
+                    got[3 * threads + t],
+                    u32::from(half.iter().all(|&u| u % 16 != 5))
+                );
                 let warp = warp0..warp0 + 32;
                 assert_eq!(got[4 * threads + t], warp.clone().sum::<usize>() as u32);
                 let max = warp.map(|u| (u * 37) % 101).max().unwrap();
@@ -103,7 +113,10 @@ fn atomics_add_max_min_cas_exch() {
         let n = u64::from(blocks * threads);
         let f = upload(&dev, &[0f32]);
         let d = upload(&dev, &[0f64]);
-        let u = upload(&dev, &[0u32, 0, u32::MAX, i32::MIN as u32, i32::MAX as u32, 0, 0, 0]);
+        let u = upload(
+            &dev,
+            &[0u32, 0, u32::MAX, i32::MIN as u32, i32::MAX as u32, 0, 0, 0],
+        );
         let ull = upload(&dev, &[0u64, 0, u64::MAX, 0]);
         let p = args([f.addr(), d.addr(), u.addr(), ull.addr()], [0; 4]);
         launch(&dev, "emu_units", "qa_test_atomics", &p, blocks, threads, 0).unwrap();
@@ -141,9 +154,16 @@ fn ldmatrix_x1_x2_x4_with_and_without_trans() {
         let p = args([inb.addr(), out.addr(), 0, 0], [0; 4]);
         launch(&dev, "emu_units", "qa_test_ldmatrix", &p, 1, 32, 0).unwrap();
         let got: Vec<u32> = download(&dev, &out, 6 * 32 * 4);
-        for (v, (count, trans)) in [(1, false), (2, false), (4, false), (1, true), (2, true), (4, true)]
-            .into_iter()
-            .enumerate()
+        for (v, (count, trans)) in [
+            (1, false),
+            (2, false),
+            (4, false),
+            (1, true),
+            (2, true),
+            (4, true),
+        ]
+        .into_iter()
+        .enumerate()
         {
             for lane in 0..32 {
                 for reg in 0..4 {
@@ -198,8 +218,14 @@ fn mma_fragment_layout_f16_and_bf16() {
             let got: Vec<f32> = download(&dev, &db, 128);
             for i in 0..16 {
                 for j in 0..8 {
-                    let want = c[i * 8 + j] + (0..16).map(|k| a[i * 16 + k] * b[k * 8 + j]).sum::<f32>();
-                    assert_eq!(got[i * 8 + j], want, "{}: bf16={bf16} D[{i}][{j}]", dev.name());
+                    let want =
+                        c[i * 8 + j] + (0..16).map(|k| a[i * 16 + k] * b[k * 8 + j]).sum::<f32>();
+                    assert_eq!(
+                        got[i * 8 + j],
+                        want,
+                        "{}: bf16={bf16} D[{i}][{j}]",
+                        dev.name()
+                    );
                 }
             }
         }
@@ -227,8 +253,16 @@ fn shared_memory_is_poisoned_per_block_and_cp_async_zero_fills() {
             // Every block, not only the first, sees NaN bytes where nothing was written yet.
             assert_eq!(got[blk * 4], u32::MAX, "static shared, block {blk}");
             assert_eq!(got[blk * 4 + 1], u32::MAX, "dynamic shared, block {blk}");
-            assert_eq!(got[blk * 4 + 2], word(4), "cp.async bytes 4..8, src-size {n}");
-            assert_eq!(got[blk * 4 + 3], word(12), "cp.async bytes 12..16, src-size {n}");
+            assert_eq!(
+                got[blk * 4 + 2],
+                word(4),
+                "cp.async bytes 4..8, src-size {n}"
+            );
+            assert_eq!(
+                got[blk * 4 + 3],
+                word(12),
+                "cp.async bytes 12..16, src-size {n}"
+            );
         }
     }
 }

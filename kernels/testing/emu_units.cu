@@ -149,10 +149,11 @@ QA_KERNEL(qa_test_poison, QaTestArgs, p) {
   dyn[t] = 2;
 }
 
-// Speed probes: n[0] rounds of a full-warp xor shuffle, or of __syncthreads.
+// Speed probes: n[0] rounds of a full-warp xor shuffle (swapping neighbours' values and
+// adding 1), or of __syncthreads counted by thread 0.
 QA_KERNEL(qa_test_shfl_loop, QaTestArgs, p) {
   float v = float(threadIdx.x);
-  for (int64_t i = 0; i < p.n[0]; ++i) v += __shfl_xor_sync(qa::FULL_MASK, v, 1);
+  for (int64_t i = 0; i < p.n[0]; ++i) v = __shfl_xor_sync(qa::FULL_MASK, v, 1) + 1.0f;
   if (threadIdx.x == 0) qa::ptr<float>(p.buf[0])[blockIdx.x] = v;
 }
 QA_KERNEL(qa_test_barrier_loop, QaTestArgs, p) {
@@ -164,4 +165,16 @@ QA_KERNEL(qa_test_barrier_loop, QaTestArgs, p) {
   }
   __syncthreads();
   if (threadIdx.x == 0) qa::ptr<unsigned>(p.buf[0])[blockIdx.x] = counter;
+}
+
+// Thread 0 spins until thread 1 sets a flag: fine on a GPU, a hang for a cooperative
+// scheduler, which the emulator must report (tests/emulator_timeout.rs).
+QA_KERNEL(qa_test_spin, QaTestArgs, p) {
+  volatile unsigned* flag = qa::ptr<volatile unsigned>(p.buf[0]);
+  if (threadIdx.x == 0) {
+    while (*flag == 0) {
+    }
+  } else {
+    *flag = 1;
+  }
 }

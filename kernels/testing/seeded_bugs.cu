@@ -67,14 +67,20 @@ QA_KERNEL(qa_bug_exit_before_barrier, QaTestArgs, p) {
   if (t == 0) qa::ptr<unsigned>(p.buf[0])[blockIdx.x] = kept;
 }
 
-// Warp 0 waits in a shuffle for lane 31 while lane 31 waits at __syncthreads (n[0] = 1):
-// a deadlock the emulator must report instead of hanging.
+// Step 0: a shuffle, step 1: __syncthreads (one call site). n[0] = 1 seeds the bug: thread 31
+// takes the steps in the other order, so warp 0 waits in the shuffle for lane 31 while lane 31
+// waits at the barrier for warp 0 -- a deadlock the emulator must report instead of hanging.
 QA_KERNEL(qa_bug_warp_deadlock, QaTestArgs, p) {
   const unsigned t = threadIdx.x;
+  const bool swapped = p.n[0] != 0 && t == 31;
   float v = float(t);
-  if (p.n[0] != 0 && t == 31) __syncthreads();
-  v += __shfl_xor_sync(qa::FULL_MASK, v, 1);
-  if (p.n[0] == 0 || t != 31) __syncthreads();
+  for (int step = 0; step < 2; ++step) {
+    if (step == (swapped ? 0 : 1)) {
+      __syncthreads();
+    } else {
+      v += __shfl_xor_sync(qa::FULL_MASK, v, 1);
+    }
+  }
   qa::ptr<float>(p.buf[0])[t] = v;
 }
 

@@ -1,6 +1,8 @@
 //! Helpers shared by the emulator tests: devices to run on, argument packing, buffers.
 #![allow(dead_code)]
 
+pub mod gemm;
+
 use quietattn::launch::{Buffer, KernelRef, LaunchGeometry};
 use quietattn::{Device, Result};
 
@@ -69,7 +71,11 @@ pub fn upload<T: bytemuck::Pod>(dev: &Device, data: &[T]) -> Buffer {
 }
 
 /// Downloads `n` values.
-pub fn download<T: bytemuck::Pod + Default + Clone>(dev: &Device, buf: &Buffer, n: usize) -> Vec<T> {
+pub fn download<T: bytemuck::Pod + Default + Clone>(
+    dev: &Device,
+    buf: &Buffer,
+    n: usize,
+) -> Vec<T> {
     let exec = dev.executor().expect("an executing device");
     let mut out = vec![T::default(); n];
     exec.download(buf, bytemuck::cast_slice_mut(&mut out))
