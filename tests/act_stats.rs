@@ -228,6 +228,15 @@ fn small_cases() -> Vec<Case> {
                 tokens_per_block: Some(16),
             });
         }
+        // Several unrolled row batches per warp, the last one partial; a partial token chunk.
+        cases.push(Case {
+            dtype,
+            tokens: 250,
+            channels: 2 * per_block + 3,
+            row_stride: (2 * per_block + 3).next_multiple_of(16 / dtype.size()),
+            offset: 0,
+            tokens_per_block: Some(100),
+        });
     }
     cases
 }
