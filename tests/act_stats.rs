@@ -243,6 +243,25 @@ fn small_cases() -> Vec<Case> {
 
 #[cfg(feature = "emulator")]
 #[test]
+fn view_past_its_storage_is_an_error() {
+    // Built field by field, so TensorView::new's check is bypassed: rows of stride 8 need 28
+    // elements but the storage has 16.
+    let data = vec![1.0f32; 16];
+    let x = TensorView {
+        data: DataRef::F32(&data),
+        shape: vec![4, 4],
+        strides: vec![8, 1],
+        offset: 0,
+    };
+    let dev = Device::emulator().unwrap();
+    assert!(matches!(
+        quietattn::activation_stats(&dev, &x),
+        Err(Error::Shape(_))
+    ));
+}
+
+#[cfg(feature = "emulator")]
+#[test]
 fn emulator_matches_reference() {
     let dev = Device::emulator().unwrap();
     for (i, case) in small_cases().iter().enumerate() {

@@ -62,7 +62,7 @@ pub struct ActStatsLaunch {
 impl ActStatsLaunch {
     /// Validates `x` and computes the grid.
     pub fn new(x: &TensorView<'_>, tokens_per_block: Option<u32>) -> Result<Self> {
-        if x.rank() != 2 {
+        if x.rank() != 2 || x.strides.len() != 2 {
             return Err(shape_err!(
                 "activation statistics need a rank-2 [tokens, channels] tensor, got shape {:?}",
                 x.shape
@@ -151,8 +151,21 @@ impl ActStatsLaunch {
         }
         // Only the span the rows cover travels: element offset .. last row's last channel.
         let size = self.dtype.size();
-        let span = (self.tokens as usize - 1) * self.row_stride as usize + self.channels as usize;
-        let bytes = &x.data.as_bytes()[x.offset * size..(x.offset + span) * size];
+        let range = (self.tokens as usize - 1)
+            .checked_mul(self.row_stride as usize)
+            .and_then(|s| s.checked_add(self.channels as usize)?.checked_add(x.offset))
+            .and_then(|end| Some(x.offset.checked_mul(size)?..end.checked_mul(size)?));
+        let bytes = range
+            .and_then(|r| x.data.as_bytes().get(r))
+            .ok_or_else(|| {
+                shape_err!(
+                    "view (offset {}, {} rows of stride {}) reaches past its {}-element storage",
+                    x.offset,
+                    self.tokens,
+                    self.row_stride,
+                    x.data.len()
+                )
+            })?;
         let xb = exec.upload(bytes)?;
         let cs = exec.alloc_zeroed(out.channels.len() * size_of::<QaChannelStats>())?;
         let ts = exec.alloc_zeroed(size_of::<QaTensorStats>())?;
