@@ -5,7 +5,10 @@ use crate::dtype::DType;
 
 /// A fresh path in the temp dir, unique per test and process.
 fn temp(name: &str) -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("quietattn-io-{}-{name}.safetensors", std::process::id()))
+    std::env::temp_dir().join(format!(
+        "quietattn-io-{}-{name}.safetensors",
+        std::process::id()
+    ))
 }
 
 fn message(e: Error) -> String {
@@ -74,7 +77,10 @@ fn wrong_rank_dtype_and_names_are_rejected() {
     let f = TensorFile::read(&path).unwrap();
     std::fs::remove_file(&path).unwrap();
     let m = message(f.require_float("x", &[3, 4]).unwrap_err());
-    assert!(m.contains("`x` has rank 1") && m.contains("expected rank 3 or 4"), "{m}");
+    assert!(
+        m.contains("`x` has rank 1") && m.contains("expected rank 3 or 4"),
+        "{m}"
+    );
     let m = message(f.require_float("ids", &[1]).unwrap_err());
     assert!(m.contains("dtype i32"), "{m}");
     let m = message(f.require_float("q", &[4]).unwrap_err());

@@ -275,7 +275,9 @@ fn serialize_named<S: serde::Serializer>(
 
 /// Mean of the `Some` values.
 fn mean_of(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
-    let (n, s) = values.flatten().fold((0usize, 0.0), |(n, s), x| (n + 1, s + x));
+    let (n, s) = values
+        .flatten()
+        .fold((0usize, 0.0), |(n, s), x| (n + 1, s + x));
     (n > 0).then(|| s / n as f64)
 }
 

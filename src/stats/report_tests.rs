@@ -98,20 +98,28 @@ fn median_from_histogram() {
     hist[24] = 3;
     hist[26] = 5;
     // rank 4 is now in bin 26: 2^(2.5).
-    assert!(close(median_abs_from_hist(&hist, 0).unwrap(), 2f64.powf(2.5)));
+    assert!(close(
+        median_abs_from_hist(&hist, 0).unwrap(),
+        2f64.powf(2.5)
+    ));
     assert_eq!(median_abs_from_hist(&[0; 40], 0), None);
 }
 
 /// 4 channels × 1000 tokens: channel 0 small, channel 1 reaches 7 once, channel 2 reaches 150
 /// once, channel 3 is constant 0.5.
 fn planted() -> (Vec<QaChannelStats>, QaTensorStats) {
-    let small: Vec<f64> = (0..1000).map(|i| if i % 2 == 0 { 0.1 } else { -0.1 }).collect();
+    let small: Vec<f64> = (0..1000)
+        .map(|i| if i % 2 == 0 { 0.1 } else { -0.1 })
+        .collect();
     let mut c1 = small.clone();
     c1[10] = 7.0;
     let mut c2 = small.clone();
     c2[20] = 150.0;
     let c3 = vec![0.5; 1000];
-    let all: Vec<f64> = [&small, &c1, &c2, &c3].iter().flat_map(|v| v.iter().copied()).collect();
+    let all: Vec<f64> = [&small, &c1, &c2, &c3]
+        .iter()
+        .flat_map(|v| v.iter().copied())
+        .collect();
     (
         vec![channel(&small), channel(&c1), channel(&c2), channel(&c3)],
         tensor(&all),
