@@ -36,6 +36,9 @@ pub fn attention(
     inputs: &AttentionInputs<'_>,
     options: &AttentionOptions,
 ) -> Result<AttentionOutput> {
+    if let Device::Reference = device {
+        return crate::reference::attention(inputs, options)?.into_output(options.stats);
+    }
     let problem = AttentionProblem::new(inputs, options)?;
     match device.executor() {
         Some(executor) => run(executor, inputs, options, &problem),
