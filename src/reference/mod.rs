@@ -1,10 +1,72 @@
-//! The literal f64 CPU reference of SPEC §1–5 (placeholder).
-use crate::error::Result;
-use crate::stats::ActivationStats;
-use crate::tensor::TensorView;
+//! The literal f64 CPU reference of SPEC §1–5: every score row is materialised, every
+//! normaliser is written out in closed form, every statistic follows the BRIEF's conventions.
+//!
+//! Inputs are widened to f64 exactly; nothing is rounded until [`ReferenceAttention::into_output`].
+//! Non-finite inputs never panic: a NaN or ±inf in q/k/v propagates through the arithmetic into
+//! the rows that read it (exactly as the formulas do; e.g. `0·NaN = NaN` for a key whose weight is
+//! 0) and is counted in the tensor's `non_finite`; histogram bins of NaN row statistics are 0.
+//!
+//! Statistics are taken on f64 values (O before the gate); kernels take them on f32 values, so
+//! a value within rounding of a bin edge may land one bin over (SPEC §6 allows this). Varlen
+//! query rows that belong to no sequence are neither computed nor counted: their `o` is 0 and
+//! their `lse` is the fully masked value of SPEC §1.
 
-/// Activation statistics, literally.
-pub fn activation_stats(x: &TensorView<'_>) -> Result<ActivationStats> {
-    let _ = x;
-    todo!()
+pub mod activation;
+mod driver;
+pub mod normaliser;
+pub mod row_stats;
+pub mod tensor_stats;
+
+pub use activation::activation_stats;
+pub use normaliser::{RowParams, RowWeights, row_weights};
+
+use crate::dtype::DType;
+use crate::error::Result;
+use crate::ops::AttentionOutput;
+use crate::problem::{AttentionInputs, AttentionProblem};
+use crate::stats::OutlierStats;
+use crate::tensor::Tensor;
+use crate::variant::AttentionOptions;
+
+/// The f64 result of [`attention`].
+#[derive(Clone, Debug)]
+pub struct ReferenceAttention {
+    /// The (gated) output, row-major in `problem.o_shape()`.
+    pub o: Vec<f64>,
+    /// The per-row `lse` of SPEC §3, row-major in `problem.lse_shape()`. Varlen rows that belong
+    /// to no sequence hold the fully-masked value.
+    pub lse: Vec<f64>,
+    /// Every statistic of SPEC §5 (always computed).
+    pub stats: OutlierStats,
+    /// The validated geometry.
+    pub problem: AttentionProblem,
+}
+
+/// Attention in f64 on the CPU, with statistics.
+pub fn attention(
+    inputs: &AttentionInputs<'_>,
+    options: &AttentionOptions,
+) -> Result<ReferenceAttention> {
+    let problem = AttentionProblem::new(inputs, options)?;
+    let out = driver::run(inputs, options, &problem)?;
+    Ok(ReferenceAttention {
+        o: out.o,
+        lse: out.lse,
+        stats: out.stats,
+        problem,
+    })
+}
+
+impl ReferenceAttention {
+    /// The public [`AttentionOutput`]: `o` rounded to the inputs' dtype, `lse` rounded to f32,
+    /// and the statistics when `want_stats`.
+    pub fn into_output(self, want_stats: bool) -> Result<AttentionOutput> {
+        let o = Tensor::from_f64(self.problem.dtype, &self.o, &self.problem.o_shape())?;
+        let lse = Tensor::from_f64(DType::F32, &self.lse, &self.problem.lse_shape())?;
+        Ok(AttentionOutput {
+            o,
+            lse,
+            stats: want_stats.then_some(self.stats),
+        })
+    }
 }

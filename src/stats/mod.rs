@@ -58,8 +58,16 @@ impl ActivationStats {
 }
 
 /// The log2-histogram bin of a finite non-zero `x`: `clamp(floor(log2 |x|) + 24, 0, 39)`.
+///
+/// `floor(log2 |x|)` is read from the exponent bits: `log2` rounds values just below a power of
+/// two up to the integer (e.g. the f64 before 1024 gives exactly 10.0), which would misbin them.
+/// Subnormals (exponent field 0) lie far below bin 0 and clamp there.
 pub fn log2_bin(x: f64) -> usize {
-    let e = x.abs().log2().floor() as i64 + crate::abi::QA_LOG2_BIN_OFFSET as i64;
+    let biased = ((x.to_bits() >> 52) & 0x7ff) as i64;
+    if biased == 0 {
+        return 0;
+    }
+    let e = biased - 1023 + crate::abi::QA_LOG2_BIN_OFFSET as i64;
     e.clamp(0, crate::abi::QA_LOG2_BINS as i64 - 1) as usize
 }
 
@@ -71,4 +79,35 @@ pub fn unit_bin(x: f64) -> usize {
 /// The logit-range bin: width 2 over `[0, 32)`, the last bin open.
 pub fn logit_range_bin(range: f64) -> usize {
     ((range / 2.0).floor().max(0.0) as usize).min(15)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log2_bin_is_exact_just_below_powers_of_two() {
+        for k in -20i32..=15 {
+            let p = 2f64.powi(k);
+            let below = f64::from_bits(p.to_bits() - 1);
+            assert_eq!(log2_bin(p), (k + 24) as usize, "2^{k}");
+            assert_eq!(log2_bin(-p), (k + 24) as usize, "-2^{k}");
+            assert_eq!(log2_bin(below), (k + 23) as usize, "just below 2^{k}");
+        }
+        assert_eq!(log2_bin(1.0), 24);
+        assert_eq!(log2_bin(0.75), 23);
+        assert_eq!(log2_bin(1e-30), 0);
+        assert_eq!(log2_bin(1e30), 39);
+        assert_eq!(log2_bin(f64::MIN_POSITIVE / 4.0), 0);
+    }
+
+    #[test]
+    fn unit_and_range_bins_cover_their_edges() {
+        assert_eq!(unit_bin(0.0), 0);
+        assert_eq!(unit_bin(1.0), 15);
+        assert_eq!(unit_bin(0.5), 8);
+        assert_eq!(logit_range_bin(1.99), 0);
+        assert_eq!(logit_range_bin(2.0), 1);
+        assert_eq!(logit_range_bin(1e9), 15);
+    }
 }
