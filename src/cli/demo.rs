@@ -98,7 +98,7 @@ fn scenarios() -> Vec<Scenario> {
     vec![
         s(
             "softmax",
-            "q -> key 0 (s=+8)",
+            "s(key 0) = +8",
             Normaliser::Softmax,
             Gate::None,
             Plant::SinkKey(8.0),
@@ -179,7 +179,7 @@ pub fn demo(args: &DemoArgs) -> Result<()> {
     let mut table = Table::new(
         &[
             "variant",
-            "no-op heads get",
+            "no-op plant",
             "sink score",
             "sink rate",
             "virt. sink",
@@ -262,26 +262,21 @@ fn run_scenario(
 }
 
 fn print_guide(shape: &Shape) {
-    let last = shape.noop_heads.saturating_sub(1);
-    println!(
-        "How to read it (heads 0..={last} are the no-op heads; \"sink score\" = mean attention on \
-         token 0 over all heads, \"sink rate\" = share of heads scoring > {SINK_EPSILON}):"
+    let noop = shape.noop_heads as f64 / shape.heads as f64;
+    let guide = format!(
+        "How to read it. The first {n} heads want to output nothing (|o| no-op); token 0's value is ~0;
+s = q.k/sqrt(d), the logit the plant gives those heads.
+sink score = mean weight on token 0 over all heads; sink rate = share of heads scoring > {SINK_EPSILON}
+(Gu et al. 2024); virt. sink = mean weight on the virtual sink outcome; entropy = mean normalised
+row entropy. With {noop_pct:.0}% no-op heads, a sink rate of {noop:.2} means exactly they are sink heads.
+- softmax: weights sum to 1, so a no-op head parks them on token 0 (row 1: high sink score, |o| ~0).
+  Give it nothing to park on (row 2, q = 0) and it averages the values: |o| as large as the others.
+- off-by-one and sink send the mass to a virtual outcome, clipped and softpick reach exact zeros,
+  sigmoid weights need not sum to 1, the gate scales the head away: |o| ~0, no sink on token 0.
+- Q/K kurt and max: largest per-channel kurtosis (Gaussian 3) and |x| the kernel measured; the
+  softmax sink costs one large query-key channel pair (K kurt ~ tokens: a single huge element).",
+        n = shape.noop_heads,
+        noop_pct = noop * 100.0,
     );
-    println!(
-        "  - softmax weights must sum to 1, so a no-op head can only output ~0 by parking its \
-         mass on a token whose value is ~0: row 1, high sink score and sink rate."
-    );
-    println!(
-        "  - without that sink (row 2, q = 0) softmax averages the values: |o| of the no-op \
-         heads is as large as the other heads'."
-    );
-    println!(
-        "  - off-by-one and sink send the mass to a virtual outcome (virt. sink ~1), clipped and \
-         softpick reach exact zeros, sigmoid weights need not sum to 1, the gate scales the \
-         head away: |o| no-op ~0 with no sink on token 0."
-    );
-    println!(
-        "  - Q/K kurt and max are the per-channel kurtosis (Gaussian: 3) and max |x| the kernel \
-         measured: the sink needs one large query-key channel product (a single huge K element)."
-    );
+    println!("{guide}");
 }
