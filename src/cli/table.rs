@@ -57,13 +57,15 @@ impl Table {
 
 /// A number with about four significant digits, or `-` when absent.
 pub fn num(x: Option<f64>) -> String {
-    match x {
-        None => "-".into(),
-        Some(x) if x == 0.0 => "0".into(),
-        Some(x) if x.abs() >= 1e5 || x.abs() < 1e-3 => format!("{x:.2e}"),
-        Some(x) if x.abs() >= 100.0 => format!("{x:.1}"),
-        Some(x) if x.abs() >= 10.0 => format!("{x:.2}"),
-        Some(x) => format!("{x:.3}"),
+    let Some(x) = x else {
+        return "-".into();
+    };
+    match x.abs() {
+        0.0 => "0".into(),
+        a if !(1e-3..1e5).contains(&a) => format!("{x:.2e}"),
+        a if a >= 100.0 => format!("{x:.1}"),
+        a if a >= 10.0 => format!("{x:.2}"),
+        _ => format!("{x:.3}"),
     }
 }
 
