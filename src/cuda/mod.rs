@@ -1,51 +1,238 @@
-//! CUDA device layer (placeholder).
+//! The CUDA device layer: one context, one stream, lazily loaded PTX modules, raw launches of
+//! kernels that take one by-value ABI struct.
+//!
+//! Every operation synchronises before returning, so a launch error surfaces at the call that
+//! caused it and host buffers may be reused immediately.
+
+mod detect;
+mod error;
+mod memory;
+mod modules;
+
+use std::ffi::c_void;
+use std::sync::Arc;
+
+use cudarc::driver::sys::CUfunction_attribute_enum;
+use cudarc::driver::{CudaContext, CudaStream, DevicePtr, result};
+
 use crate::error::{Error, Result};
+use crate::kernels;
 use crate::launch::{Buffer, Executor, KernelRef, LaunchGeometry};
+pub use memory::CudaBuffer;
 
-/// A CUDA GPU.
-pub struct CudaDevice {}
+use error::driver;
+use modules::ModuleCache;
 
-/// Device memory.
-pub struct CudaBuffer {}
+/// Dynamic shared memory a kernel may use without opting in through a function attribute.
+const DEFAULT_DYNAMIC_SMEM: u32 = 48 * 1024;
 
-impl CudaBuffer {
-    /// Device address.
-    pub fn addr(&self) -> u64 {
-        0
-    }
-    /// Bytes.
-    pub fn len(&self) -> usize {
-        0
-    }
-    /// Empty.
-    pub fn is_empty(&self) -> bool {
-        true
-    }
+/// A CUDA GPU with its context, a stream and the kernels loaded so far.
+pub struct CudaDevice {
+    ctx: Arc<CudaContext>,
+    stream: Arc<CudaStream>,
+    cc: (u32, u32),
+    name: String,
+    modules: ModuleCache,
 }
 
 impl CudaDevice {
     /// Opens device `ordinal`.
+    ///
+    /// [`Error::NoDevice`] when there is no driver library, the driver does not initialise or
+    /// has no such device; [`Error::KernelsNotBuilt`] when there is a device but the crate was
+    /// compiled without nvcc. Never panics.
     pub fn new(ordinal: usize) -> Result<Self> {
-        Err(Error::NoDevice(format!(
-            "device {ordinal}: CUDA layer not implemented"
+        let count = detect::device_count()?;
+        if ordinal >= count {
+            return Err(Error::NoDevice(format!(
+                "CUDA device {ordinal} requested but the driver reports {count}"
+            )));
+        }
+        if !kernels::PTX_BUILT {
+            return Err(Error::KernelsNotBuilt);
+        }
+        detect::guarded("opening the device", || Self::open(ordinal))
+    }
+
+    fn open(ordinal: usize) -> Result<Self> {
+        let ctx = CudaContext::new(ordinal)
+            .map_err(driver(format!("creating a context on {ordinal}")))?;
+        // SAFETY: everything runs on the one stream below, so cudarc's cross-stream event
+        // tracking is not needed; disabled before any allocation exists.
+        unsafe { ctx.disable_event_tracking() };
+        let (major, minor) = ctx
+            .compute_capability()
+            .map_err(driver("reading the compute capability"))?;
+        let device_name = ctx.name().map_err(driver("reading the device name"))?;
+        let stream = ctx.new_stream().map_err(driver("creating a stream"))?;
+        let cc = (major as u32, minor as u32);
+        Ok(CudaDevice {
+            name: format!("cuda:{ordinal} {device_name} (sm_{major}{minor})"),
+            ctx,
+            stream,
+            cc,
+            modules: ModuleCache::default(),
+        })
+    }
+
+    /// The driver context (for engines that manage their own memory or streams).
+    pub fn context(&self) -> &Arc<CudaContext> {
+        &self.ctx
+    }
+
+    /// The stream every operation of this device is ordered on.
+    pub fn stream(&self) -> &Arc<CudaStream> {
+        &self.stream
+    }
+
+    /// Compute capability `(major, minor)`.
+    pub fn compute_capability(&self) -> (u32, u32) {
+        self.cc
+    }
+
+    /// Waits for all work on the stream; maps a pending asynchronous error.
+    pub fn synchronize(&self, context: &str) -> Result<()> {
+        self.stream.synchronize().map_err(driver(context))
+    }
+
+    /// Queues `kernel` with its by-value parameter bytes on the stream, without waiting.
+    ///
+    /// The addresses inside `params` may point to any device memory of this context (our
+    /// [`CudaBuffer`]s or memory another library owns). Used by [`Executor::launch`], which then
+    /// synchronises, and by benchmarks that time many launches.
+    pub fn launch_async(
+        &self,
+        kernel: &KernelRef,
+        params: &[u8],
+        geometry: &LaunchGeometry,
+    ) -> Result<()> {
+        let k = self
+            .modules
+            .kernel(&self.ctx, self.cc, kernel.module, &kernel.name)?;
+        if let Some(expected) = k.param_bytes
+            && expected != params.len()
+        {
+            return Err(Error::InvalidOption(format!(
+                "kernel {} takes a {expected}-byte parameter struct but got {} bytes (ABI mismatch)",
+                kernel.name,
+                params.len()
+            )));
+        }
+        if geometry.grid.contains(&0) {
+            return Ok(()); // nothing to run; the driver would reject an empty grid
+        }
+        self.ctx
+            .bind_to_thread()
+            .map_err(driver("binding the context"))?;
+        let f = k.function.cu_function();
+        if geometry.dynamic_smem > DEFAULT_DYNAMIC_SMEM {
+            // SAFETY: `f` is a live function of this context.
+            unsafe {
+                result::function::set_function_attribute(
+                    f,
+                    CUfunction_attribute_enum::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                    geometry.dynamic_smem as i32,
+                )
+            }
+            .map_err(driver(format!(
+                "allowing {} bytes of dynamic shared memory for {}",
+                geometry.dynamic_smem, kernel.name
+            )))?;
+        }
+        // The driver copies the parameter out of this buffer during the call; u64 words keep it
+        // aligned for the struct's 8-byte members.
+        let mut words = vec![0u64; params.len().div_ceil(8)];
+        bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..params.len()].copy_from_slice(params);
+        let mut args = [words.as_mut_ptr().cast::<c_void>()];
+        let [gx, gy, gz] = geometry.grid;
+        let [bx, by, bz] = geometry.block;
+        // SAFETY: `args` holds one pointer to a parameter of the size the kernel declares (checked
+        // above when the driver can tell); the geometry comes from the kernel's host code.
+        unsafe {
+            result::launch_kernel(
+                f,
+                (gx, gy, gz),
+                (bx, by, bz),
+                geometry.dynamic_smem,
+                self.stream.cu_stream(),
+                &mut args,
+            )
+        }
+        .map_err(driver(format!(
+            "launching {} (grid {:?}, block {:?}, {} B dynamic smem)",
+            kernel.name, geometry.grid, geometry.block, geometry.dynamic_smem
         )))
+    }
+
+    fn cuda_buffer<'a>(&self, buf: &'a Buffer) -> Result<&'a CudaBuffer> {
+        match buf {
+            Buffer::Cuda(b) => Ok(b),
+            #[allow(unreachable_patterns)]
+            _ => Err(Error::InvalidOption(
+                "a buffer of another executor was passed to the CUDA device".into(),
+            )),
+        }
+    }
+
+    fn alloc(&self, bytes: usize) -> Result<CudaBuffer> {
+        // The driver rejects zero-byte allocations; an empty buffer still owns one byte.
+        let slice = self
+            .stream
+            .alloc_zeros::<u8>(bytes.max(1))
+            .map_err(driver(format!("allocating {bytes} bytes")))?;
+        let addr = slice.device_ptr(&self.stream).0;
+        Ok(CudaBuffer {
+            slice,
+            addr,
+            len: bytes,
+        })
     }
 }
 
 impl Executor for CudaDevice {
-    fn alloc_zeroed(&self, _bytes: usize) -> Result<Buffer> {
-        todo!()
+    fn alloc_zeroed(&self, bytes: usize) -> Result<Buffer> {
+        let b = self.alloc(bytes)?;
+        self.synchronize("zeroing a new allocation")?;
+        Ok(Buffer::Cuda(b))
     }
-    fn upload(&self, _bytes: &[u8]) -> Result<Buffer> {
-        todo!()
+
+    fn upload(&self, bytes: &[u8]) -> Result<Buffer> {
+        let mut b = self.alloc(bytes.len())?;
+        if !bytes.is_empty() {
+            self.stream
+                .memcpy_htod(bytes, &mut b.slice)
+                .map_err(driver(format!(
+                    "copying {} bytes to the device",
+                    bytes.len()
+                )))?;
+        }
+        self.synchronize("uploading")?;
+        Ok(Buffer::Cuda(b))
     }
-    fn download(&self, _buf: &Buffer, _out: &mut [u8]) -> Result<()> {
-        todo!()
+
+    fn download(&self, buf: &Buffer, out: &mut [u8]) -> Result<()> {
+        let b = self.cuda_buffer(buf)?;
+        if out.len() > b.len {
+            return Err(Error::InvalidOption(format!(
+                "download of {} bytes from a {}-byte buffer",
+                out.len(),
+                b.len
+            )));
+        }
+        if !out.is_empty() {
+            self.stream
+                .memcpy_dtoh(&b.slice.slice(..out.len()), out)
+                .map_err(driver(format!("copying {} bytes to the host", out.len())))?;
+        }
+        self.synchronize("downloading")
     }
-    fn launch(&self, _k: &KernelRef, _p: &[u8], _g: &LaunchGeometry) -> Result<()> {
-        todo!()
+
+    fn launch(&self, kernel: &KernelRef, params: &[u8], geometry: &LaunchGeometry) -> Result<()> {
+        self.launch_async(kernel, params, geometry)?;
+        self.synchronize(&format!("running {}", kernel.name))
     }
+
     fn name(&self) -> String {
-        "cuda".into()
+        self.name.clone()
     }
 }

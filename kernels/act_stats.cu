@@ -1,0 +1,222 @@
+// Standalone activation statistics of a [tokens, channels] tensor (SPEC section 5, last paragraph).
+// quietattn-arch: compute_75
+//
+// Block = one warp wide (32 lanes along channels) x ACT_WARPS warps (along tokens). Lane x of
+// every warp owns the VEC consecutive channels c0 = (blockIdx.x * 32 + x) * VEC .. c0 + VEC - 1,
+// VEC = 16 bytes / element size, so one warp reads 512 contiguous bytes of one row with 16-byte
+// loads. Warp y reads rows row0 + y, row0 + y + ACT_WARPS, ... of the block's token chunk
+// [row0, row0 + tokens_per_block).
+//
+// Every counter is privatised and merged once per block: per-channel partial sums live in
+// registers (f32), are summed over the block's warps in shared memory, then each block issues ONE
+// global atomic per channel and counter (f64 add / u64 add / u32 max on the absmax bits). The log2
+// histogram is privatised in shared memory with one column per lane (bank = lane, so a warp never
+// conflicts with itself); each bin is then flushed with one global atomic per block. Per-token
+// absmax is a warp max-reduction (the warp covers all of the block's channels of that row) and one
+// global atomicMax per token and block.
+//
+// f32 partial sums bound what one block can represent: |x|^4 overflows f32 above ~1.8e19, and a
+// block sums at most tokens_per_block terms per channel (relative rounding ~ tokens_per_block *
+// 2^-24 before the f64 merge).
+#include "qa/types.cuh"
+
+namespace {
+
+constexpr int ACT_WARPS = 8;  // blockDim.y; the host launches blocks of [32, ACT_WARPS, 1]
+constexpr int ACT_LANES = 32; // blockDim.x
+constexpr int ACT_BINS = QA_LOG2_BINS;
+constexpr int ACT_UNROLL = 4; // rows in flight per warp (independent 16-byte loads)
+constexpr uint32_t EXP_MASK = 0x7f800000u;
+
+// VEC elements of type T, 16 bytes, so a whole group moves with one vector load.
+template <class T>
+struct alignas(16) Group {
+  static constexpr int VEC = 16 / int(sizeof(T));
+  T v[VEC];
+};
+
+// The log2-histogram bin of a finite non-zero f32 with bit pattern `bits` (sign ignored):
+// floor(log2|x|) is the unbiased exponent e - 127 for a normal number. Subnormals (e == 0) have
+// floor(log2|x|) <= -127, below the first bin's -24, so they clamp to bin 0 like every |x| < 2^-23.
+// f16/bf16 inputs are converted to f32 exactly first, so this covers all three dtypes.
+__device__ __forceinline__ int log2_bin(uint32_t bits) {
+  int e = int((bits & EXP_MASK) >> 23) - 127 + QA_LOG2_BIN_OFFSET;
+  return e < 0 ? 0 : (e > ACT_BINS - 1 ? ACT_BINS - 1 : e);
+}
+
+// Loads the group of row `row` starting at channel c0; `nvalid` (<= VEC) of its channels exist.
+// The 16-byte load needs the group aligned and whole; otherwise element by element.
+template <class T>
+__device__ __forceinline__ Group<T> load_group(const T* __restrict__ row, uint32_t c0, int nvalid,
+                                               bool vector_ok) {
+  Group<T> g;
+  if (vector_ok && nvalid == Group<T>::VEC) {
+    g = *reinterpret_cast<const Group<T>*>(row + c0);
+  } else {
+    for (int j = 0; j < Group<T>::VEC; ++j) g.v[j] = j < nvalid ? row[c0 + j] : T{};
+  }
+  return g;
+}
+
+// Sum of `v` over the 32 lanes of the warp (butterfly: after step s every lane holds the sum of
+// its 2^s-lane group).
+__device__ __forceinline__ uint32_t warp_sum(uint32_t v) {
+  for (int s = 16; s > 0; s >>= 1) v += __shfl_xor_sync(qa::FULL_MASK, v, s);
+  return v;
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+  for (int s = 16; s > 0; s >>= 1) v = fmaxf(v, __shfl_xor_sync(qa::FULL_MASK, v, s));
+  return v;
+}
+
+template <class T>
+__device__ __forceinline__ void act_stats(const QaActStatsParams& p) {
+  constexpr int VEC = Group<T>::VEC;
+  constexpr int CH_PER_BLOCK = ACT_LANES * VEC;
+  __shared__ uint32_t s_hist[ACT_BINS * ACT_LANES];        // [bin][lane]
+  __shared__ uint32_t s_red[ACT_WARPS * ACT_LANES * 8];    // [warp][channel in block], VEC <= 8
+  __shared__ uint32_t s_tensor[2];                          // zeros, non_finite
+
+  const int x = int(threadIdx.x);
+  const int y = int(threadIdx.y);
+  const int tid = y * ACT_LANES + x;
+  const int nthreads = ACT_LANES * ACT_WARPS;
+
+  for (int i = tid; i < ACT_BINS * ACT_LANES; i += nthreads) s_hist[i] = 0;
+  if (tid < 2) s_tensor[tid] = 0;
+  __syncthreads();
+
+  const uint32_t c0 = (blockIdx.x * ACT_LANES + uint32_t(x)) * VEC;
+  const int64_t left = int64_t(p.channels) - int64_t(c0);
+  const int nvalid = left <= 0 ? 0 : (left >= VEC ? VEC : int(left));
+  const uint64_t row0 = uint64_t(blockIdx.y) * p.tokens_per_block;
+  const uint64_t row_end_wide = row0 + p.tokens_per_block;
+  const uint32_t row_end = row_end_wide < p.tokens ? uint32_t(row_end_wide) : p.tokens;
+  // 16-byte loads need every row start 16-byte aligned: the base and the row pitch in bytes.
+  const bool vector_ok = ((p.x | uint64_t(p.row_stride) * sizeof(T)) & 15u) == 0;
+  const T* __restrict__ base = qa::ptr<const T>(p.x);
+  float* token_absmax = qa::ptr<float>(p.token_absmax);
+
+  // Per owned channel j, over the finite elements of this warp's rows:
+  // amax = max |x|, s1 = sum x, s2 = sum x^2, s4 = sum x^4, n = count.
+  float amax[VEC], s1[VEC], s2[VEC], s4[VEC];
+  uint32_t n[VEC];
+  for (int j = 0; j < VEC; ++j) {
+    amax[j] = 0.f;
+    s1[j] = 0.f;
+    s2[j] = 0.f;
+    s4[j] = 0.f;
+    n[j] = 0;
+  }
+  uint32_t zeros = 0, non_finite = 0;
+
+  // Rows r = row0 + y + k * ACT_WARPS for k = 0, 1, ...; ACT_UNROLL of them loaded before use.
+  for (uint32_t rb = uint32_t(row0) + uint32_t(y); rb < row_end; rb += ACT_UNROLL * ACT_WARPS) {
+    Group<T> g[ACT_UNROLL];
+    for (int u = 0; u < ACT_UNROLL; ++u) {
+      const uint32_t r = rb + uint32_t(u * ACT_WARPS);
+      if (r < row_end && nvalid > 0)
+        g[u] = load_group(base + int64_t(r) * p.row_stride, c0, nvalid, vector_ok);
+    }
+    for (int u = 0; u < ACT_UNROLL; ++u) {
+      const uint32_t r = rb + uint32_t(u * ACT_WARPS);
+      if (r >= row_end) break;  // uniform across the warp: r depends on y and u only
+      float row_max = 0.f;      // max |x| over this lane's finite elements of row r
+      for (int j = 0; j < VEC; ++j) {
+        if (j >= nvalid) continue;
+        const float v = qa::to_float(g[u].v[j]);
+        const uint32_t bits = __float_as_uint(v) & 0x7fffffffu;
+        if ((bits & EXP_MASK) == EXP_MASK) {
+          ++non_finite;
+          continue;
+        }
+        const float a = __uint_as_float(bits);
+        const float v2 = v * v;
+        amax[j] = fmaxf(amax[j], a);
+        row_max = fmaxf(row_max, a);
+        s1[j] += v;
+        s2[j] += v2;
+        s4[j] += v2 * v2;
+        ++n[j];
+        if (bits == 0) {
+          ++zeros;
+        } else {
+          atomicAdd(&s_hist[log2_bin(bits) * ACT_LANES + x], 1u);
+        }
+      }
+      if (token_absmax != nullptr) {
+        // The warp covers every channel of this block in row r: one atomic per token and block.
+        row_max = warp_max(row_max);
+        if (x == 0 && row_max > 0.f)
+          atomicMax(reinterpret_cast<unsigned*>(token_absmax + r), __float_as_uint(row_max));
+      }
+    }
+  }
+
+  // Tensor counters: warp sums, then one shared add per warp, then one global add per block.
+  zeros = warp_sum(zeros);
+  non_finite = warp_sum(non_finite);
+  if (x == 0) {
+    if (zeros) atomicAdd(&s_tensor[0], zeros);
+    if (non_finite) atomicAdd(&s_tensor[1], non_finite);
+  }
+  __syncthreads();
+  QaTensorStats* ts = qa::ptr<QaTensorStats>(p.tensor_stats);
+  // hist[b] = sum over lanes of s_hist[b][lane].
+  if (tid < ACT_BINS) {
+    uint32_t total = 0;
+    for (int l = 0; l < ACT_LANES; ++l) total += s_hist[tid * ACT_LANES + l];
+    if (total)
+      atomicAdd(reinterpret_cast<unsigned long long*>(&ts->log2_hist[tid]),
+                static_cast<unsigned long long>(total));
+  } else if (tid == ACT_BINS && s_tensor[0]) {
+    atomicAdd(reinterpret_cast<unsigned long long*>(&ts->zeros),
+              static_cast<unsigned long long>(s_tensor[0]));
+  } else if (tid == ACT_BINS + 1 && s_tensor[1]) {
+    atomicAdd(reinterpret_cast<unsigned long long*>(&ts->non_finite),
+              static_cast<unsigned long long>(s_tensor[1]));
+  }
+
+  // Channel counters, one at a time: stage [warp][channel] in shared memory, then thread t sums
+  // channel t (and t + nthreads, ...) over the ACT_WARPS warps and issues one global atomic.
+  QaChannelStats* cs = qa::ptr<QaChannelStats>(p.channel_stats);
+  const uint32_t block_c0 = blockIdx.x * uint32_t(CH_PER_BLOCK);
+  for (int k = 0; k < 5; ++k) {
+    for (int j = 0; j < VEC; ++j) {
+      const float f = k == 0 ? s1[j] : k == 1 ? s2[j] : k == 2 ? s4[j] : amax[j];
+      s_red[y * CH_PER_BLOCK + x * VEC + j] = k == 4 ? n[j] : __float_as_uint(f);
+    }
+    __syncthreads();
+    for (int c = tid; c < CH_PER_BLOCK; c += nthreads) {
+      const uint32_t ch = block_c0 + uint32_t(c);
+      if (ch >= p.channels) continue;
+      if (k == 3) {  // absmax: max over warps; non-negative floats order like their bits
+        uint32_t m = 0;
+        for (int w = 0; w < ACT_WARPS; ++w) {
+          const uint32_t b = s_red[w * CH_PER_BLOCK + c];
+          m = b > m ? b : m;
+        }
+        if (m) atomicMax(reinterpret_cast<unsigned*>(&cs[ch].absmax), m);
+      } else if (k == 4) {  // count: exact integer sum over warps
+        uint32_t t = 0;
+        for (int w = 0; w < ACT_WARPS; ++w) t += s_red[w * CH_PER_BLOCK + c];
+        if (t)
+          atomicAdd(reinterpret_cast<unsigned long long*>(&cs[ch].count),
+                    static_cast<unsigned long long>(t));
+      } else {  // moments: f32 sum over warps, merged into the f64 global
+        float t = 0.f;
+        for (int w = 0; w < ACT_WARPS; ++w) t += __uint_as_float(s_red[w * CH_PER_BLOCK + c]);
+        double* dst = k == 0 ? &cs[ch].sum : k == 1 ? &cs[ch].sum_sq : &cs[ch].sum_4th;
+        if (t != 0.f) atomicAdd(dst, double(t));
+      }
+    }
+    __syncthreads();
+  }
+}
+
+}  // namespace
+
+QA_KERNEL_BOUNDS(qa_act_stats_f32, QaActStatsParams, p, 256, 1) { act_stats<float>(p); }
+QA_KERNEL_BOUNDS(qa_act_stats_f16, QaActStatsParams, p, 256, 1) { act_stats<qa::f16>(p); }
+QA_KERNEL_BOUNDS(qa_act_stats_bf16, QaActStatsParams, p, 256, 1) { act_stats<qa::bf16>(p); }
