@@ -53,42 +53,48 @@ fn cells(line: &str) -> Vec<&str> {
         .collect()
 }
 
-#[test]
-fn demo_table_shows_the_sink_argument() {
-    let o = quietattn(&[
-        "demo",
-        "--device",
-        "reference",
-        "--seq",
-        "48",
-        "--heads",
-        "2",
-        "--noop-heads",
-        "1",
-        "--dim",
-        "32",
-    ]);
+/// The header cells and the rows of the demo table printed with `args`.
+fn demo_table(args: &[&str]) -> (Vec<String>, Vec<Vec<String>>) {
+    let o = quietattn(args);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
-    let header = out
+    assert!(out.contains("How to read it"));
+    let owned = |l: &str| cells(l).iter().map(|c| c.to_string()).collect::<Vec<_>>();
+    let header = owned(out.lines().find(|l| l.starts_with("variant")).unwrap());
+    let rows = out
         .lines()
-        .find(|l| l.starts_with("variant"))
-        .expect("table header");
-    let col = |name: &str| cells(header).iter().position(|c| *c == name).unwrap();
+        .skip_while(|l| !l.starts_with("---"))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .map(owned)
+        .collect();
+    (header, rows)
+}
+
+const SMALL_DEMO: [&str; 8] = [
+    "--seq",
+    "48",
+    "--heads",
+    "2",
+    "--noop-heads",
+    "1",
+    "--dim",
+    "32",
+];
+
+#[test]
+fn demo_table_shows_the_sink_argument() {
+    let mut args = vec!["demo", "--device", "reference"];
+    args.extend(SMALL_DEMO);
+    let (header, rows) = demo_table(&args);
+    let col = |name: &str| header.iter().position(|c| c == name).unwrap();
     let (score, rate, noop, other) = (
         col("sink score"),
         col("sink rate"),
         col("|o| no-op"),
         col("|o| other"),
     );
-    let rows: Vec<Vec<&str>> = out
-        .lines()
-        .skip_while(|l| !l.starts_with("---"))
-        .skip(1)
-        .take_while(|l| !l.is_empty())
-        .map(cells)
-        .collect();
-    let names: Vec<&str> = rows.iter().map(|r| r[0]).collect();
+    let names: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
     assert_eq!(
         names,
         [
@@ -102,7 +108,7 @@ fn demo_table_shows_the_sink_argument() {
             "softmax+gate"
         ]
     );
-    let val = |r: &[&str], c: usize| -> f64 { r[c].parse().unwrap() };
+    let val = |r: &[String], c: usize| -> f64 { r[c].parse().unwrap() };
     // Softmax with the planted sink: the no-op head (1 of 2) is a sink head, its output ≈ 0.
     assert!(val(&rows[0], score) > 0.4, "{:?}", rows[0]);
     assert_eq!(val(&rows[0], rate), 0.5);
@@ -119,7 +125,35 @@ fn demo_table_shows_the_sink_argument() {
         assert_eq!(val(r, rate), 0.0, "{r:?}");
         assert!(val(r, score) < 0.1, "{r:?}");
     }
-    assert!(out.contains("How to read it"));
+}
+
+#[test]
+fn demo_on_the_emulator_agrees_with_the_reference() {
+    if quietattn::Device::emulator().is_err() {
+        println!("SKIP demo_on_the_emulator_agrees_with_the_reference: emulator not built");
+        return;
+    }
+    let mut args = vec!["demo", "--device", "reference"];
+    args.extend(SMALL_DEMO);
+    let (header, want) = demo_table(&args);
+    args[2] = "emulator";
+    let (_, got) = demo_table(&args);
+    let numeric = 2..header.len() - 2; // all but the labels, `dev` and `ms`
+    for (w, g) in want.iter().zip(&got) {
+        assert_eq!(g[header.len() - 2], "emu");
+        for c in numeric.clone() {
+            if w[c] == g[c] {
+                continue;
+            }
+            let (a, b): (f64, f64) = (w[c].parse().unwrap(), g[c].parse().unwrap());
+            // Table precision plus f16 outputs and f32 statistics in the kernels.
+            assert!(
+                (a - b).abs() <= 0.01 + 0.01 * a.abs(),
+                "{}: {w:?} vs {g:?}",
+                header[c]
+            );
+        }
+    }
 }
 
 /// q [1, 5, 4, 8], k/v [1, 7, 2, 8] f16, sinks [4].

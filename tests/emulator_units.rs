@@ -29,7 +29,11 @@ fn shfl_source(kind: usize, lane: usize, d: i64, width: usize) -> usize {
         // __shfl_xor_sync: earlier groups may be read, later ones give the own value.
         _ => {
             let src = lane ^ d as usize;
-            if src / width > lane / width { lane } else { src }
+            if src / width > lane / width {
+                lane
+            } else {
+                src
+            }
         }
     }
 }

@@ -69,7 +69,11 @@ pub fn upload<T: bytemuck::Pod>(dev: &Device, data: &[T]) -> Buffer {
 }
 
 /// Downloads `n` values.
-pub fn download<T: bytemuck::Pod + Default + Clone>(dev: &Device, buf: &Buffer, n: usize) -> Vec<T> {
+pub fn download<T: bytemuck::Pod + Default + Clone>(
+    dev: &Device,
+    buf: &Buffer,
+    n: usize,
+) -> Vec<T> {
     let exec = dev.executor().expect("an executing device");
     let mut out = vec![T::default(); n];
     exec.download(buf, bytemuck::cast_slice_mut(&mut out))
