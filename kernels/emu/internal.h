@@ -1,12 +1,11 @@
 // Runtime-private state of the SIMT emulator, shared by kernels/emu/*.cpp.
 #pragma once
 
-#include <ucontext.h>
-
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "context.h"
 #include "emu.h"
 
 namespace qa_emu {
@@ -21,7 +20,7 @@ enum class FiberState { Runnable, Blocked, Exited };
 
 // One emulated GPU thread.
 struct Fiber {
-  ucontext_t ctx;
+  Context ctx;
   unsigned tid = 0;  // linear thread index in the block
   uint3 idx{};
   FiberState state = FiberState::Runnable;
@@ -66,7 +65,7 @@ struct Launch {
   std::vector<Fiber> fibers;
   std::vector<Warp> warps;
   std::vector<uint64_t> runnable;  // bitmap over tids
-  ucontext_t main_ctx;
+  Context main_ctx;
   Fiber* current = nullptr;
 
   // __syncthreads state.

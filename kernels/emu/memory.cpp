@@ -93,12 +93,11 @@ bool is_shared(const void* p, size_t bytes) {
 // cp.async.cg.shared.global [dst], [src], 16, src_bytes: the destination is poisoned now and
 // written when a cp.async.wait_group retires the copy's group.
 void cp_async(void* dst, const void* src, unsigned src_bytes, Site site) {
-  const std::string where = " (" + site_str(site) + ")";
-  if (src_bytes > 16) fail(("cp.async with src-size " + std::to_string(src_bytes) + " > 16" + where).c_str());
+  if (src_bytes > 16) fail(("cp.async with src-size " + std::to_string(src_bytes) + " > 16" + " (" + site_str(site) + ")").c_str());
   if (reinterpret_cast<uintptr_t>(dst) % 16 || (src_bytes && reinterpret_cast<uintptr_t>(src) % 16))
-    fail(("cp.async address not 16-byte aligned: dst " + hex(dst) + ", src " + hex(src) + where).c_str());
+    fail(("cp.async address not 16-byte aligned: dst " + hex(dst) + ", src " + hex(src) + " (" + site_str(site) + ")").c_str());
   if (!is_shared(dst, 16))
-    fail(("cp.async destination " + hex(dst) + " is not in shared memory" + where).c_str());
+    fail(("cp.async destination " + hex(dst) + " is not in shared memory" + " (" + site_str(site) + ")").c_str());
   std::memset(dst, 0xff, 16);
   self().cp_open.push_back(CpAsyncCopy{dst, src, src_bytes});
 }

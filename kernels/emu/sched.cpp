@@ -61,7 +61,7 @@ unsigned char* stack_for(size_t i) {
 }
 
 void switch_to_main(Fiber& f) {
-  swapcontext(&f.ctx, &g_launch->main_ctx);
+  context_switch(f.ctx, g_launch->main_ctx);
 }
 
 void thread_exit(Fiber& f) {
@@ -137,11 +137,7 @@ void run_block(Launch& l) {
     f.wait_what = nullptr;
     f.cp_open.clear();
     f.cp_committed.clear();
-    getcontext(&f.ctx);
-    f.ctx.uc_stack.ss_sp = stack_for(t);
-    f.ctx.uc_stack.ss_size = kStackBytes;
-    f.ctx.uc_link = &l.main_ctx;
-    makecontext(&f.ctx, fiber_main, 0);
+    context_init(f.ctx, stack_for(t), kStackBytes, fiber_main);
     make_runnable(f);
   }
   poison_shared(l);
@@ -154,7 +150,7 @@ void run_block(Launch& l) {
     l.current = f;
     threadIdx = f->idx;
     std::atomic_ref<uint64_t>(l.switches).fetch_add(1, std::memory_order_relaxed);
-    swapcontext(&l.main_ctx, &f->ctx);
+    context_switch(l.main_ctx, f->ctx);
   }
 }
 

@@ -39,12 +39,11 @@ WarpGroup& arrive(int op, const char* what, unsigned mask, const uint32_t* words
   Warp& w = warp_of(f);
   const unsigned lane = lane_of(f);
   const unsigned bit = 1u << lane;
-  const std::string at = site_str(site);
-  if (!(mask & bit)) failf("%s (%s) with mask 0x%08x, which does not contain the calling lane %u", what, at.c_str(), mask, lane);
+  if (!(mask & bit)) failf("%s (%s) with mask 0x%08x, which does not contain the calling lane %u", what, site_str(site).c_str(), mask, lane);
   if (mask & ~w.present)
-    failf("%s (%s) with mask 0x%08x names lanes that do not exist (this warp has lanes 0x%08x)", what, at.c_str(), mask, w.present);
+    failf("%s (%s) with mask 0x%08x names lanes that do not exist (this warp has lanes 0x%08x)", what, site_str(site).c_str(), mask, w.present);
   if (mask & w.exited)
-    failf("%s (%s) with mask 0x%08x names lane(s) 0x%08x that already exited", what, at.c_str(), mask, mask & w.exited);
+    failf("%s (%s) with mask 0x%08x names lane(s) 0x%08x that already exited", what, site_str(site).c_str(), mask, mask & w.exited);
   WarpGroup* g = nullptr;
   for (WarpGroup& c : w.groups) {
     if (!c.used || c.complete) continue;
@@ -53,7 +52,7 @@ WarpGroup& arrive(int op, const char* what, unsigned mask, const uint32_t* words
     } else if ((c.mask & mask) && same_site(c.site, site)) {
       failf("%s (%s): this lane uses mask 0x%08x while lane(s) 0x%08x wait at the same call with the overlapping "
             "mask 0x%08x",
-            what, at.c_str(), mask, c.arrived, c.mask);
+            what, site_str(site).c_str(), mask, c.arrived, c.mask);
     }
   }
   if (!g) {
@@ -72,7 +71,7 @@ WarpGroup& arrive(int op, const char* what, unsigned mask, const uint32_t* words
   } else if (g->op != op || (aligned && !same_site(g->site, site))) {
     const Fiber& other = g_launch->fibers[(f.tid & ~31u) + unsigned(std::countr_zero(g->arrived))];
     failf("lanes of mask 0x%08x disagree: this lane is at %s (%s) while lane(s) 0x%08x wait at %s (%s)", mask, what,
-          at.c_str(), g->arrived, other.wait_what, site_str(g->site).c_str());
+          site_str(site).c_str(), g->arrived, other.wait_what, site_str(g->site).c_str());
   }
   std::memcpy(g->slots[lane], words, size_t(nwords) * 4);
   g->arrived |= bit;

@@ -50,7 +50,10 @@ impl Emulator {
     pub fn kernels(module: &str) -> Result<Vec<String>> {
         let table = ffi::module_kernels(module)
             .ok_or_else(|| Error::UnknownKernel(format!("{module} (no such module)")))?;
-        Ok(table.iter().map(|k| ffi::kernel_name(k).to_string()).collect())
+        Ok(table
+            .iter()
+            .map(|k| ffi::kernel_name(k).to_string())
+            .collect())
     }
 }
 

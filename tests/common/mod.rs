@@ -1,6 +1,8 @@
 //! Helpers shared by the emulator tests: devices to run on, argument packing, buffers.
 #![allow(dead_code)]
 
+pub mod gemm;
+
 use quietattn::launch::{Buffer, KernelRef, LaunchGeometry};
 use quietattn::{Device, Result};
 
