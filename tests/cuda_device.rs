@@ -1,6 +1,6 @@
 //! The CUDA device layer: error values without a GPU, memory and launches with one.
 
-use quietattn::launch::{Executor, KernelRef, LaunchGeometry};
+use quietattn::launch::{KernelRef, LaunchGeometry};
 use quietattn::{Device, DeviceKind, Error, Tensor, TensorData, kernels};
 
 /// The CUDA device, or `None` after printing why (a failure under QUIETATTN_REQUIRE_GPU=1).
@@ -20,12 +20,13 @@ fn gpu(test: &str) -> Option<Device> {
 
 #[test]
 fn cuda_result_matches_what_is_missing() {
+    let built = kernels::PTX_BUILT;
     match Device::cuda(0) {
         Ok(d) => {
-            assert!(kernels::PTX_BUILT, "a CUDA device opened without PTX");
+            assert!(built, "a CUDA device opened without PTX");
             assert_eq!(d.kind(), DeviceKind::Cuda);
         }
-        Err(Error::KernelsNotBuilt) => assert!(!kernels::PTX_BUILT),
+        Err(Error::KernelsNotBuilt) => assert!(!built, "KernelsNotBuilt although PTX was built"),
         Err(Error::NoDevice(why)) => {
             assert!(!why.is_empty());
             let msg = Error::NoDevice(why.clone()).to_string();
