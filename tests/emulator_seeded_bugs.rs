@@ -1,0 +1,213 @@
+//! Kernels with one deliberate bug each (kernels/testing/seeded_bugs.cu): the emulator must
+//! report every bug (an error naming kernel, block and thread, or NaN / wrong values) and pass
+//! the correct twin.
+mod common;
+
+use common::gemm;
+use common::{args, download, emulator, emulator_error, launch, upload};
+
+const SHAPE: (usize, usize, usize) = (64, 128, 128);
+
+#[test]
+fn correct_gemm_twin_passes() {
+    let got = gemm::run_gemm(&emulator(), "gemm_tile", "qa_test_gemm_bf16", SHAPE, true).unwrap();
+    assert_eq!(got, gemm::reference(SHAPE));
+}
+
+#[test]
+fn missing_barrier_on_double_buffer_gives_nan() {
+    let got = gemm::run_gemm(
+        &emulator(),
+        "seeded_bugs",
+        "qa_bug_gemm_no_trailing_sync",
+        SHAPE,
+        true,
+    )
+    .unwrap();
+    assert!(
+        got.iter().any(|v| v.is_nan()),
+        "a missing __syncthreads before the next cp.async must show up as NaN"
+    );
+}
+
+#[test]
+fn wait_group_one_too_loose_gives_nan() {
+    let got = gemm::run_gemm(
+        &emulator(),
+        "seeded_bugs",
+        "qa_bug_gemm_loose_wait",
+        SHAPE,
+        true,
+    )
+    .unwrap();
+    assert!(
+        got.iter().any(|v| v.is_nan()),
+        "reading a tile still in flight must give NaN"
+    );
+}
+
+#[test]
+fn wrong_fragment_index_gives_wrong_values() {
+    let got = gemm::run_gemm(
+        &emulator(),
+        "seeded_bugs",
+        "qa_bug_gemm_wrong_fragment",
+        SHAPE,
+        true,
+    )
+    .unwrap();
+    let want = gemm::reference(SHAPE);
+    assert!(got.iter().all(|v| v.is_finite()));
+    let wrong = got.iter().zip(&want).filter(|(g, w)| g != w).count();
+    assert!(
+        wrong > want.len() / 2,
+        "only {wrong} of {} differ",
+        want.len()
+    );
+}
+
+#[test]
+fn shuffle_outside_its_mask_is_reported() {
+    let dev = emulator();
+    let out = upload(&dev, &[0u32; 2]);
+    let ok = args([out.addr(), 0, 0, 0], [0, 0, 0, 0]);
+    launch(&dev, "seeded_bugs", "qa_bug_half_warp_sum", &ok, 1, 64, 0).unwrap();
+    let sums: Vec<u32> = download(&dev, &out, 2);
+    assert_eq!(sums, vec![(1..=16).sum(), (33..=48).sum()]);
+    let bug = args([out.addr(), 0, 0, 0], [1, 0, 0, 0]);
+    let msg = emulator_error(launch(
+        &dev,
+        "seeded_bugs",
+        "qa_bug_half_warp_sum",
+        &bug,
+        1,
+        64,
+        0,
+    ));
+    assert!(msg.contains("qa_bug_half_warp_sum"), "{msg}");
+    assert!(msg.contains("block (0,0,0)"), "{msg}");
+    // The first lane to read past the mask (lanes 8..15 all do) is named.
+    assert!(msg.contains("[warp 0 lane "), "{msg}");
+    assert!(msg.contains("which is not in its mask 0x0000ffff"), "{msg}");
+}
+
+#[test]
+fn divergent_barrier_is_reported() {
+    let dev = emulator();
+    let out = upload(&dev, &[0f32; 2]);
+    let ok = args([out.addr(), 0, 0, 0], [0, 0, 0, 0]);
+    launch(
+        &dev,
+        "seeded_bugs",
+        "qa_bug_divergent_barrier",
+        &ok,
+        2,
+        128,
+        0,
+    )
+    .unwrap();
+    assert_eq!(
+        download::<f32>(&dev, &out, 2),
+        vec![(0..128).sum::<i32>() as f32; 2]
+    );
+    let bug = args([out.addr(), 0, 0, 0], [1, 0, 0, 0]);
+    let msg = emulator_error(launch(
+        &dev,
+        "seeded_bugs",
+        "qa_bug_divergent_barrier",
+        &bug,
+        2,
+        128,
+        0,
+    ));
+    assert!(msg.contains("divergent __syncthreads"), "{msg}");
+    assert!(msg.contains("seeded_bugs.cu:"), "{msg}");
+}
+
+#[test]
+fn exit_before_barrier_is_reported() {
+    let dev = emulator();
+    let out = upload(&dev, &[0u32; 1]);
+    let ok = args([out.addr(), 0, 0, 0], [0, 40, 0, 0]);
+    launch(
+        &dev,
+        "seeded_bugs",
+        "qa_bug_exit_before_barrier",
+        &ok,
+        1,
+        64,
+        0,
+    )
+    .unwrap();
+    assert_eq!(download::<u32>(&dev, &out, 1), vec![40]);
+    let bug = args([out.addr(), 0, 0, 0], [1, 40, 0, 0]);
+    let msg = emulator_error(launch(
+        &dev,
+        "seeded_bugs",
+        "qa_bug_exit_before_barrier",
+        &bug,
+        1,
+        64,
+        0,
+    ));
+    assert!(msg.contains("exited"), "{msg}");
+}
+
+#[test]
+fn warp_deadlock_is_reported_not_hung() {
+    let dev = emulator();
+    let out = upload(&dev, &[0f32; 64]);
+    let ok = args([out.addr(), 0, 0, 0], [0, 0, 0, 0]);
+    launch(&dev, "seeded_bugs", "qa_bug_warp_deadlock", &ok, 1, 64, 0).unwrap();
+    let got: Vec<f32> = download(&dev, &out, 64);
+    assert!((0..64).all(|t| got[t] == (t + (t ^ 1)) as f32));
+    let started = std::time::Instant::now();
+    let bug = args([out.addr(), 0, 0, 0], [1, 0, 0, 0]);
+    let msg = emulator_error(launch(
+        &dev,
+        "seeded_bugs",
+        "qa_bug_warp_deadlock",
+        &bug,
+        1,
+        64,
+        0,
+    ));
+    assert!(msg.contains("deadlock"), "{msg}");
+    assert!(msg.contains("__shfl_xor_sync"), "{msg}");
+    assert!(
+        started.elapsed().as_secs() < 5,
+        "detected without waiting for the timeout"
+    );
+}
+
+#[test]
+fn unwaited_cp_async_is_reported() {
+    let dev = emulator();
+    let src: Vec<f32> = (0..128).map(|i| i as f32).collect();
+    let srcb = upload(&dev, &src);
+    let out = upload(&dev, &[0f32; 32]);
+    let ok = args([srcb.addr(), out.addr(), 0, 0], [0, 0, 0, 0]);
+    launch(
+        &dev,
+        "seeded_bugs",
+        "qa_bug_unwaited_cp_async",
+        &ok,
+        1,
+        32,
+        0,
+    )
+    .unwrap();
+    let got: Vec<f32> = download(&dev, &out, 32);
+    assert!((0..32).all(|t| got[t] == (4 * ((t + 1) % 32)) as f32));
+    let bug = args([srcb.addr(), out.addr(), 0, 0], [1, 0, 0, 0]);
+    let msg = emulator_error(launch(
+        &dev,
+        "seeded_bugs",
+        "qa_bug_unwaited_cp_async",
+        &bug,
+        1,
+        32,
+        0,
+    ));
+    assert!(msg.contains("cp.async"), "{msg}");
+}
