@@ -62,6 +62,13 @@ fn device_label(device: &Device) -> &'static str {
     }
 }
 
+/// Writes a statistics document as pretty JSON.
+fn write_json<T: serde::Serialize>(path: &std::path::Path, doc: &T) -> Result<()> {
+    let text = serde_json::to_string_pretty(doc).map_err(std::io::Error::other)?;
+    std::fs::write(path, text)?;
+    Ok(())
+}
+
 /// Milliseconds of a duration, for messages.
 fn millis(d: std::time::Duration) -> f64 {
     d.as_secs_f64() * 1e3

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use clap::Args;
 use quietattn::io::{TensorFile, TensorRef, write_file};
-use quietattn::stats::json::{AttentionStatsJson, to_json};
+use quietattn::stats::json::AttentionStatsJson;
 use quietattn::{AttentionInputs, AttentionProblem, DeviceKind, Error, Gate, Normaliser, Result};
 
 use super::options::VariantArgs;
@@ -103,7 +103,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         let stats = out.stats.as_ref().ok_or_else(|| {
             Error::Unsupported(format!("{} returned no statistics", device.name()))
         })?;
-        std::fs::write(path, to_json(&AttentionStatsJson::new(stats))?)?;
+        super::write_json(path, &AttentionStatsJson::new(stats))?;
     }
     println!(
         "{} on {}: q {:?} k/v {:?} {}, {} sequence(s), {} heads / {} kv heads, d {} -> {} in {:.2} ms",

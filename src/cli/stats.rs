@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use clap::Args;
 use quietattn::io::{FileTensor, TensorFile};
-use quietattn::stats::json::{ActivationStatsJson, to_json};
+use quietattn::stats::json::ActivationStatsJson;
 use quietattn::stats::report::{
     ActivationReport, INT8_THRESHOLD, MASSIVE_ABS, MASSIVE_RATIO, SIGMA_MULTIPLE,
 };
@@ -107,7 +107,7 @@ pub fn stats(args: &StatsArgs) -> Result<()> {
         );
     }
     if let Some(path) = &args.json {
-        std::fs::write(path, to_json(&doc)?)?;
+        super::write_json(path, &doc)?;
         println!("statistics written to {}", path.display());
     }
     Ok(())

@@ -1,10 +1,14 @@
 //! JSON documents of the statistics: the raw counters under their SPEC names next to the
 //! derived report. The ABI structs are bindgen output and stay free of serde; these mirror them.
+//!
+//! The documents implement [`serde::Serialize`]; render them with any serde format (the CLI
+//! uses `serde_json::to_string_pretty`). The library itself does not link `serde_json`: its
+//! `PartialEq<Value>` impls for integers would make `vec == vec![(1..=16).sum()]`-style
+//! comparisons ambiguous in every crate that depends on quietattn.
 
 use serde::Serialize;
 
 use crate::abi::{QaChannelStats, QaHeadStats, QaTensorStats};
-use crate::error::{Error, Result};
 use crate::stats::report::{ActivationReport, AttentionReport};
 use crate::stats::{ActivationStats, OutlierStats};
 
@@ -156,14 +160,13 @@ impl ActivationStatsJson {
     }
 }
 
-/// Pretty JSON of any of these documents.
-pub fn to_json<T: Serialize>(doc: &T) -> Result<String> {
-    serde_json::to_string_pretty(doc).map_err(|e| Error::Io(std::io::Error::other(e)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn to_json<T: Serialize>(doc: &T) -> serde_json::Result<String> {
+        serde_json::to_string_pretty(doc)
+    }
 
     #[test]
     fn attention_json_has_the_spec_names() {
