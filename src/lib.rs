@@ -11,6 +11,7 @@ pub mod dtype;
 #[cfg(feature = "emulator")]
 pub mod emulator;
 pub mod error;
+pub mod io;
 pub mod kernels;
 pub mod launch;
 pub mod ops;

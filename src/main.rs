@@ -1,1 +1,17 @@
-fn main() {}
+//! The `quietattn` command line: `run`, `stats`, `demo` (what runs without arguments) and `ptx`.
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    match cli::execute(cli::Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

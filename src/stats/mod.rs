@@ -1,6 +1,9 @@
 //! Outlier statistics (SPEC §5): the raw counters the kernels and the reference accumulate,
 //! and the report derived from them on the host.
 
+pub mod json;
+pub mod report;
+
 use crate::abi::{QaChannelStats, QaHeadStats, QaTensorStats};
 
 /// Names of the four tensors an attention call collects statistics of, in ABI order.

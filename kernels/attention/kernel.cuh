@@ -1,0 +1,438 @@
+// The CUDA-core flash-attention kernel body (any sm_75+): one template, instantiated per
+// normaliser policy (variant.cuh), element type, head-dim bound (traits.cuh) and statistics
+// switch (stats.cuh, compiled out entirely when off).
+//
+// Block (m_tile, head, batch) owns BLOCK_M query rows of one sequence and head:
+//   load Q tile -> for each key tile: load K/V (f32 in shared memory), scores, online update,
+//   acc += P·V -> epilogue: reduce per-lane partials, normalise, gate, store o and lse.
+// Clipped softmax runs the key sweep twice (pass 0: lse; pass 1: clipped weights).
+// Statistics of K and V are counted by one designated block per (sequence, kv head): the first
+// query tile of the first query head of the group; it sweeps every key tile even when its rows
+// see none of them (or it has no rows at all).
+#pragma once
+
+#include "mask.cuh"
+#include "online_softmax.cuh"
+#include "stats.cuh"
+#include "traits.cuh"
+#include "variant.cuh"
+
+namespace qa::attn {
+
+template <int MAX_D, bool STATS>
+struct SharedStorage {
+  using Tr = Traits<MAX_D>;
+  struct Tiles {
+    f32x4 q[Tr::kBlockM][Tr::kMaxD4];
+    f32x4 k[Tr::kBlockN][Tr::kKStride4];
+    f32x4 v[Tr::kBlockN][Tr::kMaxD4];
+  };
+  union {
+    Tiles tiles;
+    ChannelScratch<MAX_D> channels;  // statistics epilogue, after the last tile
+  };
+  f32x4 s[Tr::kWarps][Tr::kRowsPerWarp][Tr::kBlockN / 4];  // the tile's logits (log2 units)
+  f32x4 p[Tr::kWarps][Tr::kRowsPerWarp][Tr::kBlockN / 4];  // the tile's weights
+};
+
+template <int MAX_D>
+struct SharedStats {
+  BlockStats block;
+};
+
+static_assert(sizeof(SharedStorage<64, true>) + sizeof(BlockStats) <= 48 * 1024, "d64 smem");
+static_assert(sizeof(SharedStorage<128, true>) + sizeof(BlockStats) <= 48 * 1024, "d128 smem");
+static_assert(sizeof(SharedStorage<256, true>) + sizeof(BlockStats) <= 48 * 1024, "d256 smem");
+
+// The element strides of one tensor and the address of row 0 of (sequence, head).
+template <class T>
+struct RowPtr {
+  const T* base;
+  int64_t stride;
+};
+
+template <class T>
+__device__ __forceinline__ RowPtr<T> rows_of(const QaTensorDesc& t, bool varlen, int b, int start,
+                                              int head) {
+  const int64_t off = (varlen ? 0 : int64_t(b) * t.stride_batch) + int64_t(start) * t.stride_seq +
+                      int64_t(head) * t.stride_head;
+  return {qa::ptr<const T>(t.ptr) + off, t.stride_seq};
+}
+
+// Stages rows [0, valid) of `src` (zeros beyond, and in channels >= d) into a shared tile of
+// f32x4 rows; counts each element read when COUNT. Thread t always handles the same channels,
+// so its ChannelAcc registers stay per channel.
+template <class Tr, bool COUNT, class T, int ROWS>
+__device__ __forceinline__ void load_rows(f32x4 (*dst)[ROWS], int tile_rows, RowPtr<T> src,
+                                          int valid, int d, ChannelAcc* ch, unsigned* hist) {
+  const int c0 = threadIdx.x % Tr::kThreadsPerRow;
+  for (int r = threadIdx.x / Tr::kThreadsPerRow; r < tile_rows; r += Tr::kRowsPerPass) {
+#pragma unroll
+    for (int k = 0; k < Tr::kDimsPerThread; ++k) {
+      const int c = c0 + k * Tr::kThreadsPerRow;
+      float x = 0.f;
+      if (r < valid && c < d) {
+        x = qa::to_float(src.base[int64_t(r) * src.stride + c]);
+        if constexpr (COUNT) count_element(x, ch[k], hist);
+      }
+      dst[r][c / 4].v[c % 4] = x;
+    }
+  }
+}
+
+// A gate logit of any dtype (the gate tensor's own, not necessarily q's).
+__device__ __forceinline__ float load_any(uint64_t addr, uint32_t dtype, int64_t i) {
+  if (dtype == QA_DTYPE_F16) return qa::to_float(qa::ptr<const qa::f16>(addr)[i]);
+  if (dtype == QA_DTYPE_BF16) return qa::to_float(qa::ptr<const qa::bf16>(addr)[i]);
+  return qa::ptr<const float>(addr)[i];
+}
+
+__device__ __forceinline__ float gate_sigmoid(float g) { return 1.f / (1.f + exp2f(-g * kLog2e)); }
+
+template <class Norm, class T, int MAX_D, bool STATS>
+__device__ __forceinline__ void attention_body(const QaAttnParams& p) {
+  using Tr = Traits<MAX_D>;
+  constexpr int R = Tr::kRowsPerWarp, BM = Tr::kBlockM, BN = Tr::kBlockN;
+  constexpr int G = Tr::kGroupsPerLane, DPT = Tr::kDimsPerThread, NT = Tr::kThreads;
+  constexpr int LAST = Norm::kPasses - 1;
+
+  __shared__ SharedStorage<MAX_D, STATS> sm;
+
+  const int warp = threadIdx.x / WARP_SIZE, lane = threadIdx.x % WARP_SIZE;
+  const int head = blockIdx.y, b = blockIdx.z;
+  const int group = int(p.heads / p.kv_heads), kvh = head / group;
+  const int d = int(p.head_dim), d4 = d / 4;
+  const bool varlen = p.cu_seqlens_q != 0;
+  const Sequence seq = sequence_of(p, b);
+  const Mask mask(p, seq);
+  const int row0 = int(blockIdx.x) * BM;
+  const int rows_here = seq.q_len - row0 < 0 ? 0 : (seq.q_len - row0 > BM ? BM : seq.q_len - row0);
+  const bool counts_kv = STATS && blockIdx.x == 0 && head % group == 0;
+  if (rows_here == 0 && !counts_kv) return;  // whole block: no barrier is skipped by a subset
+
+  // Keys any row of the block sees; the designated K/V counter still sweeps all of them.
+  int kv_lo = 0, kv_hi = 0;
+  if (rows_here > 0) {
+    kv_lo = mask.kv_begin(row0);
+    kv_hi = mask.kv_end(row0 + rows_here - 1);
+    if (kv_lo >= kv_hi) kv_lo = kv_hi = 0;
+  }
+
+  NormCtx ctx;
+  ctx.sink2 = (Norm::kAbi == QA_NORM_SINK ? qa::ptr<const float>(p.sinks)[head] : 0.f) * kLog2e;
+  ctx.bias2 = (p.sigmoid_bias_default ? (seq.k_len > 0 ? -logf(float(seq.k_len)) : 0.f)
+                                      : p.sigmoid_bias) * kLog2e;
+  ctx.gamma = p.clip_gamma;
+  ctx.zeta = p.clip_zeta;
+  // x = s·log2(e) with s = scale·(q·k), or s = c·tanh(scale·(q·k)/c) under a softcap.
+  const bool softcap = p.softcap > 0.f;
+  const float qk_scale = softcap ? p.scale / p.softcap : p.scale * kLog2e;
+  const float cap2 = p.softcap * kLog2e;
+
+  BlockStats* bs = nullptr;
+  ChannelAcc ch_q[DPT], ch_k[DPT], ch_v[DPT];
+  if constexpr (STATS) {
+    __shared__ SharedStats<MAX_D> sstats;
+    bs = &sstats.block;
+    zero_block_stats<NT>(*bs);
+    __syncthreads();
+  }
+
+  load_rows<Tr, STATS>(sm.tiles.q, BM, rows_of<T>(p.q, varlen, b, seq.q_start + row0, head),
+                       rows_here, d, ch_q, STATS ? bs->hist[QA_STAT_Q] : nullptr);
+
+  // Per-warp rows, per-lane keys and channel groups.
+  const int key = lane % BN, part = lane / BN;  // scores: key of this lane, its slice of d
+  const bool owns_key = part == 0;
+  constexpr int kSplitLanes = WARP_SIZE / Tr::kKeySplit;
+  const int split = lane / kSplitLanes;  // P·V: which share of the tile's keys
+  int row[R];
+  bool row_ok[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    row[r] = row0 + warp * R + r;
+    row_ok[r] = warp * R + r < rows_here;
+  }
+
+  OnlineRow st[R];
+  f32x4 acc[R][G];
+  EntropyAcc ent[R];
+  RangeAcc rng[R];
+  float xmax[R], x0[R], lse2[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    st[r].m = Norm::start_max(ctx);
+    st[r].l = lane == 0 ? Norm::kStartMass : 0.f;
+    if constexpr (STATS) {
+      if (lane == 0) ent[r].a = Norm::kStartMass;  // the virtual sink outcome, weight 2^0
+      xmax[r] = -INFINITY;
+      x0[r] = -INFINITY;
+    }
+#pragma unroll
+    for (int g = 0; g < G; ++g) acc[r][g] = f32x4{{0.f, 0.f, 0.f, 0.f}};
+  }
+
+  const RowPtr<T> k_rows = rows_of<T>(p.k, varlen, b, seq.k_start, kvh);
+  const RowPtr<T> v_rows = rows_of<T>(p.v, varlen, b, seq.k_start, kvh);
+
+#pragma unroll 1
+  for (int pass = 0; pass < Norm::kPasses; ++pass) {
+    const bool counting = counts_kv && pass == 0;
+    const bool weighs = pass == LAST;  // this pass accumulates acc += P·V
+    const bool finds_max = Norm::kRescales && pass == 0;
+    if (pass == 1) {  // two-pass policies: the row's lse from pass 0, uniform over the warp
+#pragma unroll
+      for (int r = 0; r < R; ++r) lse2[r] = Norm::lse2(st[r].m, warp_sum(st[r].l), ctx);
+    }
+    const int begin = counting ? 0 : kv_lo / BN * BN;
+    const int end = counting ? seq.k_len : kv_hi;
+
+#pragma unroll 1
+    for (int kv0 = begin; kv0 < end; kv0 += BN) {
+      __syncthreads();  // Q staged / the previous tile fully consumed by every warp
+      const int valid = seq.k_len - kv0 < BN ? seq.k_len - kv0 : BN;
+      RowPtr<T> kr{k_rows.base + int64_t(kv0) * k_rows.stride, k_rows.stride};
+      RowPtr<T> vr{v_rows.base + int64_t(kv0) * v_rows.stride, v_rows.stride};
+      if (counting) {
+        if constexpr (STATS) {
+          load_rows<Tr, true>(sm.tiles.k, BN, kr, valid, d, ch_k, bs->hist[QA_STAT_K]);
+          load_rows<Tr, true>(sm.tiles.v, BN, vr, valid, d, ch_v, bs->hist[QA_STAT_V]);
+        }
+      } else {
+        load_rows<Tr, false>(sm.tiles.k, BN, kr, valid, d, ch_k, nullptr);
+        if (weighs) load_rows<Tr, false>(sm.tiles.v, BN, vr, valid, d, ch_v, nullptr);
+      }
+      __syncthreads();
+      if (kv0 + BN <= kv_lo || kv0 >= kv_hi) continue;  // no row of the block sees this tile
+
+      // s_rj = scale·(q_r·k_j) for this lane's key j; split lanes take alternate float4 groups.
+      float x[R];
+#pragma unroll
+      for (int r = 0; r < R; ++r) x[r] = 0.f;
+#pragma unroll 4
+      for (int c4 = part; c4 < d4; c4 += Tr::kLanesPerKey) {
+        const f32x4 kv = sm.tiles.k[key][c4];
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+          const f32x4 qv = sm.tiles.q[warp * R + r][c4];
+          x[r] = fmaf(qv.v[0], kv.v[0], x[r]);
+          x[r] = fmaf(qv.v[1], kv.v[1], x[r]);
+          x[r] = fmaf(qv.v[2], kv.v[2], x[r]);
+          x[r] = fmaf(qv.v[3], kv.v[3], x[r]);
+        }
+      }
+      const int j = kv0 + key;
+      bool vis[R];
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        if constexpr (Tr::kLanesPerKey == 2) x[r] += __shfl_xor_sync(FULL_MASK, x[r], BN);
+        vis[r] = row_ok[r] && mask.visible(row[r], j);
+        // logits transform (softcap), masking: invisible keys are -inf for every policy
+        x[r] = !vis[r] ? -INFINITY : (softcap ? cap2 * tanhf(x[r] * qk_scale) : x[r] * qk_scale);
+      }
+
+      // Tile row max (and the first key's logit), read by every lane from shared memory.
+      const bool needs_rowmax = finds_max || (STATS && pass == 0);
+      float tmax[R];
+#pragma unroll
+      for (int r = 0; r < R; ++r) tmax[r] = -INFINITY;
+      if (needs_rowmax) {
+        if (owns_key) {
+#pragma unroll
+          for (int r = 0; r < R; ++r) sm.s[warp][r][key / 4].v[key % 4] = x[r];
+        }
+        __syncwarp();
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+          tmax[r] = -INFINITY;
+#pragma unroll
+          for (int i = 0; i < BN / 4; ++i) {  // rowmax_j x_rj
+            const f32x4 s4 = sm.s[warp][r][i];
+            tmax[r] = fmaxf(fmaxf(tmax[r], fmaxf(s4.v[0], s4.v[1])), fmaxf(s4.v[2], s4.v[3]));
+          }
+          if constexpr (STATS) {
+            if (kv0 == 0) x0[r] = sm.s[warp][r][0].v[0];
+          }
+        }
+      }
+
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        float alpha = 1.f, ln_alpha = 0.f;
+        if (finds_max) {  // m' = max(m, rowmax), α = 2^(m - m'): l, acc and A/B rescale by α
+          const float m_old = st[r].m;
+          alpha = st[r].template advance<Norm>(tmax[r]);
+          ln_alpha = (m_old - Norm::shift(st[r].m)) * kLn2;
+#pragma unroll
+          for (int g = 0; g < G; ++g)
+#pragma unroll
+            for (int c = 0; c < 4; ++c) acc[r][g].v[c] *= alpha;
+        }
+        const float m_use = pass == 1 ? lse2[r] : Norm::shift(st[r].m);
+        const Weight w = Norm::weight(pass, x[r], m_use, ctx);
+        if (owns_key) st[r].l += w.den;
+        if constexpr (STATS) {
+          if (pass == 0) {  // logit range: n, Σ(x - xmax) against the growing uniform max
+            const float xm = fmaxf(xmax[r], tmax[r]);
+            rng[r].reanchor(xmax[r], xm);
+            xmax[r] = xm;
+            if (vis[r] && owns_key) {
+              ++rng[r].n;
+              rng[r].sum += x[r] - xm;
+            }
+          }
+          if (weighs) {
+            if (finds_max) ent[r].rescale(alpha, ln_alpha);
+            if (owns_key) ent[r].add(w.acc);
+          }
+        }
+        if (weighs && owns_key) sm.p[warp][r][key / 4].v[key % 4] = w.acc;
+      }
+      if (!weighs) continue;
+      __syncwarp();
+
+      // acc_r += Σ_j p_rj v_j over this lane's share of the tile's keys.
+#pragma unroll 2
+      for (int jj = 0; jj < Tr::kKeysPerSplit; jj += 4) {
+        const int j0 = split * Tr::kKeysPerSplit + jj;
+        f32x4 pr[R];
+#pragma unroll
+        for (int r = 0; r < R; ++r) pr[r] = sm.p[warp][r][j0 / 4];
+#pragma unroll
+        for (int t = 0; t < 4; ++t) {
+#pragma unroll
+          for (int g = 0; g < G; ++g) {
+            const int grp = lane % kSplitLanes + g * WARP_SIZE;
+            if (4 * grp >= d) continue;
+            const f32x4 vv = sm.tiles.v[j0 + t][grp];
+#pragma unroll
+            for (int r = 0; r < R; ++r)
+#pragma unroll
+              for (int c = 0; c < 4; ++c) acc[r][g].v[c] = fmaf(pr[r].v[t], vv.v[c], acc[r][g].v[c]);
+          }
+        }
+      }
+    }
+  }
+
+  // ---- epilogue: warp totals, normalisation, gate, stores ----
+  const RowPtr<T> o_rows = rows_of<T>(p.o, varlen, b, seq.q_start, head);
+  T* o_base = const_cast<T*>(o_rows.base);
+  const bool stores = split == 0;  // split lanes hold partial sums; the first half stores
+  ChannelAcc ch_o[G][4];
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    const float l = Norm::kPasses == 2 ? 0.f : warp_sum(st[r].l);
+    if constexpr (Tr::kKeySplit == 2) {
+#pragma unroll
+      for (int g = 0; g < G; ++g)
+#pragma unroll
+        for (int c = 0; c < 4; ++c) acc[r][g].v[c] += __shfl_xor_sync(FULL_MASK, acc[r][g].v[c], kSplitLanes);
+    }
+    const float l_tot = Norm::kPasses == 2 ? 1.f : l;
+    const float row_lse2 = Norm::kPasses == 2 ? lse2[r] : Norm::lse2(st[r].m, l_tot, ctx);
+    const float scale = Norm::out_scale(st[r].m, l_tot, ctx);
+
+    if constexpr (STATS) {
+      const int n = warp_sum(rng[r].n);
+      const float rsum = warp_sum(rng[r].sum);
+      const float ea = warp_sum(ent[r].a), eb = warp_sum(ent[r].b);
+      if (lane == 0 && row_ok[r] && n > 0) {
+        // p(x) as the output used it: the last pass's weight times the output scale
+        const float m_use = Norm::kPasses == 2 ? row_lse2 : Norm::shift(st[r].m);
+        const float p_first = Norm::weight(LAST, x0[r], m_use, ctx).acc * scale;
+        const float p_max = Norm::weight(LAST, xmax[r], m_use, ctx).acc * scale;
+        const int outcomes = n + (Norm::kVirtualSink ? 1 : 0);
+        const float h = ea > 0.f ? logf(ea) - eb / ea : 0.f;
+        const float h_norm = outcomes > 1 ? h / logf(float(outcomes)) : 0.f;
+        const float range = -(rsum / float(n)) * kLn2;
+        atomicAdd(&bs->rows, 1u);
+        atomicAdd(&bs->first_key_mass, p_first);
+        if (Norm::kVirtualSink) atomicAdd(&bs->virtual_sink_mass, exp2f(ctx.sink2 - row_lse2));
+        atomicAdd(&bs->max_prob[unit_bin(p_max)], 1u);
+        atomicAdd(&bs->entropy[unit_bin(h_norm)], 1u);
+        atomicAdd(&bs->logit_range[range_bin(range)], 1u);
+      }
+    }
+    if (!row_ok[r]) continue;
+    if (lane == 0 && p.lse != 0) {
+      const int64_t li = int64_t(b) * p.lse_stride_batch + int64_t(head) * p.lse_stride_head +
+                         seq.q_start + row[r];
+      qa::ptr<float>(p.lse)[li] = row_lse2 * kLn2;
+    }
+    if (!stores) continue;
+    const int64_t orow = int64_t(row[r]) * o_rows.stride;
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+      const int c0 = 4 * (lane % kSplitLanes + g * WARP_SIZE);
+      if (c0 >= d) continue;
+#pragma unroll
+      for (int c = 0; c < 4; ++c) {
+        const float o = acc[r][g].v[c] * scale;  // o = acc / denominator, before the gate
+        if constexpr (STATS) count_element(o, ch_o[g][c], bs->hist[QA_STAT_O]);
+        float f = 1.f;
+        if (p.gate_kind != QA_GATE_NONE) {
+          const QaTensorDesc& gd = p.gate;
+          int64_t gi = (varlen ? 0 : int64_t(b) * gd.stride_batch) +
+                       int64_t(seq.q_start + row[r]) * gd.stride_seq + int64_t(head) * gd.stride_head;
+          if (p.gate_kind == QA_GATE_SIGMOID_ELEMENTWISE) gi += c0 + c;
+          f = gate_sigmoid(load_any(gd.ptr, gd.dtype, gi));
+          if (p.gate_kind == QA_GATE_CONTEXT_SCALE) f *= 2.f;
+        }
+        o_base[orow + c0 + c] = qa::from_float<T>(o * f);
+      }
+    }
+  }
+
+  // ---- statistics: merge per-thread channel moments in shared memory, then one atomic each ----
+  if constexpr (STATS) {
+    __syncthreads();  // tiles are dead: their memory becomes the channel scratch
+    zero_channels<MAX_D, NT>(sm.channels);
+    __syncthreads();
+    const int c0 = threadIdx.x % Tr::kThreadsPerRow;
+#pragma unroll
+    for (int k = 0; k < DPT; ++k) {
+      const int c = c0 + k * Tr::kThreadsPerRow;
+      merge_channel(sm.channels, QA_STAT_Q, c, ch_q[k]);
+      merge_channel(sm.channels, QA_STAT_K, c, ch_k[k]);
+      merge_channel(sm.channels, QA_STAT_V, c, ch_v[k]);
+    }
+#pragma unroll
+    for (int g = 0; g < G; ++g)
+#pragma unroll
+      for (int c = 0; c < 4; ++c) {
+        const int ch = 4 * (lane % kSplitLanes + g * WARP_SIZE) + c;
+        if (stores && ch < d) merge_channel(sm.channels, QA_STAT_O, ch, ch_o[g][c]);
+      }
+    __syncthreads();
+    flush_channels<MAX_D, NT>(sm.channels, QA_STAT_Q, p.stats.channels[QA_STAT_Q], head * d, d);
+    flush_channels<MAX_D, NT>(sm.channels, QA_STAT_O, p.stats.channels[QA_STAT_O], head * d, d);
+    if (counts_kv) {
+      flush_channels<MAX_D, NT>(sm.channels, QA_STAT_K, p.stats.channels[QA_STAT_K], kvh * d, d);
+      flush_channels<MAX_D, NT>(sm.channels, QA_STAT_V, p.stats.channels[QA_STAT_V], kvh * d, d);
+    }
+    flush_block_stats<NT>(*bs, p.stats, head);
+  }
+}
+
+}  // namespace qa::attn
+
+// One kernel symbol per (normaliser, dtype, head-dim bound, statistics): qa_attn_<norm>_<dtype>_d<D>[_stats].
+#define QA_ATTN_KERNEL(NAME, NORM, T, MAX_D, STATS)                                              \
+  QA_KERNEL_BOUNDS(NAME, QaAttnParams, p, 128, 1) {             \
+    qa::attn::attention_body<NORM, T, MAX_D, STATS>(p);                                       \
+  }
+
+#define QA_ATTN_KERNELS_FOR_DTYPE(norm, NORM, dt, T)               \
+  QA_ATTN_KERNEL(qa_attn_##norm##_##dt##_d64, NORM, T, 64, false)   \
+  QA_ATTN_KERNEL(qa_attn_##norm##_##dt##_d128, NORM, T, 128, false) \
+  QA_ATTN_KERNEL(qa_attn_##norm##_##dt##_d256, NORM, T, 256, false) \
+  QA_ATTN_KERNEL(qa_attn_##norm##_##dt##_d64_stats, NORM, T, 64, true)   \
+  QA_ATTN_KERNEL(qa_attn_##norm##_##dt##_d128_stats, NORM, T, 128, true) \
+  QA_ATTN_KERNEL(qa_attn_##norm##_##dt##_d256_stats, NORM, T, 256, true)
+
+// Every kernel of one normaliser: f32, f16, bf16 × d64/128/256 × statistics off/on.
+#define QA_ATTN_KERNELS(norm, NORM)                     \
+  QA_ATTN_KERNELS_FOR_DTYPE(norm, NORM, f32, float)     \
+  QA_ATTN_KERNELS_FOR_DTYPE(norm, NORM, f16, qa::f16)   \
+  QA_ATTN_KERNELS_FOR_DTYPE(norm, NORM, bf16, qa::bf16)

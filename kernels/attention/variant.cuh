@@ -1,0 +1,151 @@
+// Normaliser policies of SPEC §3 (compile-time), in the FlashInfer spirit of small hooks:
+// start state, per-key weights, and the epilogue's finalisation. Shared by every attention
+// kernel (the CUDA-core one here, tensor-core ones later).
+//
+// Units: logits are carried in log2 units, x = s·log2(e), so every exponential is one exp2.
+// A masked key has x = -inf and must get weight exactly 0 from every policy.
+//
+// Hooks of a policy P:
+//   P::kPasses        1, or 2 when the weights need the final lse (clipped: pass 0 finds it)
+//   P::kRescales      true when a running max m shifts the exponentials (acc, l rescaled by
+//                     2^(m - m') when it moves); false when the weights are absolute
+//   P::kVirtualSink   the denominator holds one more outcome e^σ (off_by_one, sink)
+//   P::start_max(c)   m before any key;   P::kStartMass  l before any key (one lane holds it)
+//   P::shift(m)       the shift used for exponentials given the running max m (guards -inf)
+//   P::weight(pass, x, m, c) -> {acc, den}: x's weight in acc, and its term of l. In the last
+//                     pass of a two-pass policy, m is the row's final lse (log2 units).
+//   P::out_scale(m, l, c)  o = acc · out_scale      P::lse2(m, l, c)  lse in log2 units
+#pragma once
+
+#include "../qa/types.cuh"
+
+namespace qa::attn {
+
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+constexpr float kSoftpickEps = 1e-6f;
+
+// Per-head / per-sequence constants the policies read.
+struct NormCtx {
+  float sink2;  // virtual sink logit σ (log2 units): 0 for off_by_one
+  float bias2;  // sigmoid bias b (log2 units)
+  float gamma;  // clipped softmax γ ≤ 0
+  float zeta;   // clipped softmax ζ ≥ 1
+};
+
+struct Weight {
+  float acc;  // multiplies v_j in the accumulator
+  float den;  // added to the running denominator l
+};
+
+__device__ __forceinline__ float guard_shift(float m) { return m == -INFINITY ? 0.f : m; }
+
+// softmax: p = 2^(x-m) / l.
+struct Softmax {
+  static constexpr uint32_t kAbi = QA_NORM_SOFTMAX;
+  static constexpr int kPasses = 1;
+  static constexpr bool kRescales = true;
+  static constexpr bool kVirtualSink = false;
+  static constexpr float kStartMass = 0.f;
+  __device__ static float start_max(const NormCtx&) { return -INFINITY; }
+  __device__ static float shift(float m) { return guard_shift(m); }
+  __device__ static Weight weight(int, float x, float m, const NormCtx&) {
+    const float e = exp2f(x - m);
+    return {e, e};
+  }
+  __device__ static float out_scale(float, float l, const NormCtx&) { return l > 0.f ? 1.f / l : 0.f; }
+  __device__ static float lse2(float m, float l, const NormCtx&) {
+    return l > 0.f ? m + log2f(l) : -INFINITY;
+  }
+};
+
+// off_by_one and sink: softmax whose denominator starts with the virtual outcome 2^σ, i.e. the
+// online state starts at (m, l) = (σ, 1). It never empties, so no guard is needed.
+template <uint32_t ABI>
+struct SinkSoftmax {
+  static constexpr uint32_t kAbi = ABI;
+  static constexpr int kPasses = 1;
+  static constexpr bool kRescales = true;
+  static constexpr bool kVirtualSink = true;
+  static constexpr float kStartMass = 1.f;
+  __device__ static float start_max(const NormCtx& c) { return c.sink2; }
+  __device__ static float shift(float m) { return m; }
+  __device__ static Weight weight(int, float x, float m, const NormCtx&) {
+    const float e = exp2f(x - m);
+    return {e, e};
+  }
+  __device__ static float out_scale(float, float l, const NormCtx&) { return 1.f / l; }
+  __device__ static float lse2(float m, float l, const NormCtx&) { return m + log2f(l); }
+};
+using OffByOne = SinkSoftmax<QA_NORM_OFF_BY_ONE>;
+using Sink = SinkSoftmax<QA_NORM_SINK>;
+
+// clipped softmax: pass 0 is softmax's denominator only; pass 1 weighs each key absolutely,
+// p = clip((ζ-γ)·2^(x - lse) + γ, 0, 1), so masked keys (2^-inf = 0, γ ≤ 0) give exactly 0.
+struct Clipped {
+  static constexpr uint32_t kAbi = QA_NORM_CLIPPED;
+  static constexpr int kPasses = 2;
+  static constexpr bool kRescales = true;
+  static constexpr bool kVirtualSink = false;
+  static constexpr float kStartMass = 0.f;
+  __device__ static float start_max(const NormCtx&) { return -INFINITY; }
+  __device__ static float shift(float m) { return guard_shift(m); }
+  __device__ static Weight weight(int pass, float x, float m, const NormCtx& c) {
+    if (pass == 0) return {0.f, exp2f(x - m)};
+    if (x == -INFINITY) return {0.f, 0.f};  // also covers lse = -inf (no visible key)
+    const float p = fminf(fmaxf((c.zeta - c.gamma) * exp2f(x - m) + c.gamma, 0.f), 1.f);
+    return {p, 0.f};
+  }
+  __device__ static float out_scale(float, float, const NormCtx&) { return 1.f; }
+  __device__ static float lse2(float m, float l, const NormCtx& c) { return Softmax::lse2(m, l, c); }
+};
+
+// e^s - 1 without cancellation near s = 0 (no expm1f among the built-ins): 2t / (1 - t), t = tanh(s/2).
+__device__ __forceinline__ float expm1_small(float s) {
+  const float t = tanhf(0.5f * s);
+  return 2.f * t / (1.f - t);
+}
+
+// softpick: N = 2^-m (e^s - 1) with m ≥ 0, so 2^-m never overflows; acc += relu(N)·v, l += |N|,
+// o = acc / (l + ε·2^-m). Masked keys contribute exactly 0 (e^-inf - 1 would give -1).
+struct Softpick {
+  static constexpr uint32_t kAbi = QA_NORM_SOFTPICK;
+  static constexpr int kPasses = 1;
+  static constexpr bool kRescales = true;
+  static constexpr bool kVirtualSink = false;
+  static constexpr float kStartMass = 0.f;
+  __device__ static float start_max(const NormCtx&) { return 0.f; }
+  __device__ static float shift(float m) { return m; }
+  __device__ static Weight weight(int, float x, float m, const NormCtx&) {
+    if (x == -INFINITY) return {0.f, 0.f};
+    const float s = x * kLn2;
+    const float n = fabsf(s) < 1.f ? exp2f(-m) * expm1_small(s) : exp2f(x - m) - exp2f(-m);
+    return {fmaxf(n, 0.f), fabsf(n)};
+  }
+  __device__ static float out_scale(float m, float l, const NormCtx&) {
+    return 1.f / (l + kSoftpickEps * exp2f(-m));
+  }
+  __device__ static float lse2(float m, float l, const NormCtx&) {
+    return l > 0.f ? m + log2f(l) : -INFINITY;
+  }
+};
+
+// sigmoid attention: p = 1 / (1 + 2^-(x + b)); absolute weights, no denominator. lse is written
+// as 0 (SPEC §3: NaN is not allowed and there is no denominator).
+struct Sigmoid {
+  static constexpr uint32_t kAbi = QA_NORM_SIGMOID;
+  static constexpr int kPasses = 1;
+  static constexpr bool kRescales = false;
+  static constexpr bool kVirtualSink = false;
+  static constexpr float kStartMass = 0.f;
+  __device__ static float start_max(const NormCtx&) { return 0.f; }
+  __device__ static float shift(float m) { return m; }
+  __device__ static Weight weight(int, float x, float, const NormCtx& c) {
+    if (x == -INFINITY) return {0.f, 0.f};
+    return {1.f / (1.f + exp2f(-(x + c.bias2))), 0.f};
+  }
+  __device__ static float out_scale(float, float, const NormCtx&) { return 1.f; }
+  __device__ static float lse2(float, float, const NormCtx&) { return 0.f; }
+};
+
+}  // namespace qa::attn

@@ -1,0 +1,75 @@
+//! Argument parsing and dispatch; one module per subcommand.
+
+mod demo;
+mod options;
+mod ptx;
+mod run;
+mod stats;
+mod table;
+mod workload;
+
+use clap::{Parser, Subcommand};
+use quietattn::{Device, DeviceKind, Result};
+
+/// Fused attention with softmax variants and in-kernel outlier statistics.
+#[derive(Debug, Parser)]
+#[command(name = "quietattn", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do; without one, `demo` runs.
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Attention over the tensors of a safetensors file.
+    Run(run::RunArgs),
+    /// Outlier statistics of the 2-D activation tensors of a safetensors file.
+    Stats(stats::StatsArgs),
+    /// Every variant on a synthetic workload that plants no-op heads and outlier channels.
+    Demo(demo::DemoArgs),
+    /// Writes the embedded PTX to a directory (for ptxas checks).
+    Ptx(ptx::PtxArgs),
+}
+
+/// Runs the parsed command line.
+pub fn execute(cli: Cli) -> Result<()> {
+    match cli.command {
+        None => demo::demo(&demo::DemoArgs::default()),
+        Some(Command::Run(a)) => run::run(&a),
+        Some(Command::Stats(a)) => stats::stats(&a),
+        Some(Command::Demo(a)) => demo::demo(&a),
+        Some(Command::Ptx(a)) => ptx::ptx(&a),
+    }
+}
+
+/// `--device` values.
+fn parse_device(s: &str) -> std::result::Result<DeviceKind, String> {
+    s.parse::<DeviceKind>().map_err(|e| e.to_string())
+}
+
+/// Opens the device `--device` names.
+fn open_device(kind: DeviceKind) -> Result<Device> {
+    Device::from_kind(kind)
+}
+
+/// A short device label for tables.
+fn device_label(device: &Device) -> &'static str {
+    match device.kind() {
+        DeviceKind::Reference | DeviceKind::Auto => "ref",
+        DeviceKind::Emulator => "emu",
+        DeviceKind::Cuda => "cuda",
+    }
+}
+
+/// Writes a statistics document as pretty JSON.
+fn write_json<T: serde::Serialize>(path: &std::path::Path, doc: &T) -> Result<()> {
+    let text = serde_json::to_string_pretty(doc).map_err(std::io::Error::other)?;
+    std::fs::write(path, text)?;
+    Ok(())
+}
+
+/// Milliseconds of a duration, for messages.
+fn millis(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
