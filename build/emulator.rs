@@ -79,6 +79,8 @@ pub fn build(root: &Path, out: &Path, kernels: &[(PathBuf, String)]) {
         // Kernels pun shared memory through reinterpret_cast, as CUDA code does.
         .flag("-fno-strict-aliasing")
         .flag_if_supported("-Wno-unused-parameter")
+        // `#pragma unroll` is a device-compiler hint; the host compiler has no use for it.
+        .flag_if_supported("-Wno-unknown-pragmas")
         .files(&runtime)
         .files(&wrappers)
         .compile("qa_emu");
