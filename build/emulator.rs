@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 pub fn build(root: &Path, out: &Path, kernels: &[(PathBuf, String)]) {
     let kernels_dir = root.join("kernels");
     let src_copy = out.join("emu_src");
-    copy_rewritten(&kernels_dir, &src_copy, &kernels_dir);
+    copy_rewritten(&kernels_dir, &src_copy);
 
     let wrap_dir = out.join("emu_wrap");
     fs::create_dir_all(&wrap_dir).expect("create emu_wrap");
@@ -99,13 +99,13 @@ fn write_if_changed(path: &Path, text: &str) {
 }
 
 /// Copies the source tree `from` to `to`, rewriting `__shared__` declarations.
-fn copy_rewritten(from: &Path, to: &Path, kernels_dir: &Path) {
+fn copy_rewritten(from: &Path, to: &Path) {
     fs::create_dir_all(to).expect("create emu_src");
     for entry in fs::read_dir(from).expect("read kernels dir").flatten() {
         let path = entry.path();
         let dest = to.join(entry.file_name());
         if path.is_dir() {
-            copy_rewritten(&path, &dest, kernels_dir);
+            copy_rewritten(&path, &dest);
             continue;
         }
         let is_source = path

@@ -211,3 +211,32 @@ fn unwaited_cp_async_is_reported() {
     ));
     assert!(msg.contains("cp.async"), "{msg}");
 }
+
+#[test]
+fn broken_shuffle_masks_are_reported() {
+    let dev = emulator();
+    let out = upload(&dev, &[0u32; 64]);
+    let run = |mode: i64, threads: u32| {
+        let p = args([out.addr(), 0, 0, 0], [mode, 0, 0, 0]);
+        launch(
+            &dev,
+            "seeded_bugs",
+            "qa_bug_shuffle_masks",
+            &p,
+            1,
+            threads,
+            0,
+        )
+    };
+    run(0, 64).unwrap();
+    assert_eq!(
+        download::<u32>(&dev, &out, 64),
+        (0..64).map(|t| t ^ 1).collect::<Vec<_>>()
+    );
+    let msg = emulator_error(run(1, 64));
+    assert!(msg.contains("does not contain the calling lane"), "{msg}");
+    let msg = emulator_error(run(2, 64));
+    assert!(msg.contains("overlapping"), "{msg}");
+    let msg = emulator_error(run(3, 48));
+    assert!(msg.contains("lanes that do not exist"), "{msg}");
+}

@@ -6,13 +6,17 @@
 // is a deadlock, reported with what every thread waits at. The calling thread is a watchdog:
 // a launch that stops switching fibers for `timeout` seconds (a spin loop) is reported, never
 // waited for forever.
+#include <pthread.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <condition_variable>
 #include <cstdarg>
 #include <cstdio>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -170,6 +174,22 @@ std::mutex& launch_mutex() {
 }
 std::string g_broken;  // set when a launch had to be abandoned; guarded by launch_mutex
 
+void park(int) {
+  for (;;) pause();
+}
+
+// The signal that parks an abandoned SM thread (installed once).
+int park_signal() {
+  static const int sig = [] {
+    struct sigaction sa {};
+    sa.sa_handler = park;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGRTMIN + 5, &sa, nullptr);
+    return SIGRTMIN + 5;
+  }();
+  return sig;
+}
+
 }  // namespace
 
 std::string site_str(const Site& s) { return format("%s:%u", s.file_name(), unsigned(s.line())); }
@@ -294,15 +314,22 @@ extern "C" int qa_emu_launch(const KernelInfo* kernel, const void* params, size_
     if (!qa_emu::stack_for(t)) return report("cannot allocate fiber stacks");
 
   // The SM thread runs the fibers; this thread watches that it keeps switching.
-  std::mutex m;
-  std::condition_variable cv;
-  bool done = false;
-  std::thread sm([&, l] {
+  // Shared with the SM thread, which may outlive this call when the launch is abandoned.
+  struct Sync {
+    std::mutex m;
+    std::condition_variable cv;
+    bool done = false;
+  };
+  auto sync = std::make_shared<Sync>();
+  std::thread sm([sync, l] {
     qa_emu::run_launch(*l);
-    std::lock_guard<std::mutex> lk(m);
-    done = true;
-    cv.notify_all();
+    std::lock_guard<std::mutex> lk(sync->m);
+    sync->done = true;
+    sync->cv.notify_all();
   });
+  std::mutex& m = sync->m;
+  std::condition_variable& cv = sync->cv;
+  bool& done = sync->done;
   const auto limit = std::chrono::duration<double>(timeout_s);
   uint64_t last = ~uint64_t(0);
   auto since = std::chrono::steady_clock::now();
@@ -322,7 +349,11 @@ extern "C" int qa_emu_launch(const KernelInfo* kernel, const void* params, size_
                             timeout_s);
       qa_emu::g_broken = "an earlier launch never finished (" + msg + ")";
       lk.unlock();
-      sm.detach();  // the runaway thread keeps `l`; both are abandoned
+      // Park the runaway thread for good (a signal handler that never returns): left running,
+      // it could wake up later, e.g. when freed memory it spins on changes, and write into
+      // memory that belongs to someone else by then. `l` is leaked with it.
+      pthread_kill(sm.native_handle(), qa_emu::park_signal());
+      sm.detach();
       return report(msg);
     }
   }

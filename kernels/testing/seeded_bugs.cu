@@ -94,3 +94,15 @@ QA_KERNEL(qa_bug_unwaited_cp_async, QaTestArgs, p) {
   __syncwarp();
   if (p.n[0] == 0) qa::ptr<float>(p.buf[1])[t] = stage[4 * ((t + 1) & 31u)];
 }
+
+// Broken shuffle masks, chosen by n[0]: 1 = a mask without the calling lane, 2 = lanes 0..15
+// use the full mask while lanes 16..31 use 0xffff0000 at the same call, 3 = the full mask in a
+// partial warp (launch with 48 threads). 0 = correct (full mask, 32 threads per warp).
+QA_KERNEL(qa_bug_shuffle_masks, QaTestArgs, p) {
+  const unsigned lane = threadIdx.x & 31u;
+  unsigned mask = qa::FULL_MASK;
+  if (p.n[0] == 1) mask = 1u << ((lane + 1) & 31u);
+  if (p.n[0] == 2) mask = lane < 16 ? qa::FULL_MASK : 0xffff0000u;
+  const unsigned v = __shfl_xor_sync(mask, threadIdx.x, 1);
+  qa::ptr<unsigned>(p.buf[0])[threadIdx.x] = v;
+}
