@@ -9,10 +9,8 @@ mod attention_parts;
 use std::collections::HashSet;
 
 use attention_parts::cases::{Batching, Case, CaseData, Layout, MaskKind, set};
-use attention_parts::{gpu_or_skip, run_all};
+use attention_parts::{Edit, gpu_or_skip, run_all};
 use quietattn::{DType, Device, Gate, Normaliser};
-
-type Edit = Box<dyn Fn(&mut CaseData)>;
 
 fn no_edit() -> Edit {
     Box::new(|_| {})
