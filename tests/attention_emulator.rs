@@ -9,10 +9,8 @@ mod attention_parts;
 use std::collections::HashSet;
 
 use attention_parts::cases::{Batching, Case, CaseData, Layout, MaskKind, set};
-use attention_parts::{gpu_or_skip, run_all};
+use attention_parts::{Edit, gpu_or_skip, run_all};
 use quietattn::{DType, Device, Gate, Normaliser};
-
-type Edit = Box<dyn Fn(&mut CaseData)>;
 
 fn no_edit() -> Edit {
     Box::new(|_| {})
@@ -253,5 +251,65 @@ fn emulator_attention_matches_reference() {
 fn gpu_attention_matches_reference() {
     if let Some(device) = gpu_or_skip("gpu_attention_matches_reference") {
         run_all(&device, "attention (gpu)", &all_cases());
+    }
+}
+
+/// Packed QKV: q, k and v are views into one `[b, s, (h + 2·kv)·d]` buffer.
+#[test]
+fn emulator_packed_qkv_matches_reference() {
+    use attention_parts::compare::{check_outputs, check_stats};
+    use attention_parts::row_values::{head_bins, o_log2_bins};
+    use quietattn::{AttentionInputs, AttentionOptions, TensorData, TensorView, reference};
+
+    let device = Device::emulator().expect("the emulator feature is on in tests");
+    let (b, s, h, kv, d) = (2, 24, 4, 2, 64);
+    let width = (h + 2 * kv) * d;
+    let values: Vec<f64> = (0..b * s * width)
+        .map(|i| ((i * 7919 % 1013) as f64 / 1013.0 - 0.5) * 3.0)
+        .collect();
+    let data = TensorData::from_f64(DType::BF16, &values);
+    let view = |heads: usize, offset: usize| {
+        TensorView::new(
+            data.as_ref(),
+            &[b, s, heads, d],
+            &[s * width, width, d, 1],
+            offset,
+        )
+        .expect("packed view fits")
+    };
+    let inputs = AttentionInputs::new(view(h, 0), view(kv, h * d), view(kv, (h + kv) * d));
+    let options = AttentionOptions {
+        causal: true,
+        stats: true,
+        ..Default::default()
+    };
+    let want = reference::attention(&inputs, &options).expect("reference");
+    let got = quietattn::attention(&device, &inputs, &options).expect("kernel");
+    check_outputs(DType::BF16, &got, &want).unwrap_or_else(|e| panic!("packed qkv: {e}"));
+    let bins = head_bins(&inputs, &options, &want.problem);
+    let stats = got.stats.as_ref().expect("stats requested");
+    check_stats(
+        stats,
+        &want.stats,
+        &bins,
+        &o_log2_bins(want.o.iter().copied()),
+    )
+    .unwrap_or_else(|e| panic!("packed qkv stats: {e}"));
+}
+
+/// Head dims the kernels do not instantiate are refused with `Unsupported`, not run.
+#[test]
+fn emulator_refuses_unsupported_head_dims() {
+    use quietattn::{AttentionInputs, AttentionOptions, Error, Tensor};
+
+    let device = Device::emulator().expect("the emulator feature is on in tests");
+    for d in [12, 264] {
+        let t = Tensor::zeros(DType::F32, &[1, 4, 1, d]).expect("tensor");
+        let inputs = AttentionInputs::new(t.view(), t.view(), t.view());
+        let err = quietattn::attention(&device, &inputs, &AttentionOptions::default());
+        assert!(
+            matches!(err, Err(Error::Unsupported(_))),
+            "d = {d}: {err:?}"
+        );
     }
 }

@@ -67,7 +67,7 @@ __device__ __forceinline__ void load_rows(f32x4 (*dst)[ROWS], int tile_rows, Row
                                           int valid, int d, ChannelAcc* ch, unsigned* hist) {
   const int c0 = threadIdx.x % Tr::kThreadsPerRow;
   for (int r = threadIdx.x / Tr::kThreadsPerRow; r < tile_rows; r += Tr::kRowsPerPass) {
-#pragma unroll
+QA_UNROLL
     for (int k = 0; k < Tr::kDimsPerThread; ++k) {
       const int c = c0 + k * Tr::kThreadsPerRow;
       float x = 0.f;
@@ -148,7 +148,7 @@ __device__ __forceinline__ void attention_body(const QaAttnParams& p) {
   const int split = lane / kSplitLanes;  // P·V: which share of the tile's keys
   int row[R];
   bool row_ok[R];
-#pragma unroll
+QA_UNROLL
   for (int r = 0; r < R; ++r) {
     row[r] = row0 + warp * R + r;
     row_ok[r] = warp * R + r < rows_here;
@@ -159,7 +159,7 @@ __device__ __forceinline__ void attention_body(const QaAttnParams& p) {
   EntropyAcc ent[R];
   RangeAcc rng[R];
   float xmax[R], x0[R], lse2[R];
-#pragma unroll
+QA_UNROLL
   for (int r = 0; r < R; ++r) {
     st[r].m = Norm::start_max(ctx);
     st[r].l = lane == 0 ? Norm::kStartMass : 0.f;
@@ -168,26 +168,26 @@ __device__ __forceinline__ void attention_body(const QaAttnParams& p) {
       xmax[r] = -INFINITY;
       x0[r] = -INFINITY;
     }
-#pragma unroll
+QA_UNROLL
     for (int g = 0; g < G; ++g) acc[r][g] = f32x4{{0.f, 0.f, 0.f, 0.f}};
   }
 
   const RowPtr<T> k_rows = rows_of<T>(p.k, varlen, b, seq.k_start, kvh);
   const RowPtr<T> v_rows = rows_of<T>(p.v, varlen, b, seq.k_start, kvh);
 
-#pragma unroll 1
+QA_UNROLL_N(1)
   for (int pass = 0; pass < Norm::kPasses; ++pass) {
     const bool counting = counts_kv && pass == 0;
     const bool weighs = pass == LAST;  // this pass accumulates acc += P·V
     const bool finds_max = Norm::kRescales && pass == 0;
     if (pass == 1) {  // two-pass policies: the row's lse from pass 0, uniform over the warp
-#pragma unroll
+QA_UNROLL
       for (int r = 0; r < R; ++r) lse2[r] = Norm::lse2(st[r].m, warp_sum(st[r].l), ctx);
     }
     const int begin = counting ? 0 : kv_lo / BN * BN;
     const int end = counting ? seq.k_len : kv_hi;
 
-#pragma unroll 1
+QA_UNROLL_N(1)
     for (int kv0 = begin; kv0 < end; kv0 += BN) {
       __syncthreads();  // Q staged / the previous tile fully consumed by every warp
       const int valid = seq.k_len - kv0 < BN ? seq.k_len - kv0 : BN;
@@ -207,12 +207,12 @@ __device__ __forceinline__ void attention_body(const QaAttnParams& p) {
 
       // s_rj = scale·(q_r·k_j) for this lane's key j; split lanes take alternate float4 groups.
       float x[R];
-#pragma unroll
+QA_UNROLL
       for (int r = 0; r < R; ++r) x[r] = 0.f;
-#pragma unroll 4
+QA_UNROLL_N(4)
       for (int c4 = part; c4 < d4; c4 += Tr::kLanesPerKey) {
         const f32x4 kv = sm.tiles.k[key][c4];
-#pragma unroll
+QA_UNROLL
         for (int r = 0; r < R; ++r) {
           const f32x4 qv = sm.tiles.q[warp * R + r][c4];
           x[r] = fmaf(qv.v[0], kv.v[0], x[r]);
@@ -223,7 +223,7 @@ __device__ __forceinline__ void attention_body(const QaAttnParams& p) {
       }
       const int j = kv0 + key;
       bool vis[R];
-#pragma unroll
+QA_UNROLL
       for (int r = 0; r < R; ++r) {
         if constexpr (Tr::kLanesPerKey == 2) x[r] += __shfl_xor_sync(FULL_MASK, x[r], BN);
         vis[r] = row_ok[r] && mask.visible(row[r], j);
@@ -234,18 +234,18 @@ __device__ __forceinline__ void attention_body(const QaAttnParams& p) {
       // Tile row max (and the first key's logit), read by every lane from shared memory.
       const bool needs_rowmax = finds_max || (STATS && pass == 0);
       float tmax[R];
-#pragma unroll
+QA_UNROLL
       for (int r = 0; r < R; ++r) tmax[r] = -INFINITY;
       if (needs_rowmax) {
         if (owns_key) {
-#pragma unroll
+QA_UNROLL
           for (int r = 0; r < R; ++r) sm.s[warp][r][key / 4].v[key % 4] = x[r];
         }
         __syncwarp();
-#pragma unroll
+QA_UNROLL
         for (int r = 0; r < R; ++r) {
           tmax[r] = -INFINITY;
-#pragma unroll
+QA_UNROLL
           for (int i = 0; i < BN / 4; ++i) {  // rowmax_j x_rj
             const f32x4 s4 = sm.s[warp][r][i];
             tmax[r] = fmaxf(fmaxf(tmax[r], fmaxf(s4.v[0], s4.v[1])), fmaxf(s4.v[2], s4.v[3]));
@@ -256,16 +256,16 @@ __device__ __forceinline__ void attention_body(const QaAttnParams& p) {
         }
       }
 
-#pragma unroll
+QA_UNROLL
       for (int r = 0; r < R; ++r) {
         float alpha = 1.f, ln_alpha = 0.f;
         if (finds_max) {  // m' = max(m, rowmax), α = 2^(m - m'): l, acc and A/B rescale by α
           const float m_old = st[r].m;
           alpha = st[r].template advance<Norm>(tmax[r]);
           ln_alpha = (m_old - Norm::shift(st[r].m)) * kLn2;
-#pragma unroll
+QA_UNROLL
           for (int g = 0; g < G; ++g)
-#pragma unroll
+QA_UNROLL
             for (int c = 0; c < 4; ++c) acc[r][g].v[c] *= alpha;
         }
         const float m_use = pass == 1 ? lse2[r] : Norm::shift(st[r].m);
@@ -292,22 +292,22 @@ __device__ __forceinline__ void attention_body(const QaAttnParams& p) {
       __syncwarp();
 
       // acc_r += Σ_j p_rj v_j over this lane's share of the tile's keys.
-#pragma unroll 2
+QA_UNROLL_N(2)
       for (int jj = 0; jj < Tr::kKeysPerSplit; jj += 4) {
         const int j0 = split * Tr::kKeysPerSplit + jj;
         f32x4 pr[R];
-#pragma unroll
+QA_UNROLL
         for (int r = 0; r < R; ++r) pr[r] = sm.p[warp][r][j0 / 4];
-#pragma unroll
+QA_UNROLL
         for (int t = 0; t < 4; ++t) {
-#pragma unroll
+QA_UNROLL
           for (int g = 0; g < G; ++g) {
             const int grp = lane % kSplitLanes + g * WARP_SIZE;
             if (4 * grp >= d) continue;
             const f32x4 vv = sm.tiles.v[j0 + t][grp];
-#pragma unroll
+QA_UNROLL
             for (int r = 0; r < R; ++r)
-#pragma unroll
+QA_UNROLL
               for (int c = 0; c < 4; ++c) acc[r][g].v[c] = fmaf(pr[r].v[t], vv.v[c], acc[r][g].v[c]);
           }
         }
@@ -320,13 +320,13 @@ __device__ __forceinline__ void attention_body(const QaAttnParams& p) {
   T* o_base = const_cast<T*>(o_rows.base);
   const bool stores = split == 0;  // split lanes hold partial sums; the first half stores
   ChannelAcc ch_o[G][4];
-#pragma unroll
+QA_UNROLL
   for (int r = 0; r < R; ++r) {
     const float l = Norm::kPasses == 2 ? 0.f : warp_sum(st[r].l);
     if constexpr (Tr::kKeySplit == 2) {
-#pragma unroll
+QA_UNROLL
       for (int g = 0; g < G; ++g)
-#pragma unroll
+QA_UNROLL
         for (int c = 0; c < 4; ++c) acc[r][g].v[c] += __shfl_xor_sync(FULL_MASK, acc[r][g].v[c], kSplitLanes);
     }
     const float l_tot = Norm::kPasses == 2 ? 1.f : l;
@@ -362,11 +362,11 @@ __device__ __forceinline__ void attention_body(const QaAttnParams& p) {
     }
     if (!stores) continue;
     const int64_t orow = int64_t(row[r]) * o_rows.stride;
-#pragma unroll
+QA_UNROLL
     for (int g = 0; g < G; ++g) {
       const int c0 = 4 * (lane % kSplitLanes + g * WARP_SIZE);
       if (c0 >= d) continue;
-#pragma unroll
+QA_UNROLL
       for (int c = 0; c < 4; ++c) {
         const float o = acc[r][g].v[c] * scale;  // o = acc / denominator, before the gate
         if constexpr (STATS) count_element(o, ch_o[g][c], bs->hist[QA_STAT_O]);
@@ -390,16 +390,16 @@ __device__ __forceinline__ void attention_body(const QaAttnParams& p) {
     zero_channels<MAX_D, NT>(sm.channels);
     __syncthreads();
     const int c0 = threadIdx.x % Tr::kThreadsPerRow;
-#pragma unroll
+QA_UNROLL
     for (int k = 0; k < DPT; ++k) {
       const int c = c0 + k * Tr::kThreadsPerRow;
       merge_channel(sm.channels, QA_STAT_Q, c, ch_q[k]);
       merge_channel(sm.channels, QA_STAT_K, c, ch_k[k]);
       merge_channel(sm.channels, QA_STAT_V, c, ch_v[k]);
     }
-#pragma unroll
+QA_UNROLL
     for (int g = 0; g < G; ++g)
-#pragma unroll
+QA_UNROLL
       for (int c = 0; c < 4; ++c) {
         const int ch = 4 * (lane % kSplitLanes + g * WARP_SIZE) + c;
         if (stores && ch < d) merge_channel(sm.channels, QA_STAT_O, ch, ch_o[g][c]);

@@ -53,9 +53,10 @@ struct Softmax {
     const float e = exp2f(x - m);
     return {e, e};
   }
-  __device__ static float out_scale(float, float l, const NormCtx&) { return l > 0.f ? 1.f / l : 0.f; }
+  // An empty row (l = 0) outputs 0 with lse -inf; a NaN l (non-finite inputs) stays NaN.
+  __device__ static float out_scale(float, float l, const NormCtx&) { return l == 0.f ? 0.f : 1.f / l; }
   __device__ static float lse2(float m, float l, const NormCtx&) {
-    return l > 0.f ? m + log2f(l) : -INFINITY;
+    return l == 0.f ? -INFINITY : m + log2f(l);
   }
 };
 
@@ -107,7 +108,8 @@ __device__ __forceinline__ float expm1_small(float s) {
 }
 
 // softpick: N = 2^-m (e^s - 1) with m ≥ 0, so 2^-m never overflows; acc += relu(N)·v, l += |N|,
-// o = acc / (l + ε·2^-m). Masked keys contribute exactly 0 (e^-inf - 1 would give -1).
+// o = acc / (l + ε·2^-m). Masked keys contribute exactly 0 (e^-inf - 1 would give -1); so does
+// a visible logit of exactly -inf, which only non-finite inputs produce.
 struct Softpick {
   static constexpr uint32_t kAbi = QA_NORM_SOFTPICK;
   static constexpr int kPasses = 1;
@@ -126,7 +128,7 @@ struct Softpick {
     return 1.f / (l + kSoftpickEps * exp2f(-m));
   }
   __device__ static float lse2(float m, float l, const NormCtx&) {
-    return l > 0.f ? m + log2f(l) : -INFINITY;
+    return l == 0.f ? -INFINITY : m + log2f(l);
   }
 };
 

@@ -12,6 +12,9 @@ use cases::{Case, CaseData};
 use compare::{check_outputs, check_stats};
 use row_values::{head_bins, o_log2_bins};
 
+/// Changes a case's inputs after generation (non-finite values, ...).
+pub type Edit = Box<dyn Fn(&mut CaseData)>;
+
 /// Runs one case on `device` and compares it with the reference; returns the kernel's time.
 pub fn run_case(
     device: &Device,
@@ -70,7 +73,7 @@ pub fn run_case(
 }
 
 /// Runs every case, prints the matrix with timings, and fails with all mismatches listed.
-pub fn run_all(device: &Device, title: &str, cases: &[(Case, Box<dyn Fn(&mut CaseData)>)]) {
+pub fn run_all(device: &Device, title: &str, cases: &[(Case, Edit)]) {
     println!("{title} on {} ({} cases)", device.name(), cases.len());
     let total = Instant::now();
     let mut failures = Vec::new();
