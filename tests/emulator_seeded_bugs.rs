@@ -73,7 +73,7 @@ fn shuffle_outside_its_mask_is_reported() {
     let ok = args([out.addr(), 0, 0, 0], [0, 0, 0, 0]);
     launch(&dev, "seeded_bugs", "qa_bug_half_warp_sum", &ok, 1, 64, 0).unwrap();
     let sums: Vec<u32> = download(&dev, &out, 2);
-    assert_eq!(sums, vec![(1..=16).sum(), (33..=48).sum()]);
+    assert_eq!(sums, vec![(1..=16).sum::<u32>(), (33..=48).sum::<u32>()]);
     let bug = args([out.addr(), 0, 0, 0], [1, 0, 0, 0]);
     let msg = emulator_error(launch(
         &dev,
