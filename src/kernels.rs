@@ -38,7 +38,7 @@ mod tests {
     #[test]
     fn every_module_has_ptx_when_built() {
         if !PTX_BUILT {
-            println!("SKIP every_module_has_ptx_when_built: built without nvcc");
+            crate::testing::skip("every_module_has_ptx_when_built", &"built without nvcc");
             return;
         }
         for m in MODULES {

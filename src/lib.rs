@@ -19,6 +19,7 @@ pub mod problem;
 pub mod reference;
 pub mod stats;
 pub mod tensor;
+pub mod testing;
 pub mod variant;
 
 pub use device::{Device, DeviceKind};

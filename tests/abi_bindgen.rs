@@ -4,6 +4,7 @@
 //! `QUIETATTN_REQUIRE_ALL` is set, where a missing libclang fails it.
 //! `QUIETATTN_BLESS=1 cargo test --test abi_bindgen` rewrites the committed file.
 
+use std::io::Write as _;
 use std::path::Path;
 
 /// The one bindgen configuration of the project.
@@ -37,7 +38,10 @@ fn generated_abi_matches_header() {
                 "libclang is required here (CI/QUIETATTN_REQUIRE_ALL) but could not be loaded: {why}"
             );
         }
-        println!("SKIP generated_abi_matches_header: libclang not found ({why})");
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "SKIP generated_abi_matches_header: libclang not found ({why})"
+        );
         return;
     }
     let fresh = generate();

@@ -270,17 +270,7 @@ fn emulator_matches_reference() {
 }
 
 fn gpu(test: &str) -> Option<Device> {
-    match Device::cuda(0) {
-        Ok(d) => Some(d),
-        Err(e) => {
-            assert!(
-                std::env::var("QUIETATTN_REQUIRE_GPU").as_deref() != Ok("1"),
-                "{test}: QUIETATTN_REQUIRE_GPU=1 but no usable GPU: {e}"
-            );
-            println!("SKIP {test}: {e}");
-            None
-        }
-    }
+    quietattn::testing::cuda_or_skip(test)
 }
 
 #[test]

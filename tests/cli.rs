@@ -130,7 +130,10 @@ fn demo_table_shows_the_sink_argument() {
 #[test]
 fn demo_on_the_emulator_agrees_with_the_reference() {
     if quietattn::Device::emulator().is_err() {
-        println!("SKIP demo_on_the_emulator_agrees_with_the_reference: emulator not built");
+        quietattn::testing::skip(
+            "demo_on_the_emulator_agrees_with_the_reference",
+            &"emulator not built",
+        );
         return;
     }
     let mut args = vec!["demo", "--device", "reference"];

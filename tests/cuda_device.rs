@@ -5,17 +5,7 @@ use quietattn::{Device, DeviceKind, Error, Tensor, TensorData, kernels};
 
 /// The CUDA device, or `None` after printing why (a failure under QUIETATTN_REQUIRE_GPU=1).
 fn gpu(test: &str) -> Option<Device> {
-    match Device::cuda(0) {
-        Ok(d) => Some(d),
-        Err(e) => {
-            assert!(
-                std::env::var("QUIETATTN_REQUIRE_GPU").as_deref() != Ok("1"),
-                "{test}: QUIETATTN_REQUIRE_GPU=1 but no usable GPU: {e}"
-            );
-            println!("SKIP {test}: {e}");
-            None
-        }
-    }
+    quietattn::testing::cuda_or_skip(test)
 }
 
 #[test]

@@ -98,15 +98,5 @@ pub fn run_all(device: &Device, title: &str, cases: &[(Case, Edit)]) {
 /// A GPU device, or `None` after printing `SKIP <test>: <why>` (a failure when
 /// QUIETATTN_REQUIRE_GPU=1).
 pub fn gpu_or_skip(test: &str) -> Option<Device> {
-    match Device::cuda(0) {
-        Ok(d) => Some(d),
-        Err(e) => {
-            assert!(
-                std::env::var("QUIETATTN_REQUIRE_GPU").as_deref() != Ok("1"),
-                "{test}: QUIETATTN_REQUIRE_GPU=1 but no GPU: {e}"
-            );
-            println!("SKIP {test}: {e}");
-            None
-        }
-    }
+    quietattn::testing::cuda_or_skip(test)
 }

@@ -10,15 +10,7 @@ use quietattn::{Device, Result};
 /// `SKIP <test>: ...` for the GPU half, and fails when `QUIETATTN_REQUIRE_GPU=1`.
 pub fn devices(test: &str) -> Vec<Device> {
     let mut devices = vec![Device::emulator().expect("emulator feature is on")];
-    match Device::cuda(0) {
-        Ok(d) => devices.push(d),
-        Err(e) => {
-            if std::env::var("QUIETATTN_REQUIRE_GPU").is_ok_and(|v| v == "1") {
-                panic!("{test}: QUIETATTN_REQUIRE_GPU=1 but no GPU: {e}");
-            }
-            println!("SKIP {test} on GPU: {e}");
-        }
-    }
+    devices.extend(quietattn::testing::cuda_or_skip(&format!("{test} on GPU")));
     devices
 }
 
