@@ -21,6 +21,26 @@ const TARGET_BLOCKS: u64 = 1024;
 ///
 /// `x` must be rank 2 `[tokens, channels]` with channel stride 1 (any row stride). On
 /// [`Device::Reference`] the f64 reference runs; otherwise the kernel.
+///
+/// ```
+/// use quietattn::{DType, Device, Tensor};
+///
+/// # fn main() -> quietattn::Result<()> {
+/// // 3 tokens x 4 channels; channel 2 carries an outlier, one element is NaN.
+/// let x = Tensor::from_f64(
+///     DType::F32,
+///     &[0.5, -1.0, 120.0, 0.0, 0.25, 1.0, -80.0, f64::NAN, 0.5, 2.0, 90.0, 1.0],
+///     &[3, 4],
+/// )?;
+/// let s = quietattn::activation_stats(&Device::emulator()?, &x.view())?;
+/// assert_eq!(s.channels[2].absmax, 120.0);
+/// assert_eq!(s.channels[3].count, 2); // the NaN is not a sample ...
+/// assert_eq!(s.tensor.non_finite, 1); // ... it is counted here
+/// assert_eq!(s.tensor.zeros, 1);
+/// assert_eq!(s.token_absmax, vec![120.0, 80.0, 90.0]);
+/// # Ok(())
+/// # }
+/// ```
 pub fn activation_stats(device: &Device, x: &TensorView<'_>) -> Result<ActivationStats> {
     activation_stats_chunked(device, x, None)
 }
