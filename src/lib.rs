@@ -24,6 +24,7 @@ pub mod variant;
 pub use device::{Device, DeviceKind};
 pub use dtype::DType;
 pub use error::{Error, Result};
+pub use ops::attention::{DeviceAttentionArgs, DeviceStats, DeviceTensor, attention_device};
 pub use ops::{AttentionOutput, activation_stats, attention};
 pub use problem::{AttentionInputs, AttentionProblem};
 pub use stats::{ActivationStats, OutlierStats};
