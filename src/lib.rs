@@ -15,6 +15,7 @@ pub mod io;
 pub mod kernels;
 pub mod launch;
 pub mod ops;
+pub mod perf;
 pub mod problem;
 pub mod reference;
 pub mod stats;

@@ -51,6 +51,40 @@ pub(crate) enum Origin {
 /// [`DeviceTensor::from_cuda_mut`]), from a [`Buffer`] of quietattn's own executors
 /// ([`DeviceTensor::from_buffer`]), or from a raw address ([`DeviceTensor::from_raw`]); then
 /// [`DeviceTensor::strided`] picks a strided sub-tensor (packed QKV, padded rows).
+///
+/// An engine's packed bf16 QKV projection on a GPU (needs one, hence `no_run`):
+///
+/// ```no_run
+/// use quietattn::ops::attention::{DeviceAttentionArgs, DeviceTensor, attention_device};
+/// use quietattn::{AttentionOptions, Device};
+///
+/// # fn main() -> quietattn::Result<()> {
+/// let device = Device::cuda(0)?;
+/// let Device::Cuda(gpu) = &device else { unreachable!() };
+/// let stream = gpu.stream(); // or CudaDevice::from_stream(engine_stream)
+/// let (b, s, h, kv, d) = (2, 1024, 32, 8, 128);
+/// let width = (h + 2 * kv) * d;
+/// let alloc = |n| stream.alloc_zeros::<half::bf16>(n).expect("device memory");
+/// let qkv = alloc(b * s * width); // filled by the engine's projection
+/// let mut o = alloc(b * s * h * d);
+/// let mut lse = stream.alloc_zeros::<f32>(b * h * s).expect("device memory");
+/// let part = |heads: usize, offset: usize| {
+///     DeviceTensor::from_cuda(&qkv, stream, &[qkv.len()])?
+///         .strided(&[b, s, heads, d], &[s * width, width, d, 1], offset)
+/// };
+/// let args = DeviceAttentionArgs::new(
+///     part(h, 0)?,
+///     part(kv, h * d)?,
+///     part(kv, (h + kv) * d)?,
+///     DeviceTensor::from_cuda_mut(&mut o, stream, &[b, s, h, d])?,
+///     DeviceTensor::from_cuda_mut(&mut lse, stream, &[b, h, s])?,
+/// );
+/// let opts = AttentionOptions { causal: true, ..Default::default() };
+/// attention_device(&device, &args, &opts)?; // queued, not waited for
+/// drop(args); // records the reads and writes on the stream for cudarc's tracking
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct DeviceTensor<'a> {
     addr: u64,
