@@ -1,4 +1,5 @@
-//! The `quietattn` command line: `run`, `stats`, `demo` (what runs without arguments) and `ptx`.
+//! The `quietattn` command line: `run`, `stats`, `demo` (what runs without arguments), `bench`
+//! and `ptx`.
 
 mod cli;
 

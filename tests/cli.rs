@@ -448,3 +448,40 @@ fn ptx_writes_exactly_the_embedded_modules() {
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `quietattn bench` on the emulator: one table row per variant, mask and statistics setting,
+/// labelled as emulator times.
+#[test]
+fn bench_on_the_emulator_prints_a_row_per_variant() {
+    let o = quietattn(&[
+        "bench", "--device", "emulator", "--seq", "32", "--dim", "64", "--iters", "1",
+    ]);
+    if !o.status.success() && stderr(&o).contains("emulator is not compiled in") {
+        println!("SKIP bench_on_the_emulator_prints_a_row_per_variant: emulator not built");
+        return;
+    }
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("not GPU performance"), "{out}");
+    let rows: Vec<Vec<&str>> = out.lines().map(cells).collect();
+    for name in [
+        "softmax",
+        "off-by-one",
+        "sink",
+        "clipped",
+        "softpick",
+        "sigmoid",
+    ] {
+        let mine: Vec<&Vec<&str>> = rows.iter().filter(|r| r.first() == Some(&name)).collect();
+        // causal no/yes x stats off/on
+        assert_eq!(mine.len(), 4, "{name}: {out}");
+        for r in &mine {
+            let ms: f64 = r[3].parse().unwrap_or(-1.0);
+            assert!(ms > 0.0, "{name}: time {:?} in {out}", r[3]);
+        }
+        let softmax_ratio = mine[0][6];
+        if name == "softmax" {
+            assert_eq!(softmax_ratio, "1.000", "{out}");
+        }
+    }
+}

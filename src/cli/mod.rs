@@ -1,5 +1,6 @@
 //! Argument parsing and dispatch; one module per subcommand.
 
+mod bench;
 mod demo;
 mod options;
 mod ptx;
@@ -30,6 +31,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Writes the embedded PTX to a directory (for ptxas checks).
     Ptx(ptx::PtxArgs),
+    /// Times forward attention of every variant (GPU, or small sizes on the emulator).
+    Bench(bench::BenchArgs),
 }
 
 /// Runs the parsed command line.
@@ -40,6 +43,7 @@ pub fn execute(cli: Cli) -> Result<()> {
         Some(Command::Stats(a)) => stats::stats(&a),
         Some(Command::Demo(a)) => demo::demo(&a),
         Some(Command::Ptx(a)) => ptx::ptx(&a),
+        Some(Command::Bench(a)) => bench::bench(&a),
     }
 }
 

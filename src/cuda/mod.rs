@@ -8,6 +8,7 @@ mod detect;
 mod error;
 mod memory;
 mod modules;
+mod raw;
 
 use std::ffi::c_void;
 use std::sync::Arc;

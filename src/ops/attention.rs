@@ -2,22 +2,32 @@
 //! compute the kernel parameters and launch geometry once, launch, download.
 //!
 //! The same path serves every executor (the SIMT emulator and CUDA GPUs). Engines that keep
-//! tensors in device memory build a [`QaAttnParams`] themselves and call [`attention_raw`].
+//! tensors in device memory describe them with [`DeviceTensor`]s and call [`attention_device`]
+//! (validated, asynchronous, no copies); [`attention_raw`] takes a finished
+//! [`crate::abi::QaAttnParams`].
 
+mod device;
+mod device_stats;
+mod device_tensor;
+mod params;
 mod plan;
 mod stats_buffer;
 
+pub use device::{DeviceAttentionArgs, DeviceVarlen, attention_device};
+pub use device_stats::{DeviceStats, StatsTarget, read_stats_at};
+pub use device_tensor::{DeviceIndex, DeviceTensor, Element};
 pub use plan::{MAX_HEAD_DIM, attention_raw, check_head_dim, plan, wants_stats};
 pub use stats_buffer::StatsLayout;
 
-use crate::abi::{self, QaAttnParams, QaTensorDesc};
+use crate::abi::{self, QaTensorDesc};
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::launch::{Buffer, Executor};
 use crate::problem::{AttentionInputs, AttentionProblem};
 use crate::stats::OutlierStats;
-use crate::tensor::{Tensor, TensorData, TensorView};
+use crate::tensor::{Tensor, TensorData, TensorView, contiguous_strides};
 use crate::variant::{AttentionOptions, Normaliser};
+use params::Operands;
 
 /// The result of [`attention`].
 #[derive(Clone, Debug)]
@@ -80,22 +90,10 @@ fn run(
         _ => None,
     };
 
-    let o_shape = problem.o_shape();
+    let geometry = problem.geometry();
+    let o_shape = geometry.o_shape();
     let mut o = Tensor::zeros(problem.dtype, &o_shape)?;
     let o_buf = executor.alloc_zeroed(o.data.as_bytes().len().max(16))?;
-    let (hd, h) = (problem.head_dim as i64, problem.heads as i64);
-    let o_desc = QaTensorDesc {
-        ptr: o_buf.addr(),
-        stride_batch: if varlen {
-            0
-        } else {
-            problem.max_q as i64 * h * hd
-        },
-        stride_seq: h * hd,
-        stride_head: hd,
-        dtype: problem.dtype.abi(),
-        reserved: 0,
-    };
     // Rows no sequence covers (varlen) are never written: they read like fully masked rows.
     let mut lse = initial_lse(inputs, options, problem);
     let lse_buf = upload_slice(executor, bytemuck::cast_slice(&lse))?;
@@ -105,59 +103,26 @@ fn run(
     } else {
         None
     };
-
-    let (bias, bias_default) = match options.normaliser {
-        Normaliser::Sigmoid { bias: Some(b) } => (b, 0),
-        Normaliser::Sigmoid { bias: None } => (0.0, 1),
-        _ => (0.0, 0),
-    };
-    let (gamma, zeta) = match options.normaliser {
-        Normaliser::Clipped { gamma, zeta } => (gamma, zeta),
-        _ => (0.0, 1.0),
-    };
-    let (left, right) = options.window.unwrap_or((-1, -1));
-    let params = QaAttnParams {
+    let operands = Operands {
         q,
         k,
         v,
-        o: o_desc,
-        gate: gate.as_ref().map(|(_, d)| *d).unwrap_or_default(),
+        o: params::desc(
+            o_buf.addr(),
+            problem.dtype,
+            &contiguous_strides(&o_shape),
+            varlen,
+        )?,
+        gate: gate.as_ref().map(|(_, d)| *d),
         lse: lse_buf.addr(),
-        lse_stride_batch: if varlen { 0 } else { h * problem.max_q as i64 },
-        lse_stride_head: if varlen {
-            problem.total_q
-        } else {
-            problem.max_q
-        } as i64,
-        cu_seqlens_q: cu.as_ref().map_or(0, |(a, _)| a.addr()),
-        cu_seqlens_k: cu.as_ref().map_or(0, |(_, b)| b.addr()),
+        lse_strides: params::lse_strides(varlen, &contiguous_strides(&geometry.lse_shape()))?,
+        cu_seqlens: cu.as_ref().map(|(a, b)| (a.addr(), b.addr())),
         sinks: sinks.as_ref().map_or(0, Buffer::addr),
-        batch: to_u32("batch", problem.batch)?,
-        heads: to_u32("heads", problem.heads)?,
-        kv_heads: to_u32("kv heads", problem.kv_heads)?,
-        head_dim: to_u32("head dim", problem.head_dim)?,
-        seqlen_q: to_u32("query length", problem.max_q)?,
-        seqlen_k: to_u32("key length", problem.max_k)?,
-        normaliser: options.normaliser.abi(),
-        gate_kind: if gate.is_some() {
-            options.gate.abi()
-        } else {
-            abi::QaGate_QA_GATE_NONE
-        },
-        causal: u32::from(options.causal),
-        window_left: left,
-        window_right: right,
-        scale: problem.scale as f32,
-        softcap: options.softcap.unwrap_or(0.0),
-        clip_gamma: gamma,
-        clip_zeta: zeta,
-        sigmoid_bias: bias,
-        sigmoid_bias_default: bias_default,
-        reserved: 0,
         stats: stats_buf
             .as_ref()
             .map_or_else(Default::default, |b| layout.pointers(b.addr())),
     };
+    let params = params::build(&geometry, options, &operands)?;
     attention_raw(executor, &params)?;
 
     executor.download(&o_buf, o.data.as_bytes_mut())?;
@@ -200,14 +165,6 @@ fn initial_lse(
         .collect()
 }
 
-fn to_u32(what: &str, n: usize) -> Result<u32> {
-    u32::try_from(n).map_err(|_| Error::Overflow(format!("{what} {n} exceeds u32")))
-}
-
-fn to_i64(n: usize) -> Result<i64> {
-    i64::try_from(n).map_err(|_| Error::Overflow(format!("stride {n} exceeds i64")))
-}
-
 /// Uploads `bytes` (at least 16, so an empty input still has an address).
 fn upload_slice(executor: &dyn Executor, bytes: &[u8]) -> Result<Buffer> {
     if bytes.len() < 16 {
@@ -240,15 +197,6 @@ fn upload_view(
         &bytes[view.offset * size..(view.offset + last + 1) * size]
     };
     let buf = upload_slice(executor, span)?;
-    let lead = usize::from(!varlen);
-    let stride = |axis: usize| view.strides.get(axis).copied().map_or(Ok(0), to_i64);
-    let desc = QaTensorDesc {
-        ptr: buf.addr(),
-        stride_batch: if varlen { 0 } else { stride(0)? },
-        stride_seq: stride(lead)?,
-        stride_head: stride(lead + 1)?,
-        dtype: view.dtype().abi(),
-        reserved: 0,
-    };
+    let desc = params::desc(buf.addr(), view.dtype(), &view.strides, varlen)?;
     Ok((buf, desc))
 }

@@ -1,0 +1,129 @@
+//! `quietattn bench`: forward-attention time of every normaliser, causal and not, statistics
+//! off and on, on device-resident operands (the engine path), as one table with the ratios
+//! measured in the same run.
+
+use clap::Args;
+use quietattn::perf::{self, BenchRow, H200_FP32_PEAK_FLOPS};
+use quietattn::{DType, DeviceKind, Error, Result};
+
+use super::table::{Table, num};
+
+/// Arguments of `quietattn bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Where to run: auto (GPU, else emulator), cuda or emulator.
+    #[arg(long, default_value = "auto", value_parser = super::parse_device)]
+    device: DeviceKind,
+    /// Query and key length (default 4096 on a GPU, 32 on the emulator).
+    #[arg(long)]
+    seq: Option<usize>,
+    /// Head dimension.
+    #[arg(long, default_value_t = 128)]
+    dim: usize,
+    /// Element type: bf16, f16 or f32.
+    #[arg(long, default_value = "bf16", value_parser = parse_dtype)]
+    dtype: DType,
+    /// Timed launches per configuration (default 20 on a GPU, 1 on the emulator).
+    #[arg(long)]
+    iters: Option<usize>,
+}
+
+fn parse_dtype(s: &str) -> std::result::Result<DType, String> {
+    s.parse::<DType>().map_err(|e| e.to_string())
+}
+
+/// Query tokens per GPU launch: enough blocks for many waves on 132 SMs.
+const GPU_TOKENS: usize = 16_384;
+/// Heads of every benchmark launch.
+const GPU_HEADS: usize = 16;
+
+/// Runs the benchmark and prints the table.
+pub fn bench(args: &BenchArgs) -> Result<()> {
+    let device = super::open_device(args.device)?;
+    let gpu = match device.kind() {
+        DeviceKind::Cuda => true,
+        DeviceKind::Emulator => false,
+        _ => {
+            return Err(Error::Unsupported(
+                "bench needs a kernel device (--device cuda or emulator); the reference runs no \
+                 kernels"
+                    .into(),
+            ));
+        }
+    };
+    let seq = args.seq.unwrap_or(if gpu { 4096 } else { 32 });
+    if seq == 0 {
+        return Err(Error::InvalidOption("--seq must be at least 1".into()));
+    }
+    let iters = args.iters.unwrap_or(if gpu { 20 } else { 1 }).max(1);
+    let (batch, heads) = if gpu {
+        ((GPU_TOKENS / seq).max(1), GPU_HEADS)
+    } else {
+        (1, 2)
+    };
+    println!(
+        "attention benchmark on {}: [batch {batch}, seq {seq}, heads {heads}, dim {}] {}, \
+         {iters} launch(es) per row",
+        device.name(),
+        args.dim,
+        args.dtype
+    );
+    if !gpu {
+        println!(
+            "emulator times: the kernels run on the CPU through the SIMT emulator; these are \
+             emulator times, not GPU performance"
+        );
+    }
+    println!(
+        "FLOPs = 4*b*h*s^2*d (/2 causal); % peak of the H200's FP32 CUDA-core peak, {:.0} \
+         TFLOP/s (NVIDIA datasheet; the kernels use CUDA cores, not tensor cores)",
+        H200_FP32_PEAK_FLOPS / 1e12
+    );
+    let rows = perf::run_matrix(
+        &device,
+        [batch, seq, heads, args.dim],
+        args.dtype,
+        iters,
+        &mut |_| {},
+    )?;
+    println!("{}", table(&rows, gpu).render());
+    Ok(())
+}
+
+fn table(rows: &[BenchRow], gpu: bool) -> Table {
+    let mut t = Table::new(
+        &[
+            "variant",
+            "causal",
+            "stats",
+            "time ms",
+            "TFLOP/s",
+            "% FP32",
+            "x softmax",
+            "x off",
+        ],
+        3,
+    );
+    for r in rows {
+        let c = &r.config;
+        t.row(vec![
+            c.normaliser.name().into(),
+            if c.causal { "yes" } else { "no" }.into(),
+            if c.stats { "on" } else { "off" }.into(),
+            num(Some(r.seconds * 1e3)),
+            if gpu { num(Some(r.tflops)) } else { "-".into() },
+            if gpu {
+                num(Some(r.peak_percent))
+            } else {
+                "-".into()
+            },
+            num(Some(r.vs_softmax)),
+            if c.stats {
+                num(Some(r.stats_cost))
+            } else {
+                "-".into()
+            },
+        ]);
+    }
+    t
+}

@@ -1,0 +1,299 @@
+//! Attention on memory the caller owns: engines pass descriptors of their own device buffers
+//! and get one asynchronous launch, with no copy and no synchronisation.
+//!
+//! The call is validated by the same [`AttentionGeometry`] checks as [`super::attention`] on
+//! host tensors, and the kernel parameters come from the same builder, so both paths mean the
+//! same thing for the same shapes.
+
+use super::device_stats::StatsTarget;
+use super::device_tensor::{DeviceIndex, DeviceTensor, Origin};
+use super::params::{self, Operands};
+use super::{StatsLayout, check_head_dim, plan};
+use crate::abi;
+use crate::device::Device;
+use crate::dtype::DType;
+use crate::error::{Error, Result, shape_err};
+use crate::problem::{AttentionGeometry, AttentionLayout, SeqLens};
+use crate::variant::{AttentionOptions, Normaliser};
+
+/// Varlen batch delimitation in device memory (FlashAttention's convention).
+#[derive(Debug)]
+pub struct DeviceVarlen<'a> {
+    /// Query offsets, `batch + 1` values starting at 0.
+    pub cu_seqlens_q: DeviceIndex<'a>,
+    /// Key offsets, `batch + 1` values starting at 0.
+    pub cu_seqlens_k: DeviceIndex<'a>,
+    /// Number of sequences.
+    pub batch: usize,
+    /// The longest query sequence (the grid covers this many rows per sequence).
+    pub max_seqlen_q: usize,
+    /// The longest key sequence.
+    pub max_seqlen_k: usize,
+}
+
+/// The operands of one attention launch on caller-owned memory.
+///
+/// Layouts are those of [`crate::AttentionInputs`]: `q` `[b, sq, h, d]`, `k`/`v`
+/// `[b, sk, hkv, d]` (varlen: `[total, heads, d]`), any strides with a contiguous head
+/// dimension; `o` the dtype of `q` in [`AttentionGeometry::o_shape`], `lse` f32 in
+/// [`AttentionGeometry::lse_shape`] (both with a contiguous last axis, other strides free).
+/// Varlen rows that no sequence covers are not written.
+#[derive(Debug)]
+pub struct DeviceAttentionArgs<'a> {
+    /// Queries.
+    pub q: DeviceTensor<'a>,
+    /// Keys.
+    pub k: DeviceTensor<'a>,
+    /// Values.
+    pub v: DeviceTensor<'a>,
+    /// Output.
+    pub o: DeviceTensor<'a>,
+    /// Log-sum-exp per row (f32).
+    pub lse: DeviceTensor<'a>,
+    /// Per-head sink logits, f32 `[heads]`, for [`Normaliser::Sink`] (values must be finite:
+    /// unlike the host path they are not inspected).
+    pub sinks: Option<DeviceTensor<'a>>,
+    /// Gate logits when the options name a gate.
+    pub gate: Option<DeviceTensor<'a>>,
+    /// Varlen offsets; `None` for a fixed-length batch.
+    pub varlen: Option<DeviceVarlen<'a>>,
+    /// Where to add statistics; required exactly when `options.stats` is set.
+    pub stats: Option<StatsTarget<'a>>,
+}
+
+impl<'a> DeviceAttentionArgs<'a> {
+    /// A fixed-length batch without sinks, gate or statistics.
+    pub fn new(
+        q: DeviceTensor<'a>,
+        k: DeviceTensor<'a>,
+        v: DeviceTensor<'a>,
+        o: DeviceTensor<'a>,
+        lse: DeviceTensor<'a>,
+    ) -> Self {
+        DeviceAttentionArgs {
+            q,
+            k,
+            v,
+            o,
+            lse,
+            sinks: None,
+            gate: None,
+            varlen: None,
+            stats: None,
+        }
+    }
+
+    /// The shared validation of shapes, strides, dtypes and options, plus the checks of the
+    /// operands the host path allocates itself (`o`, `lse`, `sinks`, statistics).
+    pub fn geometry(&self, options: &AttentionOptions) -> Result<AttentionGeometry> {
+        let layout = AttentionLayout {
+            q: self.q.layout(),
+            k: self.k.layout(),
+            v: self.v.layout(),
+            sinks: self.sinks.as_ref().map(|s| s.shape().iter().product()),
+            gate: self.gate.as_ref().map(DeviceTensor::layout),
+            seqlens: match &self.varlen {
+                None => SeqLens::Batched,
+                Some(v) => SeqLens::VarlenMax {
+                    batch: v.batch,
+                    max_q: v.max_seqlen_q,
+                    max_k: v.max_seqlen_k,
+                },
+            },
+        };
+        let g = AttentionGeometry::new(&layout, options)?;
+        check_head_dim(g.head_dim)?;
+        check_output("o", &self.o, g.dtype, &g.o_shape())?;
+        check_output("lse", &self.lse, DType::F32, &g.lse_shape())?;
+        if let (Normaliser::Sink, Some(s)) = (options.normaliser, &self.sinks) {
+            check_output("sinks", s, DType::F32, &[g.heads])?;
+        }
+        if let Some(v) = &self.varlen {
+            for (name, cu) in [
+                ("cu_seqlens_q", &v.cu_seqlens_q),
+                ("cu_seqlens_k", &v.cu_seqlens_k),
+            ] {
+                if let Some(n) = cu.len().filter(|&n| n < v.batch + 1) {
+                    return Err(shape_err!(
+                        "{name} holds {n} offsets, a batch of {} needs {}",
+                        v.batch,
+                        v.batch + 1
+                    ));
+                }
+            }
+        }
+        match (&self.stats, options.stats) {
+            (Some(t), true) => {
+                let want = StatsLayout::new(g.heads, g.kv_heads, g.head_dim);
+                if *t.layout() != want {
+                    return Err(shape_err!(
+                        "the statistics buffer is laid out for another head configuration \
+                         ({} bytes, this call needs {})",
+                        t.layout().bytes,
+                        want.bytes
+                    ));
+                }
+            }
+            (None, false) => {}
+            (Some(_), false) => {
+                return Err(Error::InvalidOption(
+                    "a statistics buffer was given but options.stats is off".into(),
+                ));
+            }
+            (None, true) => {
+                return Err(Error::InvalidOption(
+                    "options.stats is on but no statistics buffer was given".into(),
+                ));
+            }
+        }
+        Ok(g)
+    }
+}
+
+/// `t` has `dtype`, `shape` and a contiguous last axis.
+fn check_output(name: &str, t: &DeviceTensor<'_>, dtype: DType, shape: &[usize]) -> Result<()> {
+    if t.dtype() != dtype {
+        return Err(Error::Unsupported(format!(
+            "{name} must be {dtype}, got {}",
+            t.dtype()
+        )));
+    }
+    if t.shape() != shape {
+        return Err(shape_err!(
+            "{name} has shape {:?}, expected {shape:?}",
+            t.shape()
+        ));
+    }
+    if let (Some(&n), Some(&s)) = (shape.last(), t.strides().last())
+        && n > 1
+        && s != 1
+    {
+        return Err(shape_err!(
+            "{name}: the last axis must be contiguous, got strides {:?}",
+            t.strides()
+        ));
+    }
+    Ok(())
+}
+
+/// Runs attention on caller-owned memory; returns the validated geometry.
+///
+/// On a CUDA device the kernel is queued on the device's stream ([`crate::cuda::CudaDevice::stream`],
+/// or the engine's own through [`crate::cuda::CudaDevice::from_stream`]) and the call returns
+/// without waiting; errors of the kernel itself surface at the next synchronisation. On the
+/// emulator the launch runs to completion. Statistics are added to `args.stats` (zero it first,
+/// or keep accumulating).
+///
+/// ```
+/// use quietattn::ops::attention::{DeviceAttentionArgs, DeviceTensor, attention_device};
+/// use quietattn::{AttentionOptions, DType, Device};
+///
+/// # fn main() -> quietattn::Result<()> {
+/// let device = Device::emulator()?; // Device::cuda(0)? on a GPU
+/// let exec = device.executor().expect("the emulator runs kernels");
+/// let (b, s, h, d) = (1, 4, 1, 8);
+/// let ones: Vec<u8> = bytemuck::cast_slice(&vec![half::bf16::ONE; b * s * h * d]).to_vec();
+/// let qkv = exec.upload(&ones)?; // q, k and v all read this buffer
+/// let mut o = exec.alloc_zeroed(ones.len())?;
+/// let mut lse = exec.alloc_zeroed(b * h * s * 4)?;
+/// let t = |shape: &[usize]| shape.to_vec();
+/// let args = DeviceAttentionArgs::new(
+///     DeviceTensor::from_buffer(&qkv, DType::BF16, &t(&[b, s, h, d]))?,
+///     DeviceTensor::from_buffer(&qkv, DType::BF16, &t(&[b, s, h, d]))?,
+///     DeviceTensor::from_buffer(&qkv, DType::BF16, &t(&[b, s, h, d]))?,
+///     DeviceTensor::from_buffer_mut(&mut o, DType::BF16, &t(&[b, s, h, d]))?,
+///     DeviceTensor::from_buffer_mut(&mut lse, DType::F32, &t(&[b, h, s]))?,
+/// );
+/// let geometry = attention_device(&device, &args, &AttentionOptions::default())?;
+/// assert_eq!(geometry.o_shape(), vec![b, s, h, d]);
+/// drop(args);
+/// let mut out = vec![0u8; ones.len()];
+/// exec.download(&o, &mut out)?;
+/// // Every value row is ones, so every output is 1.
+/// assert!(bytemuck::cast_slice::<u8, half::bf16>(&out).iter().all(|x| x.to_f32() == 1.0));
+/// # Ok(())
+/// # }
+/// ```
+pub fn attention_device(
+    device: &Device,
+    args: &DeviceAttentionArgs<'_>,
+    options: &AttentionOptions,
+) -> Result<AttentionGeometry> {
+    let g = args.geometry(options)?;
+    check_origins(device, args)?;
+    let varlen = g.varlen;
+    let desc = |t: &DeviceTensor<'_>| params::desc(t.addr(), t.dtype(), t.strides(), varlen);
+    let operands = Operands {
+        q: desc(&args.q)?,
+        k: desc(&args.k)?,
+        v: desc(&args.v)?,
+        o: desc(&args.o)?,
+        gate: args.gate.as_ref().map(desc).transpose()?,
+        lse: args.lse.addr(),
+        lse_strides: params::lse_strides(varlen, args.lse.strides())?,
+        cu_seqlens: args
+            .varlen
+            .as_ref()
+            .map(|v| (v.cu_seqlens_q.addr(), v.cu_seqlens_k.addr())),
+        sinks: args.sinks.as_ref().map_or(0, DeviceTensor::addr),
+        stats: args
+            .stats
+            .as_ref()
+            .map_or_else(Default::default, |t| t.layout().pointers(t.addr())),
+    };
+    let p = params::build(&g, options, &operands)?;
+    let (kernel, geometry) = plan(&p)?;
+    if p.batch == 0 {
+        return Ok(g);
+    }
+    let bytes = abi::as_bytes(&p);
+    match device {
+        Device::Cuda(c) => c.launch_async(&kernel, bytes, &geometry)?,
+        other => match other.executor() {
+            Some(e) => e.launch(&kernel, bytes, &geometry)?,
+            None => return Err(reference_has_no_memory()),
+        },
+    }
+    Ok(g)
+}
+
+fn reference_has_no_memory() -> Error {
+    Error::Unsupported("the reference device has no device memory to run on".into())
+}
+
+/// Every operand's memory belongs to the kind of device that launches, and cudarc guards were
+/// taken on the stream the launch goes to.
+fn check_origins(device: &Device, args: &DeviceAttentionArgs<'_>) -> Result<()> {
+    let stream = match device {
+        Device::Reference => return Err(reference_has_no_memory()),
+        Device::Cuda(c) => Some(c.stream().cu_stream() as usize),
+        #[cfg(feature = "emulator")]
+        Device::Emulator(_) => None,
+    };
+    let tensors = [&args.q, &args.k, &args.v, &args.o, &args.lse]
+        .into_iter()
+        .chain(args.sinks.as_ref())
+        .chain(args.gate.as_ref())
+        .map(DeviceTensor::origin);
+    let indices = args
+        .varlen
+        .iter()
+        .flat_map(|v| [v.cu_seqlens_q.origin(), v.cu_seqlens_k.origin()]);
+    for origin in tensors.chain(indices) {
+        let ok = match (origin, stream) {
+            (Origin::Raw, _) => true,
+            (Origin::Host, None) => true,
+            (Origin::Cuda(None), Some(_)) => true,
+            (Origin::Cuda(Some(s)), Some(launch)) => s == launch,
+            _ => false,
+        };
+        if !ok {
+            return Err(Error::InvalidOption(format!(
+                "an operand's memory ({origin:?}) does not belong to {} (or its guard was taken \
+                 on another stream)",
+                device.name()
+            )));
+        }
+    }
+    Ok(())
+}
