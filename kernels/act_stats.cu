@@ -99,13 +99,14 @@ __device__ __forceinline__ void act_stats(const QaActStatsParams& p) {
   float* token_absmax = qa::ptr<float>(p.token_absmax);
 
   // Per owned channel j, over the finite elements of this warp's rows:
-  // amax = max |x|, s1 = sum x, s2 = sum x^2, s4 = sum x^4, n = count.
-  float amax[VEC], s1[VEC], s2[VEC], s4[VEC];
+  // amax = max |x|, s1 = sum x, s2 = sum x^2, s3 = sum x^3, s4 = sum x^4, n = count.
+  float amax[VEC], s1[VEC], s2[VEC], s3[VEC], s4[VEC];
   uint32_t n[VEC];
   for (int j = 0; j < VEC; ++j) {
     amax[j] = 0.f;
     s1[j] = 0.f;
     s2[j] = 0.f;
+    s3[j] = 0.f;
     s4[j] = 0.f;
     n[j] = 0;
   }
@@ -137,6 +138,7 @@ __device__ __forceinline__ void act_stats(const QaActStatsParams& p) {
         row_max = fmaxf(row_max, a);
         s1[j] += v;
         s2[j] += v2;
+        s3[j] += v2 * v;
         s4[j] += v2 * v2;
         ++n[j];
         if (bits == 0) {
@@ -182,23 +184,24 @@ __device__ __forceinline__ void act_stats(const QaActStatsParams& p) {
   // channel t (and t + nthreads, ...) over the ACT_WARPS warps and issues one global atomic.
   QaChannelStats* cs = qa::ptr<QaChannelStats>(p.channel_stats);
   const uint32_t block_c0 = blockIdx.x * uint32_t(CH_PER_BLOCK);
-  for (int k = 0; k < 5; ++k) {
+  // k: 0..3 the moments sum x^(k+1), 4 absmax, 5 count.
+  for (int k = 0; k < 6; ++k) {
     for (int j = 0; j < VEC; ++j) {
-      const float f = k == 0 ? s1[j] : k == 1 ? s2[j] : k == 2 ? s4[j] : amax[j];
-      s_red[y * CH_PER_BLOCK + x * VEC + j] = k == 4 ? n[j] : __float_as_uint(f);
+      const float f = k == 0 ? s1[j] : k == 1 ? s2[j] : k == 2 ? s3[j] : k == 3 ? s4[j] : amax[j];
+      s_red[y * CH_PER_BLOCK + x * VEC + j] = k == 5 ? n[j] : __float_as_uint(f);
     }
     __syncthreads();
     for (int c = tid; c < CH_PER_BLOCK; c += nthreads) {
       const uint32_t ch = block_c0 + uint32_t(c);
       if (ch >= p.channels) continue;
-      if (k == 3) {  // absmax: max over warps; non-negative floats order like their bits
+      if (k == 4) {  // absmax: max over warps; non-negative floats order like their bits
         uint32_t m = 0;
         for (int w = 0; w < ACT_WARPS; ++w) {
           const uint32_t b = s_red[w * CH_PER_BLOCK + c];
           m = b > m ? b : m;
         }
         if (m) atomicMax(reinterpret_cast<unsigned*>(&cs[ch].absmax), m);
-      } else if (k == 4) {  // count: exact integer sum over warps
+      } else if (k == 5) {  // count: exact integer sum over warps
         uint32_t t = 0;
         for (int w = 0; w < ACT_WARPS; ++w) t += s_red[w * CH_PER_BLOCK + c];
         if (t)
@@ -207,7 +210,10 @@ __device__ __forceinline__ void act_stats(const QaActStatsParams& p) {
       } else {  // moments: f32 sum over warps, merged into the f64 global
         float t = 0.f;
         for (int w = 0; w < ACT_WARPS; ++w) t += __uint_as_float(s_red[w * CH_PER_BLOCK + c]);
-        double* dst = k == 0 ? &cs[ch].sum : k == 1 ? &cs[ch].sum_sq : &cs[ch].sum_4th;
+        double* dst = k == 0   ? &cs[ch].sum
+                      : k == 1 ? &cs[ch].sum_sq
+                      : k == 2 ? &cs[ch].sum_3rd
+                               : &cs[ch].sum_4th;
         if (t != 0.f) atomicAdd(dst, double(t));
       }
     }

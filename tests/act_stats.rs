@@ -27,29 +27,46 @@ fn reference_hand_computed_f32_with_padding() {
 
     let (sub, tiny) = (sub as f64, tiny as f64);
     let expect = [
-        // count, sum, sum_sq, sum_4th, absmax
-        (2, 1.75, 2.25 + 0.0625, 5.0625 + 0.00390625, 1.5),
+        // count, sum, sum_sq, sum_3rd, sum_4th, absmax
+        (
+            2,
+            1.75,
+            2.25 + 0.0625,
+            3.375 + 0.015625,
+            5.0625 + 0.00390625,
+            1.5,
+        ),
         (
             2,
             -2.0 + sub,
             4.0 + sub * sub,
+            -8.0 + sub * sub * sub,
             16.0 + sub * sub * sub * sub,
             2.0,
         ),
-        (3, tiny, tiny * tiny, tiny * tiny * tiny * tiny, tiny),
+        (
+            3,
+            tiny,
+            tiny * tiny,
+            tiny * tiny * tiny,
+            tiny * tiny * tiny * tiny,
+            tiny,
+        ),
         (
             2,
             4.0 + 1048576.0,
             16.0 + 2f64.powi(40),
+            64.0 + 2f64.powi(60),
             256.0 + 2f64.powi(80),
             1048576.0,
         ),
     ];
-    for (c, &(count, sum, sq, q, amax)) in expect.iter().enumerate() {
+    for (c, &(count, sum, sq, cube, q, amax)) in expect.iter().enumerate() {
         let ch = &s.channels[c];
         assert_eq!(ch.count, count, "channel {c}");
         assert_eq!(ch.sum, sum, "channel {c}");
         assert_eq!(ch.sum_sq, sq, "channel {c}");
+        assert_eq!(ch.sum_3rd, cube, "channel {c}");
         assert_eq!(ch.sum_4th, q, "channel {c}");
         assert_eq!(ch.absmax as f64, amax, "channel {c}");
     }
@@ -136,9 +153,10 @@ fn activations(dtype: DType, tokens: usize, row_stride: usize, seed: u64) -> Ten
     TensorData::from_f64(dtype, &values)
 }
 
-/// SPEC §6: counters, histograms and absmax exact; moments within 1e-3 relative. The sum can
-/// cancel, so its bound also allows f32 rounding of the summed magnitudes.
-fn assert_matches(kernel: &ActivationStats, reference: &ActivationStats, abs_sums: &[f64]) {
+/// SPEC §6: counters, histograms and absmax exact; moments within 1e-3 relative. The odd sums
+/// can cancel, so their bounds also allow f32 rounding of the summed magnitudes
+/// (`abs_sums[c] = (Σ|x|, Σ|x|³)`).
+fn assert_matches(kernel: &ActivationStats, reference: &ActivationStats, abs_sums: &[(f64, f64)]) {
     assert_eq!(kernel.tensor, reference.tensor, "tensor counters");
     assert_eq!(kernel.token_absmax, reference.token_absmax, "token absmax");
     assert_eq!(kernel.channels.len(), reference.channels.len());
@@ -147,7 +165,7 @@ fn assert_matches(kernel: &ActivationStats, reference: &ActivationStats, abs_sum
         assert_eq!((k.count, k.absmax), (count, absmax), "channel {c}");
         let close = |a: f64, b: f64, slack: f64| (a - b).abs() <= 1e-3 * b.abs() + slack;
         assert!(
-            close(k.sum, r.sum, 1e-5 * abs_sums[c]),
+            close(k.sum, r.sum, 1e-5 * abs_sums[c].0),
             "sum of {c}: {} vs {}",
             k.sum,
             r.sum
@@ -159,6 +177,12 @@ fn assert_matches(kernel: &ActivationStats, reference: &ActivationStats, abs_sum
             r.sum_sq
         );
         assert!(
+            close(k.sum_3rd, r.sum_3rd, 1e-5 * abs_sums[c].1),
+            "sum_3rd of {c}: {} vs {}",
+            k.sum_3rd,
+            r.sum_3rd
+        );
+        assert!(
             close(k.sum_4th, r.sum_4th, 0.0),
             "sum_4th of {c}: {} vs {}",
             k.sum_4th,
@@ -167,14 +191,15 @@ fn assert_matches(kernel: &ActivationStats, reference: &ActivationStats, abs_sum
     }
 }
 
-/// Σ|x| per channel over the finite elements of the view.
-fn abs_sums(x: &TensorView<'_>) -> Vec<f64> {
-    let mut s = vec![0.0; x.shape[1]];
+/// (Σ|x|, Σ|x|³) per channel over the finite elements of the view.
+fn abs_sums(x: &TensorView<'_>) -> Vec<(f64, f64)> {
+    let mut s = vec![(0.0, 0.0); x.shape[1]];
     for t in 0..x.shape[0] {
         for (c, acc) in s.iter_mut().enumerate() {
             let v = x.at(&[t, c]);
             if v.is_finite() {
-                *acc += v.abs();
+                acc.0 += v.abs();
+                acc.1 += v.abs().powi(3);
             }
         }
     }

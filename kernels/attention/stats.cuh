@@ -17,12 +17,13 @@ constexpr int kNonFiniteBin = QA_LOG2_BINS + 1;
 
 // Moments of the finite elements of one channel seen by one thread.
 struct ChannelAcc {
-  float sum = 0.f, sq = 0.f, q4 = 0.f, absmax = 0.f;
+  float sum = 0.f, sq = 0.f, cube = 0.f, q4 = 0.f, absmax = 0.f;
   unsigned count = 0;
   __device__ __forceinline__ void add(float x) {
     const float x2 = x * x;
     sum += x;
     sq += x2;
+    cube += x2 * x;
     q4 += x2 * x2;
     absmax = fmaxf(absmax, fabsf(x));
     ++count;
@@ -77,6 +78,7 @@ template <int MAX_D>
 struct ChannelScratch {
   float sum[QA_STAT_TENSORS][MAX_D];
   float sq[QA_STAT_TENSORS][MAX_D];
+  float cube[QA_STAT_TENSORS][MAX_D];
   float q4[QA_STAT_TENSORS][MAX_D];
   unsigned absmax[QA_STAT_TENSORS][MAX_D];  // bit pattern of a non-negative float: ordered as u32
   unsigned count[QA_STAT_TENSORS][MAX_D];
@@ -101,6 +103,7 @@ __device__ __forceinline__ void merge_channel(ChannelScratch<MAX_D>& c, int tens
   if (a.count == 0) return;
   atomicAdd(&c.sum[tensor][d], a.sum);
   atomicAdd(&c.sq[tensor][d], a.sq);
+  atomicAdd(&c.cube[tensor][d], a.cube);
   atomicAdd(&c.q4[tensor][d], a.q4);
   atomicMax(&c.absmax[tensor][d], __float_as_uint(a.absmax));
   atomicAdd(&c.count[tensor][d], a.count);
@@ -117,6 +120,7 @@ __device__ __forceinline__ void flush_channels(const ChannelScratch<MAX_D>& c, i
     if (c.count[tensor][d] == 0) continue;
     atomicAdd(&out[d].sum, double(c.sum[tensor][d]));
     atomicAdd(&out[d].sum_sq, double(c.sq[tensor][d]));
+    atomicAdd(&out[d].sum_3rd, double(c.cube[tensor][d]));
     atomicAdd(&out[d].sum_4th, double(c.q4[tensor][d]));
     atomicMax(reinterpret_cast<unsigned*>(&out[d].absmax), c.absmax[tensor][d]);
     atomicAdd(reinterpret_cast<unsigned long long*>(&out[d].count),

@@ -62,11 +62,12 @@ pub struct QaChannelStats {
     pub count: u64,
     pub sum: f64,
     pub sum_sq: f64,
+    pub sum_3rd: f64,
     pub sum_4th: f64,
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of QaChannelStats"][::std::mem::size_of::<QaChannelStats>() - 40usize];
+    ["Size of QaChannelStats"][::std::mem::size_of::<QaChannelStats>() - 48usize];
     ["Alignment of QaChannelStats"][::std::mem::align_of::<QaChannelStats>() - 8usize];
     ["Offset of field: QaChannelStats::absmax"]
         [::std::mem::offset_of!(QaChannelStats, absmax) - 0usize];
@@ -77,8 +78,10 @@ const _: () = {
     ["Offset of field: QaChannelStats::sum"][::std::mem::offset_of!(QaChannelStats, sum) - 16usize];
     ["Offset of field: QaChannelStats::sum_sq"]
         [::std::mem::offset_of!(QaChannelStats, sum_sq) - 24usize];
+    ["Offset of field: QaChannelStats::sum_3rd"]
+        [::std::mem::offset_of!(QaChannelStats, sum_3rd) - 32usize];
     ["Offset of field: QaChannelStats::sum_4th"]
-        [::std::mem::offset_of!(QaChannelStats, sum_4th) - 32usize];
+        [::std::mem::offset_of!(QaChannelStats, sum_4th) - 40usize];
 };
 #[repr(C)]
 #[derive(Debug, Copy, Clone, PartialEq)]

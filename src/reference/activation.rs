@@ -32,6 +32,7 @@ pub fn activation_stats(x: &TensorView<'_>) -> Result<ActivationStats> {
             ch.count += 1;
             ch.sum += v;
             ch.sum_sq += v * v;
+            ch.sum_3rd += v * v * v;
             ch.sum_4th += v * v * v * v;
             ch.absmax = ch.absmax.max(a as f32);
             out.token_absmax[t] = out.token_absmax[t].max(a as f32);

@@ -16,6 +16,7 @@ pub fn add_element(ch: &mut QaChannelStats, t: &mut QaTensorStats, x: f64) {
     let x2 = x * x;
     ch.sum += x;
     ch.sum_sq += x2;
+    ch.sum_3rd += x2 * x;
     ch.sum_4th += x2 * x2;
     // Rounding |x| to f32 is monotonic, so the max of rounded values is the rounded max.
     ch.absmax = ch.absmax.max(x.abs() as f32);
@@ -48,7 +49,11 @@ mod tests {
         assert_eq!(t.log2_hist.iter().sum::<u64>(), 2);
         // |2| and |-3| both have floor(log2) = 1.
         assert_eq!(t.log2_hist[25], 2);
-        assert_eq!((ch.sum, ch.sum_sq, ch.sum_4th), (-1.0, 13.0, 97.0));
+        // 2 - 3, 4 + 9, 8 - 27, 16 + 81 (the zeros add nothing).
+        assert_eq!(
+            (ch.sum, ch.sum_sq, ch.sum_3rd, ch.sum_4th),
+            (-1.0, 13.0, -19.0, 97.0)
+        );
         assert_eq!(ch.absmax, 3.0);
     }
 }

@@ -58,6 +58,8 @@ pub struct TensorJson {
     pub sum: Vec<f64>,
     /// Per channel Σx².
     pub sum_sq: Vec<f64>,
+    /// Per channel Σx³ (beyond SPEC §5: the central kurtosis needs it).
+    pub sum_3rd: Vec<f64>,
     /// Per channel Σx⁴.
     pub sum_4th: Vec<f64>,
     /// Per channel, finite elements.
@@ -77,6 +79,7 @@ impl TensorJson {
             absmax: channels.iter().map(|c| c.absmax).collect(),
             sum: channels.iter().map(|c| c.sum).collect(),
             sum_sq: channels.iter().map(|c| c.sum_sq).collect(),
+            sum_3rd: channels.iter().map(|c| c.sum_3rd).collect(),
             sum_4th: channels.iter().map(|c| c.sum_4th).collect(),
             count: channels.iter().map(|c| c.count).collect(),
             log2_hist: t.log2_hist.to_vec(),
@@ -176,6 +179,7 @@ mod tests {
         s.heads[1].entropy_hist[3] = 4;
         s.channels[1][1].absmax = 7.5;
         s.channels[1][1].count = 3;
+        s.channels[1][1].sum_3rd = -2.5;
         s.tensors[3].log2_hist[39] = 5;
         s.tensors[3].zeros = 2;
         let v: serde_json::Value =
@@ -188,6 +192,8 @@ mod tests {
         assert_eq!(v["heads"][1]["max_prob_hist"].as_array().unwrap().len(), 16);
         assert_eq!(v["tensors"]["k"]["absmax"][1], 7.5);
         assert_eq!(v["tensors"]["k"]["count"][1], 3);
+        assert_eq!(v["tensors"]["k"]["sum_3rd"][1], -2.5);
+        assert_eq!(v["tensors"]["k"]["sum_3rd"][0], 0.0);
         assert_eq!(v["tensors"]["q"]["sum_4th"].as_array().unwrap().len(), 4);
         assert_eq!(v["tensors"]["o"]["log2_hist"][39], 5);
         assert_eq!(v["tensors"]["o"]["zeros"], 2);

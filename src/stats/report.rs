@@ -38,13 +38,14 @@ pub struct ChannelMoments {
 const RESOLUTION: f64 = 1e-5;
 
 impl ChannelMoments {
-    /// Derives the moments of `sum`, `sum_sq`, `sum_4th` over `count` elements.
+    /// Derives the moments of `count` elements from their power sums `sums = [Σx, Σx², Σx³, Σx⁴]`.
     ///
-    /// The counters hold Σx, Σx², Σx⁴ but not Σx³, so the central fourth moment is rebuilt as
-    /// `μ4 = E[x⁴] − 6μ²σ² − μ⁴`, which is exact whenever the third central moment vanishes
-    /// (every symmetric distribution, and every zero-mean channel whatever its skew). Channels
-    /// whose spread is lost in the cancellation (mean ≫ σ) report no kurtosis.
-    pub fn from_sums(count: u64, sum: f64, sum_sq: f64, sum_4th: f64, absmax: f64) -> Self {
+    /// The central moments come from the raw ones `m_k = Σx^k / n` (all in f64):
+    /// `σ² = m2 − μ²` and `μ4 = m4 − 4μ·m3 + 6μ²·m2 − 3μ⁴`. Both cancel when the spread is small
+    /// against the mean, so a moment counts as resolved only when it exceeds 1e-5 times the
+    /// terms it was cancelled from (the f32 partial sums of the kernels are good to ~1e-6);
+    /// otherwise there is no kurtosis.
+    pub fn from_sums(count: u64, sums: [f64; 4], absmax: f64) -> Self {
         if count == 0 {
             return ChannelMoments {
                 count,
@@ -55,10 +56,13 @@ impl ChannelMoments {
             };
         }
         let n = count as f64;
-        let (mean, m2, m4) = (sum / n, sum_sq / n, sum_4th / n);
-        let variance = (m2 - mean * mean).max(0.0);
-        let mu4 = m4 - 6.0 * mean * mean * variance - mean.powi(4);
-        let resolved = variance > RESOLUTION * m2 && mu4 > RESOLUTION * m4;
+        let [mean, m2, m3, m4] = sums.map(|s| s / n);
+        let mean2 = mean * mean;
+        let variance = (m2 - mean2).max(0.0);
+        // Horner form of m4 − 4μ·m3 + 6μ²·m2 − 3μ⁴.
+        let mu4 = m4 + mean * (-4.0 * m3 + mean * (6.0 * m2 - 3.0 * mean2));
+        let mu4_terms = m4 + 4.0 * (mean * m3).abs() + 6.0 * mean2 * m2 + 3.0 * mean2 * mean2;
+        let resolved = variance > RESOLUTION * m2 && mu4 > RESOLUTION * mu4_terms;
         // Any distribution has μ4 ≥ σ⁴; the clamp only removes residual rounding.
         let kurtosis = resolved.then(|| (mu4 / (variance * variance)).max(1.0));
         ChannelMoments {
@@ -72,7 +76,11 @@ impl ChannelMoments {
 
     /// The moments of one channel's raw counters.
     pub fn of(c: &QaChannelStats) -> Self {
-        ChannelMoments::from_sums(c.count, c.sum, c.sum_sq, c.sum_4th, f64::from(c.absmax))
+        ChannelMoments::from_sums(
+            c.count,
+            [c.sum, c.sum_sq, c.sum_3rd, c.sum_4th],
+            f64::from(c.absmax),
+        )
     }
 }
 
@@ -138,15 +146,15 @@ impl TensorReport {
     /// Derives the report of one tensor.
     pub fn new(channels: &[QaChannelStats], tensor: &QaTensorStats) -> Self {
         let moments: Vec<ChannelMoments> = channels.iter().map(ChannelMoments::of).collect();
-        let (mut n, mut s1, mut s2, mut s4, mut absmax) = (0u64, 0.0, 0.0, 0.0, 0.0f64);
+        let (mut n, mut sums, mut absmax) = (0u64, [0.0f64; 4], 0.0f64);
         for c in channels {
             n += c.count;
-            s1 += c.sum;
-            s2 += c.sum_sq;
-            s4 += c.sum_4th;
+            for (acc, s) in sums.iter_mut().zip([c.sum, c.sum_sq, c.sum_3rd, c.sum_4th]) {
+                *acc += s;
+            }
             absmax = absmax.max(f64::from(c.absmax));
         }
-        let pooled = ChannelMoments::from_sums(n, s1, s2, s4, absmax);
+        let pooled = ChannelMoments::from_sums(n, sums, absmax);
         let sigma = pooled.variance.map(f64::sqrt);
         let median_abs = median_abs_from_hist(&tensor.log2_hist, tensor.zeros);
         let max_kurtosis = moments

@@ -11,6 +11,7 @@ fn channel(xs: &[f64]) -> QaChannelStats {
         count: xs.len() as u64,
         sum: xs.iter().sum(),
         sum_sq: xs.iter().map(|x| x * x).sum(),
+        sum_3rd: xs.iter().map(|x| x.powi(3)).sum(),
         sum_4th: xs.iter().map(|x| x.powi(4)).sum(),
     }
 }
@@ -32,6 +33,15 @@ fn tensor(xs: &[f64]) -> QaTensorStats {
 
 fn close(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-9 * (1.0 + b.abs())
+}
+
+/// μ4/σ⁴ straight from the definition: the mean first, then the central moments of the
+/// deviations (no power sums involved).
+fn kurtosis_by_definition(xs: &[f64]) -> f64 {
+    let n = xs.len() as f64;
+    let mean = xs.iter().sum::<f64>() / n;
+    let central = |p: i32| xs.iter().map(|x| (x - mean).powi(p)).sum::<f64>() / n;
+    central(4) / central(2).powi(2)
 }
 
 #[test]
@@ -61,14 +71,44 @@ fn kurtosis_of_skewed_zero_mean_set() {
 }
 
 #[test]
+fn kurtosis_of_skewed_channel_is_central() {
+    // {0,0,0,10}: μ = 2.5, deviations (-2.5, -2.5, -2.5, 7.5), σ² = 75/4, μ4 = 3281.25/4,
+    // kurtosis = 820.3125 / 351.5625 = 7/3.
+    let xs = [0.0, 0.0, 0.0, 10.0];
+    let want = kurtosis_by_definition(&xs);
+    assert!(close(want, 7.0 / 3.0));
+    let m = ChannelMoments::of(&channel(&xs));
+    assert!(close(m.variance.unwrap(), 18.75));
+    assert!(close(m.kurtosis.unwrap(), want), "{:?}", m.kurtosis);
+    // Without Σx³ the old reconstruction μ4 ≈ E[x⁴] − 6μ²σ² − μ⁴ (exact only without skew)
+    // gives (2500 − 703.125 − 39.0625) / 351.5625 = 5: more than twice the true value.
+    let (mean, var, m4) = (2.5f64, 18.75f64, 2500.0f64);
+    let zero_skew = (m4 - 6.0 * mean * mean * var - mean.powi(4)) / (var * var);
+    assert!(close(zero_skew, 5.0));
+    assert!((zero_skew - want).abs() > 2.0);
+    // Shifting the channel leaves its central moments alone while every power sum changes.
+    let shifted = ChannelMoments::of(&channel(&[10.0, 10.0, 10.0, 20.0]));
+    assert!(close(shifted.kurtosis.unwrap(), want));
+}
+
+#[test]
 fn kurtosis_of_one_spike() {
-    // One 8 among 63 zeros: the true central kurtosis is 62.0 (μ4 = (7.875⁴ + 63·0.125⁴)/64,
-    // σ² = 63/64); the zero-skew reconstruction gives 66.0. Either way a spike in a channel of n
-    // tokens must read ≈ n.
+    // One 8 among n - 1 zeros: μ4/σ⁴ = (n² − 3n + 3)/(n − 1), ≈ n (the zero-skew
+    // reconstruction would say 66 for n = 64).
     let mut xs = vec![0.0; 64];
     xs[0] = 8.0;
     let k = ChannelMoments::of(&channel(&xs)).kurtosis.unwrap();
-    assert!(k > 50.0 && k < 70.0, "{k}");
+    assert!(close(k, kurtosis_by_definition(&xs)), "{k}");
+    assert!(close(k, (64.0 * 64.0 - 3.0 * 64.0 + 3.0) / 63.0), "{k}");
+}
+
+#[test]
+fn kurtosis_unresolved_when_the_mean_swamps_the_spread() {
+    // {1000,1000,1000,1010}: the same central moments as {0,0,0,10}, but μ4 = 820 would be
+    // cancelled out of power sums of ~1e12, beyond what f32-accumulated sums can resolve.
+    let m = ChannelMoments::of(&channel(&[1000.0, 1000.0, 1000.0, 1010.0]));
+    assert!((m.variance.unwrap() - 18.75).abs() < 1e-6);
+    assert_eq!(m.kurtosis, None);
 }
 
 #[test]

@@ -67,7 +67,7 @@ fn close(g: f64, w: f64, tol: f64) -> bool {
 }
 
 /// f32 partial sums against f64: 1e-3 relative, with an absolute floor from the magnitude of
-/// the terms (Σ|x| ≤ sqrt(n·Σx²)) for sums that cancel.
+/// the terms (Σ|x| ≤ sqrt(n·Σx²), Σ|x|³ ≤ sqrt(Σx²·Σx⁴) by Cauchy–Schwarz) for sums that cancel.
 fn moment_close(g: f64, w: f64, magnitude: f64) -> bool {
     (g - w).abs() <= 1e-3 * w.abs() + 1e-5 * magnitude + 1e-30
 }
@@ -86,9 +86,11 @@ fn check_channels(
     }
     for (c, (g, w)) in got.iter().zip(want).enumerate() {
         let mag = (w.count as f64 * w.sum_sq).sqrt();
+        let mag3 = (w.sum_sq * w.sum_4th).sqrt();
         let ok = g.count == w.count
             && moment_close(g.sum, w.sum, mag)
             && moment_close(g.sum_sq, w.sum_sq, 0.0)
+            && moment_close(g.sum_3rd, w.sum_3rd, mag3)
             && moment_close(g.sum_4th, w.sum_4th, 0.0)
             && moment_close(f64::from(g.absmax), f64::from(w.absmax), 0.0);
         if !ok {

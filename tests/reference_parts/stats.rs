@@ -163,6 +163,7 @@ fn channel_moments_equal_direct_sums() {
             let pow = |p: i32| col.iter().map(|v| v.powi(p)).sum::<f64>();
             assert!((st.sum - pow(1)).abs() < 1e-12);
             assert!((st.sum_sq - pow(2)).abs() < 1e-12);
+            assert!((st.sum_3rd - pow(3)).abs() < 1e-11);
             assert!((st.sum_4th - pow(4)).abs() < 1e-11);
             let absmax = col.iter().fold(0.0f64, |m, v| m.max(v.abs()));
             assert_eq!(st.absmax, absmax as f32);

@@ -96,9 +96,9 @@ mod tests {
         let l = StatsLayout::new(4, 2, 64);
         let p = l.pointers(4096);
         assert_eq!(p.heads, 4096);
-        assert_eq!(p.channels[1] - p.channels[0], 4 * 64 * 40);
-        assert_eq!(p.channels[2] - p.channels[1], 2 * 64 * 40);
-        assert_eq!(p.tensors - p.channels[3], 4 * 64 * 40);
+        assert_eq!(p.channels[1] - p.channels[0], 4 * 64 * 48);
+        assert_eq!(p.channels[2] - p.channels[1], 2 * 64 * 48);
+        assert_eq!(p.tensors - p.channels[3], 4 * 64 * 48);
         assert_eq!(l.bytes as u64 - (p.tensors - 4096), 4 * 336);
         for a in [p.heads, p.tensors].into_iter().chain(p.channels) {
             assert_eq!(a % 8, 0);
