@@ -38,7 +38,7 @@ for ptx in "${files[@]}"; do
       /Compiling entry function/ { match($0, /'"'"'[^'"'"']+'"'"'/); k = substr($0, RSTART+1, RLENGTH-2); spill = 0; smem = 0 }
       /spill stores/ { for (i = 1; i <= NF; i++) if ($(i+1) == "bytes" && $(i+2) == "spill") spill += $i }
       /Used [0-9]+ registers/ {
-        for (i = 1; i <= NF; i++) { if ($(i+1) == "registers,") regs = $i; if ($(i+1) == "bytes" && $(i+2) == "smem") smem = $i }
+        for (i = 1; i <= NF; i++) { if ($(i+1) == "registers,") regs = $i; if ($(i+1) == "bytes" && $(i+2) ~ /^smem/) smem = $i }
         printf "%-34s %-7s %5s %8s %8s %s\n", k, sm, regs, smem, spill, mod
         if (spill > 0) bad = 1
       }
