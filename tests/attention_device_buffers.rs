@@ -2,28 +2,28 @@
 //! host-tensor path (same kernel, so bit-identical) and against the f64 reference; plus the
 //! validation errors, statistics accumulation, and a cudarc round trip on a GPU when present.
 
+mod attention_device_parts;
 #[allow(dead_code)]
 mod attention_parts;
 
+use attention_device_parts::exec;
+use attention_device_parts::packed::Packed;
+use attention_device_parts::sums::assert_sum;
 use attention_parts::cases::{Batching, Case, CaseData, Layout, MaskKind, Owned};
 use attention_parts::compare::{check_outputs, check_stats};
 use attention_parts::row_values::{head_bins, o_log2_bins};
-use quietattn::launch::{Buffer, Executor};
+use quietattn::launch::Buffer;
 use quietattn::ops::attention::{
     DeviceAttentionArgs, DeviceIndex, DeviceStats, DeviceTensor, DeviceVarlen, attention_device,
     read_stats_at,
 };
 use quietattn::{
-    AttentionInputs, AttentionOptions, AttentionOutput, AttentionProblem, DType, Device, Error,
-    Gate, Normaliser, OutlierStats, Tensor, TensorData, reference,
+    AttentionOptions, AttentionOutput, AttentionProblem, DType, Device, Error, Gate, Normaliser,
+    OutlierStats, Tensor, TensorData, reference,
 };
 
 fn emulator() -> Device {
     Device::emulator().expect("the emulator feature is on in tests")
-}
-
-fn exec(device: &Device) -> &dyn Executor {
-    device.executor().expect("a kernel device")
 }
 
 /// Uploads an owned tensor's whole storage; the descriptor walks it with the view's strides.
@@ -219,76 +219,6 @@ fn varlen_with_device_offsets_matches_host_path_and_reference() {
     check_case(&s, 22);
 }
 
-/// The packed `[b, s, (h + 2·kv)·d]` projection of an engine, read in place by three views.
-struct Packed {
-    data: TensorData,
-    dims: (usize, usize, usize, usize, usize),
-}
-
-impl Packed {
-    fn new(seed: usize) -> Self {
-        let (b, s, h, kv, d) = (2, 24, 4, 2, 64);
-        let width = (h + 2 * kv) * d;
-        let values: Vec<f64> = (0..b * s * width)
-            .map(|i| (((i + seed) * 7919 % 1013) as f64 / 1013.0 - 0.5) * 3.0)
-            .collect();
-        Packed {
-            data: TensorData::from_f64(DType::BF16, &values),
-            dims: (b, s, h, kv, d),
-        }
-    }
-
-    /// `(shape, strides, offset)` of q, k, v.
-    fn parts(&self) -> [(Vec<usize>, Vec<usize>, usize); 3] {
-        let (b, s, h, kv, d) = self.dims;
-        let width = (h + 2 * kv) * d;
-        let part = |heads: usize, offset: usize| {
-            (vec![b, s, heads, d], vec![s * width, width, d, 1], offset)
-        };
-        [part(h, 0), part(kv, h * d), part(kv, (h + kv) * d)]
-    }
-
-    fn inputs(&self) -> AttentionInputs<'_> {
-        let [q, k, v] = self.parts().map(|(shape, strides, offset)| {
-            quietattn::TensorView::new(self.data.as_ref(), &shape, &strides, offset)
-                .expect("packed view fits")
-        });
-        AttentionInputs::new(q, k, v)
-    }
-
-    /// Runs the device path on one uploaded buffer, adding statistics to `stats` when given.
-    fn run(
-        &self,
-        device: &Device,
-        options: &AttentionOptions,
-        stats: Option<&mut DeviceStats>,
-    ) -> Tensor {
-        let e = exec(device);
-        let (b, s, h, _, d) = self.dims;
-        let qkv = e.upload(self.data.as_bytes()).expect("upload");
-        let mut o = Tensor::zeros(DType::BF16, &[b, s, h, d]).expect("o");
-        let mut o_buf = e.alloc_zeroed(o.data.as_bytes().len()).expect("alloc");
-        let mut lse_buf = e.alloc_zeroed(b * h * s * 4).expect("alloc");
-        let [q, k, v] = self.parts().map(|(shape, strides, offset)| {
-            DeviceTensor::from_buffer(&qkv, DType::BF16, &[self.data.len()])
-                .and_then(|t| t.strided(&shape, &strides, offset))
-                .expect("packed descriptor fits")
-        });
-        let mut args = DeviceAttentionArgs::new(
-            q,
-            k,
-            v,
-            DeviceTensor::from_buffer_mut(&mut o_buf, DType::BF16, &[b, s, h, d]).expect("o"),
-            DeviceTensor::from_buffer_mut(&mut lse_buf, DType::F32, &[b, h, s]).expect("lse"),
-        );
-        args.stats = stats.map(DeviceStats::target);
-        attention_device(device, &args, options).expect("packed attention");
-        drop(args);
-        e.download(&o_buf, o.data.as_bytes_mut()).expect("download");
-        o
-    }
-}
-
 #[test]
 fn packed_qkv_in_one_buffer_matches_host_path_and_reference() {
     let device = emulator();
@@ -342,68 +272,6 @@ fn two_launches_accumulate_into_one_statistics_buffer() {
     // SAFETY: `stats` owns `layout.bytes` bytes of emulator (host) memory at `addr`.
     let raw = unsafe { read_stats_at(&device, addr, stats.layout()) }.expect("raw read");
     assert_eq!(raw, sb);
-}
-
-/// Integer counters add exactly; f64 sums up to rounding; absmax is the larger one.
-fn assert_sum(got: &OutlierStats, a: &OutlierStats, b: &OutlierStats) {
-    let close = |g: f64, x: f64, y: f64, what: &str| {
-        assert!(
-            (g - (x + y)).abs() <= 1e-9 * (x.abs() + y.abs()) + 1e-12,
-            "{what}: {g} != {x} + {y}"
-        );
-    };
-    for ((g, x), y) in got.heads.iter().zip(&a.heads).zip(&b.heads) {
-        assert_eq!(g.rows, x.rows + y.rows);
-        close(
-            g.first_key_mass,
-            x.first_key_mass,
-            y.first_key_mass,
-            "first_key_mass",
-        );
-        close(
-            g.virtual_sink_mass,
-            x.virtual_sink_mass,
-            y.virtual_sink_mass,
-            "sink mass",
-        );
-        for (hg, (hx, hy)) in [
-            (&g.max_prob_hist, (&x.max_prob_hist, &y.max_prob_hist)),
-            (&g.entropy_hist, (&x.entropy_hist, &y.entropy_hist)),
-            (
-                &g.logit_range_hist,
-                (&x.logit_range_hist, &y.logit_range_hist),
-            ),
-        ] {
-            let sum: Vec<u64> = hx.iter().zip(hy).map(|(p, q)| p + q).collect();
-            assert_eq!(hg.to_vec(), sum);
-        }
-    }
-    for t in 0..4 {
-        for ((g, x), y) in got.channels[t]
-            .iter()
-            .zip(&a.channels[t])
-            .zip(&b.channels[t])
-        {
-            assert_eq!(g.count, x.count + y.count);
-            assert_eq!(g.absmax, x.absmax.max(y.absmax));
-            close(g.sum, x.sum, y.sum, "channel sum");
-            close(g.sum_sq, x.sum_sq, y.sum_sq, "channel sum_sq");
-        }
-        let (g, x, y) = (&got.tensors[t], &a.tensors[t], &b.tensors[t]);
-        assert_eq!(g.zeros, x.zeros + y.zeros);
-        assert_eq!(g.non_finite, x.non_finite + y.non_finite);
-        let sum: Vec<u64> = x
-            .log2_hist
-            .iter()
-            .zip(&y.log2_hist)
-            .map(|(p, q)| p + q)
-            .collect();
-        assert_eq!(g.log2_hist.to_vec(), sum);
-    }
-    assert!(
-        a.heads.iter().any(|h| h.rows > 0),
-        "the launches counted no rows"
-    );
 }
 
 /// f16 `o` `[b, s, h, d]` and f32 `lse` `[b, h, s]` over whole buffers.
