@@ -32,7 +32,7 @@ install_tools() {
   "$QA_NVCC" --version | tail -1
 
   # bindgen needs libclang for the ABI drift test.
-  if ! ldconfig -p | grep -q 'libclang.*\.so'; then
+  if ! ldconfig -p | grep 'libclang.*\.so' >/dev/null; then
     echo "installing libclang (Debian)"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq

@@ -1,5 +1,6 @@
 //! What a launch is, independent of who executes it: the CUDA driver or the SIMT emulator.
-//! Kernel-specific code (`src/ops/`) computes one [`Launch`]; both backends run it unchanged.
+//! Kernel-specific code (`src/ops/`) computes one [`LaunchGeometry`] and ABI
+//! parameter block; both [`Executor`]s (CUDA, emulator) run it unchanged.
 
 use crate::error::Result;
 
