@@ -71,7 +71,7 @@ fn main() {
         println!("attention benchmark: could not allocate the criterion buffers");
         return;
     };
-    for normaliser in perf::normalisers() {
+    for normaliser in quietattn::Normaliser::all_defaults() {
         let mut group = criterion.benchmark_group(format!("attention_{}", normaliser.name()));
         for stats in [false, true] {
             let cfg = BenchConfig {

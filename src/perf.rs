@@ -23,21 +23,6 @@ use crate::variant::{AttentionOptions, Normaliser};
 /// (= 132 SMs × 128 FP32 lanes × 2 FLOP per FMA × ~1.98 GHz boost).
 pub const H200_FP32_PEAK_FLOPS: f64 = 67e12;
 
-/// The normalisers benchmarked, with representative parameters.
-pub fn normalisers() -> [Normaliser; 6] {
-    [
-        Normaliser::Softmax,
-        Normaliser::OffByOne,
-        Normaliser::Sink,
-        Normaliser::Clipped {
-            gamma: -0.03,
-            zeta: 1.0,
-        },
-        Normaliser::Softpick,
-        Normaliser::Sigmoid { bias: None },
-    ]
-}
-
 /// One benchmarked configuration: `[batch, seq, heads, head_dim]` self-attention.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct BenchConfig {
@@ -183,7 +168,7 @@ pub fn run_matrix(
         let mut off = Vec::new();
         for stats in [false, true] {
             let mut times = Vec::new();
-            for normaliser in normalisers() {
+            for normaliser in Normaliser::all_defaults() {
                 let config = BenchConfig {
                     batch,
                     seq,
