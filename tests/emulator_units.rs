@@ -197,17 +197,7 @@ fn mma_fragment_layout_f16_and_bf16() {
             let a: Vec<f32> = (0..256).map(|i| ((i * 7 + 3) % 11) as f32 - 5.0).collect();
             let b: Vec<f32> = (0..128).map(|i| ((i * 5 + 1) % 9) as f32 - 4.0).collect();
             let c: Vec<f32> = (0..128).map(|i| (i % 13) as f32 - 6.0).collect();
-            let bits = |x: &[f32]| -> Vec<u16> {
-                x.iter()
-                    .map(|&v| {
-                        if bf16 {
-                            half::bf16::from_f32(v).to_bits()
-                        } else {
-                            half::f16::from_f32(v).to_bits()
-                        }
-                    })
-                    .collect()
-            };
+            let bits = |x: &[f32]| common::gemm::to_bits(x, bf16);
             let (ab, bb) = (upload(&dev, &bits(&a)), upload(&dev, &bits(&b)));
             let (cb, db) = (upload(&dev, &c), upload(&dev, &vec![0f32; 128]));
             let p = args(

@@ -10,7 +10,8 @@ fn data(len: usize, seed: usize) -> Vec<f32> {
         .collect()
 }
 
-fn to_bits(x: &[f32], bf16: bool) -> Vec<u16> {
+/// f32 values rounded to bf16 (or f16) bit patterns, as the tensor-core kernels read them.
+pub fn to_bits(x: &[f32], bf16: bool) -> Vec<u16> {
     x.iter()
         .map(|&v| {
             if bf16 {
