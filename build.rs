@@ -1,19 +1,24 @@
 //! Build script: every `kernels/*.cu` (and `kernels/testing/*.cu`) becomes
-//! 1. PTX in `OUT_DIR` through nvcc, embedded with `include_str!` (see `src/kernels.rs`), and
+//! 1. one compressed fatbin (SASS per shipped GPU architecture + PTX fallback, see
+//!    `build/fatbin.rs`) through nvcc, embedded with `include_bytes!` (see `src/kernels.rs`), and
 //! 2. with the `emulator` feature, a host object compiled as C++20 by the `cc` crate, so the
 //!    same source runs on the CPU (see `src/emulator/`).
 //!
 //! Without nvcc the build still succeeds (a cargo warning; GPU entry points then return
 //! `Error::KernelsNotBuilt`) unless `QUIETATTN_REQUIRE_PTX=1`, which turns it into a failure.
+//! `QUIETATTN_CUDA_SASS` (e.g. `sm_90`) narrows the shipped SASS list for a quicker build.
 
 use std::env;
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 #[path = "build/emulator.rs"]
 mod emulator;
+#[path = "build/fatbin.rs"]
+mod fatbin;
+
+use fatbin::Built;
 
 /// A kernel source and the virtual architectures it is compiled for.
 struct Kernel {
@@ -31,6 +36,7 @@ fn main() {
         "CUDA_PATH",
         "PATH",
         "QUIETATTN_CUDA_ARCH",
+        "QUIETATTN_CUDA_SASS",
         "QUIETATTN_REQUIRE_PTX",
         "QUIETATTN_NVCC_FLAGS",
     ] {
@@ -47,15 +53,17 @@ fn main() {
     let kernels = find_kernels(&root, &default_archs);
     let require = env::var("QUIETATTN_REQUIRE_PTX").is_ok_and(|v| v == "1");
 
-    let ptx = match find_nvcc() {
-        Some(nvcc) => match compile_all_ptx(&nvcc, &root, &out, &kernels) {
-            Ok(ptx) => Some(ptx),
+    let built = match find_nvcc() {
+        Some(nvcc) => match compile_all(&nvcc, &root, &out, &kernels) {
+            Ok(built) => Some(built),
             Err(e) if require => panic!("QUIETATTN_REQUIRE_PTX=1 and nvcc failed:\n{e}"),
             Err(e) => {
                 for line in e.lines().take(20) {
                     println!("cargo:warning=nvcc: {line}");
                 }
-                println!("cargo:warning=PTX not built; CUDA devices will report KernelsNotBuilt");
+                println!(
+                    "cargo:warning=kernels not built; CUDA devices will report KernelsNotBuilt"
+                );
                 None
             }
         },
@@ -65,13 +73,13 @@ fn main() {
         ),
         None => {
             println!(
-                "cargo:warning=nvcc not found: building without PTX; CUDA devices will report \
-                 KernelsNotBuilt (set NVCC to build them)"
+                "cargo:warning=nvcc not found: building without CUDA kernels; CUDA devices will \
+                 report KernelsNotBuilt (set NVCC to build them)"
             );
             None
         }
     };
-    write_ptx_table(&out, &kernels, ptx.as_deref());
+    write_kernel_table(&out, &kernels, built.as_deref());
 
     if env::var_os("CARGO_FEATURE_EMULATOR").is_some() {
         let stems: Vec<(PathBuf, String)> = kernels
@@ -143,49 +151,26 @@ fn find_nvcc() -> Option<PathBuf> {
     })
 }
 
-/// Compiles every (kernel, arch) pair in parallel; returns `(stem, arch, ptx path)`.
-fn compile_all_ptx(
+/// Compiles every kernel file into its fatbin, in parallel threads (nvcc runs one process per
+/// file; its ptxas runs per architecture inside it).
+fn compile_all(
     nvcc: &Path,
     root: &Path,
     out: &Path,
     kernels: &[Kernel],
-) -> Result<Vec<(String, String, PathBuf)>, String> {
-    let ptx_dir = out.join("ptx");
-    fs::create_dir_all(&ptx_dir).map_err(|e| e.to_string())?;
-    let extra: Vec<String> = env::var("QUIETATTN_NVCC_FLAGS")
-        .map(|s| s.split_whitespace().map(String::from).collect())
-        .unwrap_or_default();
-    let jobs: Vec<(&Kernel, &String)> = kernels
-        .iter()
-        .flat_map(|k| k.archs.iter().map(move |a| (k, a)))
-        .collect();
-    let results: Vec<Result<(String, String, PathBuf), String>> = std::thread::scope(|s| {
-        let handles: Vec<_> = jobs
+) -> Result<Vec<Built>, String> {
+    let shipped = fatbin::shipped_sass()?;
+    let compiler = fatbin::Compiler::new(nvcc, root, out)?;
+    let dir = out.join("fatbin");
+    fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let results: Vec<Result<Built, String>> = std::thread::scope(|s| {
+        let handles: Vec<_> = kernels
             .iter()
-            .map(|&(k, arch)| {
-                let ptx = ptx_dir.join(format!("{}.{arch}.ptx", k.stem));
-                let extra = &extra;
+            .map(|k| {
+                let (compiler, dir, shipped) = (&compiler, &dir, &shipped);
                 s.spawn(move || {
-                    let output = Command::new(nvcc)
-                        .args(["--ptx", "-O3", "-std=c++17", "-lineinfo"])
-                        .arg(format!("-arch={arch}"))
-                        .arg("-I")
-                        .arg(root.join("kernels"))
-                        .args(extra)
-                        .arg("-o")
-                        .arg(&ptx)
-                        .arg(&k.path)
-                        .output()
-                        .map_err(|e| format!("cannot run {}: {e}", nvcc.display()))?;
-                    if !output.status.success() {
-                        return Err(format!(
-                            "{} ({arch}) failed:\n{}{}",
-                            k.path.display(),
-                            String::from_utf8_lossy(&output.stdout),
-                            String::from_utf8_lossy(&output.stderr)
-                        ));
-                    }
-                    Ok((k.stem.clone(), arch.clone(), ptx))
+                    let target = fatbin::Target::new(&k.archs, shipped)?;
+                    compiler.fatbin(&k.path, &k.stem, &target, dir)
                 })
             })
             .collect();
@@ -194,38 +179,55 @@ fn compile_all_ptx(
             .map(|h| h.join().expect("nvcc thread"))
             .collect()
     });
-    let errors: Vec<String> = results
-        .iter()
-        .filter_map(|r| r.as_ref().err().cloned())
-        .collect();
-    if !errors.is_empty() {
-        return Err(errors.join("\n"));
+    let mut built = Vec::new();
+    let mut errors = Vec::new();
+    for r in results {
+        match r {
+            Ok(b) => built.push(b),
+            Err(e) => errors.push(e),
+        }
     }
-    Ok(results.into_iter().filter_map(Result::ok).collect())
+    if errors.is_empty() {
+        Ok(built)
+    } else {
+        Err(errors.join("\n"))
+    }
 }
 
-/// `OUT_DIR/kernels.rs`: the embedded PTX table read by `src/kernels.rs`.
-fn write_ptx_table(out: &Path, kernels: &[Kernel], ptx: Option<&[(String, String, PathBuf)]>) {
+/// `OUT_DIR/kernels.rs`: the embedded fatbin table read by `src/kernels.rs`.
+fn write_kernel_table(out: &Path, kernels: &[Kernel], built: Option<&[Built]>) {
     let mut s = String::new();
     writeln!(
         s,
-        "/// True when nvcc compiled the kernels into the PTX below."
+        "/// True when nvcc compiled the kernels into the fatbins below."
     )
     .unwrap();
-    writeln!(s, "pub const PTX_BUILT: bool = {};", ptx.is_some()).unwrap();
+    writeln!(s, "pub const KERNELS_BUILT: bool = {};", built.is_some()).unwrap();
     writeln!(s, "/// Every kernel source file (module) by stem.").unwrap();
     write!(s, "pub const MODULES: &[&str] = &[").unwrap();
     for k in kernels {
         write!(s, "{:?}, ", k.stem).unwrap();
     }
     writeln!(s, "];").unwrap();
-    writeln!(s, "/// `(module, virtual arch, PTX text)`.").unwrap();
-    write!(s, "pub const PTX: &[(&str, &str, &str)] = &[").unwrap();
-    for (stem, arch, path) in ptx.unwrap_or_default() {
+    // One named `static` per image: a `const` (or an anonymous promoted array) may be emitted
+    // once per use or codegen unit, which embedded the kernels three times before.
+    let built = built.unwrap_or_default();
+    for (i, b) in built.iter().enumerate() {
+        writeln!(
+            s,
+            "static IMAGE_{i}: [u8; {}] = *include_bytes!({:?});",
+            fs::metadata(&b.path).map(|m| m.len()).expect("fatbin size"),
+            b.path.display().to_string()
+        )
+        .unwrap();
+    }
+    writeln!(s, "/// One fatbin per module.").unwrap();
+    write!(s, "pub static FATBINS: &[Fatbin] = &[").unwrap();
+    for (i, b) in built.iter().enumerate() {
         write!(
             s,
-            "({stem:?}, {arch:?}, include_str!({:?})), ",
-            path.display().to_string()
+            "Fatbin {{ module: {:?}, ptx_arch: {}, sass: &{:?}, image: &IMAGE_{i} }}, ",
+            b.stem, b.ptx_arch, b.sass
         )
         .unwrap();
     }

@@ -1,59 +1,76 @@
 #!/usr/bin/env bash
-# ptxas + SASS checks of the PTX quietattn embeds (written by `quietattn ptx --out-dir DIR`).
+# Checks of the kernel images quietattn ships (written by `quietattn ptx --out-dir DIR`: one
+# DIR/<module>.fatbin per module and DIR/manifest.tsv), read with cuobjdump — no recompilation,
+# so what is checked is exactly what the binary loads.
 #   usage: check-ptx.sh DIR
-# Every DIR/<module>.<compute_XY>.ptx is assembled for each of sm_75, sm_80, sm_90 at or above
-# its virtual architecture. Fails on any spill. Prints registers / shared memory per kernel.
-# .ci/sass-expect lists instructions that must appear in a module's SASS (the only check of
-# inline PTX without a GPU: it proves the device branch of kernels/qa/ptx.cuh is what runs).
+# For each module:
+#  - the fatbin holds SASS for exactly the architectures the manifest lists and the PTX of its
+#    virtual architecture (the JIT fallback for GPUs none of the SASS serves);
+#  - no kernel of any SASS uses local memory or a stack frame (LOCAL:0 STACK:0 — in particular
+#    zero register spills); registers / shared memory per kernel go to DIR/resources.tsv and the
+#    largest per module and architecture are printed;
+#  - .ci/sass-expect lists instructions that must appear in a module's SASS (the only check of
+#    inline PTX without a GPU: it proves the device branch of kernels/qa/ptx.cuh is what runs).
 set -euo pipefail
 dir=${1:?usage: check-ptx.sh DIR}
 here=$(cd "$(dirname "$0")" && pwd)
-if [ -z "${QA_PTXAS:-}" ]; then
+if [ -z "${QA_CUOBJDUMP:-}" ]; then
   # shellcheck source=.ci/tools.sh
   source "$here/tools.sh"
   install_tools >/dev/null
 fi
 expect="$here/sass-expect"
+manifest="$dir/manifest.tsv"
+[ -s "$manifest" ] || { echo "no $manifest"; exit 1; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 failed=0
-shopt -s nullglob
-files=("$dir"/*.ptx)
-[ ${#files[@]} -gt 0 ] || { echo "no PTX in $dir"; exit 1; }
-printf '%-34s %-7s %5s %8s %8s %s\n' kernel sm regs smem_B spill_B module
-for ptx in "${files[@]}"; do
-  base=$(basename "$ptx" .ptx)      # module.compute_XY
-  module=${base%.*}
-  arch=${base##*.}
-  vnum=${arch#compute_}; vnum=${vnum%%[af]}
-  for sm in 75 80 90; do
-    [ "$sm" -ge "$vnum" ] || continue
-    cubin="$work/$base.sm_$sm.cubin"
-    if ! "$QA_PTXAS" -arch=sm_$sm -v -o "$cubin" "$ptx" >"$work/log" 2>&1; then
-      echo "FAIL ptxas sm_$sm $ptx"; cat "$work/log"; failed=1; continue
-    fi
-    # ptxas -v prints, per entry: "Compiling entry function 'X'", then "N bytes spill stores,
-    # M bytes spill loads" and "Used R registers, ... S bytes smem".
-    awk -v sm="sm_$sm" -v mod="$module" '
-      /Compiling entry function/ { match($0, /'"'"'[^'"'"']+'"'"'/); k = substr($0, RSTART+1, RLENGTH-2); spill = 0; smem = 0 }
-      /spill stores/ { for (i = 1; i <= NF; i++) if ($(i+1) == "bytes" && $(i+2) == "spill") spill += $i }
-      /Used [0-9]+ registers/ {
-        for (i = 1; i <= NF; i++) { if ($(i+1) == "registers,") regs = $i; if ($(i+1) == "bytes" && $(i+2) ~ /^smem/) smem = $i }
-        printf "%-34s %-7s %5s %8s %8s %s\n", k, sm, regs, smem, spill, mod
-        if (spill > 0) bad = 1
-      }
-      END { exit bad }' "$work/log" || { echo "FAIL: spills in $module for sm_$sm"; failed=1; }
-    if [ -f "$expect" ]; then
-      while read -r emod esm instrs; do
-        [ -n "$emod" ] && [ "${emod:0:1}" != "#" ] || continue
-        [ "$emod" = "$module" ] && [ "$esm" = "sm_$sm" ] || continue
-        "$QA_CUOBJDUMP" -sass "$cubin" >"$work/sass"
-        for ins in $instrs; do
-          n=$(grep -c "$ins" "$work/sass" || true)
-          if [ "$n" -gt 0 ]; then echo "  SASS $module sm_$sm: $ins x$n"; else echo "FAIL: no $ins in the SASS of $module (sm_$sm)"; failed=1; fi
-        done
-      done <"$expect"
-    fi
-  done
-done
-[ "$failed" = 0 ] && echo "ptx check: OK" || { echo "ptx check: FAILED"; exit 1; }
+fail() { echo "FAIL: $*"; failed=1; }
+resources="$dir/resources.tsv"
+printf 'module\tsm\tkernel\tregs\tsmem_B\tstack_B\tlocal_B\n' >"$resources"
+printf '%-18s %-7s %7s %8s %9s %s\n' module sm kernels max_regs max_smem_B local+stack
+total_kernels=0
+while IFS=$'\t' read -r module ptx_arch sass bytes; do
+  fatbin="$dir/$module.fatbin"
+  [ -f "$fatbin" ] || { fail "$fatbin missing"; continue; }
+  [ "$(stat -c %s "$fatbin")" = "$bytes" ] || fail "$module: $bytes bytes in the manifest, $(stat -c %s "$fatbin") on disk"
+
+  # Contents: "ELF file N: x.N.sm_90.cubin" per SASS, "PTX file N: x.N.sm_75.ptx" for compute_75.
+  "$QA_CUOBJDUMP" -lelf -lptx "$fatbin" >"$work/list"
+  have=$(grep -o 'sm_[0-9]*[af]*\.cubin' "$work/list" | sed 's/\.cubin//' | sort -V | paste -sd, -)
+  want=$(tr ',' '\n' <<<"$sass" | sort -V | paste -sd, -)
+  [ "$have" = "$want" ] || fail "$module: SASS {$have} in the fatbin, the manifest says {$want}"
+  ptx_sm="sm_${ptx_arch#compute_}"
+  grep -q "PTX file.*\.$ptx_sm\.ptx" "$work/list" || fail "$module: no $ptx_arch PTX in the fatbin"
+
+  # Resource usage: "arch = sm_90" starts a cubin; "Function K:" then "REG:r STACK:s SHARED:m LOCAL:l".
+  "$QA_CUOBJDUMP" -res-usage "$fatbin" >"$work/res"
+  awk -v mod="$module" -v out="$resources" '
+    /^arch = / { sm = $3 }
+    /^ Function / { k = $2; sub(/:$/, "", k) }
+    /REG:[0-9]+ STACK:/ {
+      for (i = 1; i <= NF; i++) { split($i, kv, ":"); r[kv[1]] = kv[2] }
+      printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", mod, sm, k, r["REG"], r["SHARED"], r["STACK"], r["LOCAL"] >> out
+      n[sm]++; if (r["REG"] > regs[sm]) regs[sm] = r["REG"]; if (r["SHARED"] > smem[sm]) smem[sm] = r["SHARED"]
+      if (r["STACK"] + r["LOCAL"] > 0) { bad[sm] += r["STACK"] + r["LOCAL"]; print "FAIL: " mod " " sm " " k " uses local memory / stack (spills?): STACK " r["STACK"] " LOCAL " r["LOCAL"] }
+    }
+    END {
+      for (s in n) printf "%-18s %-7s %7d %8d %9d %d\n", mod, s, n[s], regs[s], smem[s], bad[s] + 0
+      for (s in bad) if (bad[s] > 0) exit 1
+    }' "$work/res" | sort || failed=1
+  total_kernels=$((total_kernels + $(grep -c '^ Function ' "$work/res")))
+
+  if [ -f "$expect" ]; then
+    while read -r emod esm instrs; do
+      [ -n "$emod" ] && [ "${emod:0:1}" != "#" ] || continue
+      [ "$emod" = "$module" ] || continue
+      "$QA_CUOBJDUMP" -sass -arch "$esm" "$fatbin" >"$work/sass" 2>/dev/null || true
+      for ins in $instrs; do
+        n=$(grep -c "$ins" "$work/sass" || true)
+        if [ "$n" -gt 0 ]; then echo "  SASS $module $esm: $ins x$n"; else fail "no $ins in the $esm SASS of $module"; fi
+      done
+    done <"$expect"
+  fi
+done <"$manifest"
+echo "$total_kernels kernel x architecture entries checked; per-kernel table: $resources"
+[ "$failed" = 0 ] && echo "kernel image check: OK" || { echo "kernel image check: FAILED"; exit 1; }

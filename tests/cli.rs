@@ -437,14 +437,25 @@ fn stats_names_the_outlier_channels() {
 fn ptx_writes_exactly_the_embedded_modules() {
     let dir = temp("ptx", "d");
     let o = quietattn(&["ptx", "--out-dir", dir.to_str().unwrap()]);
-    if !quietattn::kernels::PTX_BUILT {
+    if !quietattn::kernels::KERNELS_BUILT {
         assert_fails(&o, "CUDA kernels were not built");
         return;
     }
     assert!(o.status.success(), "{}", stderr(&o));
-    for (module, arch, text) in quietattn::kernels::PTX {
-        let written = std::fs::read_to_string(dir.join(format!("{module}.{arch}.ptx"))).unwrap();
-        assert_eq!(&written, text);
+    let manifest = std::fs::read_to_string(dir.join("manifest.tsv")).unwrap();
+    assert_eq!(manifest.lines().count(), quietattn::kernels::FATBINS.len());
+    for (f, line) in quietattn::kernels::FATBINS.iter().zip(manifest.lines()) {
+        let written = std::fs::read(dir.join(format!("{}.fatbin", f.module))).unwrap();
+        assert_eq!(written, f.image, "{}", f.module);
+        let fields: Vec<&str> = line.split('\t').collect();
+        let sass: Vec<String> = f.sass.iter().map(|s| format!("sm_{s}")).collect();
+        let expected = [
+            f.module.to_string(),
+            format!("compute_{}", f.ptx_arch),
+            sass.join(","),
+            f.image.len().to_string(),
+        ];
+        assert_eq!(fields, expected, "{manifest}");
     }
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -10,7 +10,7 @@ fn gpu(test: &str) -> Option<Device> {
 
 #[test]
 fn cuda_result_matches_what_is_missing() {
-    let built = kernels::PTX_BUILT;
+    let built = kernels::KERNELS_BUILT;
     match Device::cuda(0) {
         Ok(d) => {
             assert!(built, "a CUDA device opened without PTX");

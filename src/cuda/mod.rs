@@ -27,6 +27,19 @@ use modules::ModuleCache;
 /// Dynamic shared memory a kernel may use without opting in through a function attribute.
 const DEFAULT_DYNAMIC_SMEM: u32 = 48 * 1024;
 
+/// How one module loaded ([`CudaDevice::preload`]).
+#[derive(Debug, Clone)]
+pub struct ModuleLoad {
+    /// The module (kernel source stem).
+    pub module: &'static str,
+    /// SASS the driver ran as is, or the PTX it JIT-compiled (`None`: the device is too old).
+    pub path: Option<kernels::LoadPath>,
+    /// Bytes of the embedded fatbin.
+    pub image_bytes: usize,
+    /// Wall time of the load (driver module load, or the cache lookup when already loaded).
+    pub seconds: f64,
+}
+
 /// A CUDA GPU with its context, a stream and the kernels loaded so far.
 pub struct CudaDevice {
     ctx: Arc<CudaContext>,
@@ -49,7 +62,7 @@ impl CudaDevice {
                 "CUDA device {ordinal} requested but the driver reports {count}"
             )));
         }
-        if !kernels::PTX_BUILT {
+        if !kernels::KERNELS_BUILT {
             return Err(Error::KernelsNotBuilt);
         }
         detect::guarded("opening the device", || Self::open(ordinal))
@@ -89,6 +102,41 @@ impl CudaDevice {
     /// Compute capability `(major, minor)`.
     pub fn compute_capability(&self) -> (u32, u32) {
         self.cc
+    }
+
+    /// Loads `modules` now instead of on their first launch, and says how each loaded: an
+    /// engine calls this at start-up so no request pays a module load. A module already loaded
+    /// reports the (near-zero) time of the cache lookup.
+    ///
+    /// ```no_run
+    /// # fn main() -> quietattn::Result<()> {
+    /// let gpu = quietattn::cuda::CudaDevice::new(0)?;
+    /// for m in gpu.preload(quietattn::kernels::MODULES.iter().copied())? {
+    ///     println!("{}: {:.1} ms ({:?})", m.module, m.seconds * 1e3, m.path);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn preload(
+        &self,
+        modules: impl IntoIterator<Item = &'static str>,
+    ) -> Result<Vec<ModuleLoad>> {
+        let cc = self.cc.0 * 10 + self.cc.1;
+        modules
+            .into_iter()
+            .map(|module| {
+                let fatbin = kernels::fatbin(module)
+                    .ok_or_else(|| Error::UnknownKernel(format!("module {module}")))?;
+                let start = std::time::Instant::now();
+                self.modules.module(&self.ctx, self.cc, module)?;
+                Ok(ModuleLoad {
+                    module,
+                    path: fatbin.load_path(cc),
+                    image_bytes: fatbin.image.len(),
+                    seconds: start.elapsed().as_secs_f64(),
+                })
+            })
+            .collect()
     }
 
     /// Waits for all work on the stream; maps a pending asynchronous error.

@@ -1,4 +1,4 @@
-//! Lazily loaded PTX modules and their kernels, cached per device.
+//! Lazily loaded kernel modules (fatbins) and their kernels, cached per device.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -26,7 +26,7 @@ pub(crate) struct ModuleCache {
 }
 
 impl ModuleCache {
-    /// The kernel `name` of `module`, loading the module's best PTX for compute capability
+    /// The kernel `name` of `module`, loading the module's fatbin on a device of compute capability
     /// `cc = (major, minor)` on first use.
     pub(crate) fn kernel(
         &self,
@@ -55,7 +55,7 @@ impl ModuleCache {
         Ok(kernel)
     }
 
-    fn module(
+    pub(crate) fn module(
         &self,
         ctx: &Arc<CudaContext>,
         (major, minor): (u32, u32),
@@ -65,27 +65,30 @@ impl ModuleCache {
         if let Some(m) = modules.get(module) {
             return Ok(m.clone());
         }
-        if !kernels::PTX_BUILT {
+        if !kernels::KERNELS_BUILT {
             return Err(Error::KernelsNotBuilt);
         }
-        if !kernels::MODULES.contains(&module) {
-            return Err(Error::UnknownKernel(format!("module {module}")));
-        }
-        let (arch, ptx) = kernels::ptx_for(module, major, minor).ok_or_else(|| {
+        let fatbin = kernels::fatbin(module)
+            .ok_or_else(|| Error::UnknownKernel(format!("module {module}")))?;
+        let cc = major * 10 + minor;
+        let path = fatbin.load_path(cc).ok_or_else(|| {
             Error::Unsupported(format!(
-                "module {module} has no PTX for sm_{major}{minor} (built: {})",
-                kernels::PTX
-                    .iter()
-                    .filter(|(m, _, _)| *m == module)
-                    .map(|(_, a, _)| *a)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                "module {module} needs compute capability {}.{} or newer; the device is sm_{cc}",
+                fatbin.ptx_arch / 10,
+                fatbin.ptx_arch % 10
             ))
         })?;
-        // The driver JIT-compiles the PTX here; a driver older than the PTX ISA fails now.
-        let loaded = ctx.load_module(Ptx::from_src(ptx)).map_err(driver(format!(
-            "loading module {module} ({arch} PTX) on sm_{major}{minor}"
-        )))?;
+        let how = match path {
+            kernels::LoadPath::Sass(sm) => format!("sm_{sm} SASS"),
+            kernels::LoadPath::Jit => format!("compute_{} PTX, JIT-compiled", fatbin.ptx_arch),
+        };
+        // The driver picks the image's best SASS for the device, or JIT-compiles the PTX.
+        // `Vec<u8>` from the system allocator is 16-byte aligned, as the loader wants.
+        let loaded = ctx
+            .load_module(Ptx::from_binary(fatbin.image.to_vec()))
+            .map_err(driver(format!(
+                "loading module {module} ({how}) on sm_{major}{minor}"
+            )))?;
         modules.insert(module, loaded.clone());
         Ok(loaded)
     }

@@ -16,7 +16,7 @@ impl CudaDevice {
     ///
     /// The context's event-tracking setting is left as the engine chose it.
     pub fn from_stream(stream: Arc<CudaStream>) -> Result<Self> {
-        if !kernels::PTX_BUILT {
+        if !kernels::KERNELS_BUILT {
             return Err(Error::KernelsNotBuilt);
         }
         let ctx = stream.context().clone();
