@@ -15,6 +15,7 @@ pub mod activation;
 mod driver;
 pub mod normaliser;
 pub mod row_stats;
+pub mod split;
 pub mod tensor_stats;
 
 pub use activation::activation_stats;
