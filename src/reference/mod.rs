@@ -14,12 +14,14 @@
 pub mod activation;
 mod driver;
 pub mod normaliser;
+mod paged;
 pub mod row_stats;
 pub mod split;
 pub mod tensor_stats;
 
 pub use activation::activation_stats;
 pub use normaliser::{RowParams, RowWeights, row_weights};
+pub use paged::{PagedReference, paged_attention};
 
 use crate::dtype::DType;
 use crate::error::Result;
