@@ -337,6 +337,15 @@ fn bad_caches_and_shapes_are_errors() {
         o.normaliser = Normaliser::Sink;
     });
     assert!(matches!(e, Error::InvalidOption(_)), "{e}");
+    let nan_sinks = [f32::NAN; 4];
+    let e = error_with(&f, |p, o| {
+        p.sinks = Some(&nan_sinks);
+        o.normaliser = Normaliser::Sink;
+    });
+    assert!(
+        matches!(&e, Error::InvalidOption(m) if m.contains("finite")),
+        "{e}"
+    );
     let e = error_with(&f, |_, o| o.gate = Gate::SigmoidElementwise); // gate logits are headwise
     assert!(matches!(e, Error::Shape(_)), "{e}");
 }

@@ -12,6 +12,7 @@
 //! their `lse` is the fully masked value of SPEC §1.
 
 pub mod activation;
+mod append_kv;
 mod driver;
 pub mod normaliser;
 mod paged;
@@ -20,6 +21,7 @@ pub mod split;
 pub mod tensor_stats;
 
 pub use activation::activation_stats;
+pub use append_kv::{SKIP_SLOT, append_kv, slot_mapping};
 pub use normaliser::{RowParams, RowWeights, row_weights};
 pub use paged::{PagedReference, paged_attention};
 
