@@ -286,6 +286,12 @@ fn bad_tables_and_lengths_are_errors() {
     ));
     let e = error_with(&f, |p, _| p.seq_lens_k = &p.seq_lens_k[1..]);
     assert!(matches!(e, Error::Shape(_)), "{e}");
+    let short_cu = [0, 1];
+    let e = error_with(&f, |p, _| p.cu_seqlens_q = Some(&short_cu));
+    assert!(
+        matches!(&e, Error::Shape(m) if m.contains("cu_seqlens_q")),
+        "{e}"
+    );
 }
 
 #[test]

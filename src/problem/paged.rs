@@ -80,7 +80,8 @@ impl<'a> BlockTable<'a> {
 /// `[num_pages, page_size, hkv, d]` (any strides, contiguous head dimension), `block_table`
 /// `[b, max_pages]`, `seq_lens_k [b]`. Masks use `kv_len = seq_lens_k[b]`; causal is aligned
 /// bottom-right, so with the step's own keys already in the cache the last query row sees every
-/// key. Sinks and gate are as in [`super::AttentionInputs`].
+/// key. Sinks and gate are as in [`super::AttentionInputs`]. Any `sq` is valid here (chunked
+/// prefill against pages is the same math); the decode kernels will serve `sq` 1–16.
 #[derive(Clone, Debug)]
 pub struct PagedAttentionInputs<'a> {
     /// Queries.
@@ -241,27 +242,7 @@ impl PagedProblem {
             })
         })?;
         let cu_k = cumulative(&lens);
-        let max_k = lens.iter().copied().max().unwrap_or(0);
-        let contiguous = |dtype, lead: &[usize]| {
-            let shape = [lead, &[cache.kv_heads, cache.head_dim]].concat();
-            TensorLayout {
-                dtype,
-                strides: contiguous_strides(&shape),
-                shape,
-            }
-        };
-        let (seqlens, lead) = match inputs.cu_seqlens_q {
-            Some(cu_q) => (SeqLens::Varlen { cu_q, cu_k: &cu_k }, vec![total_k]),
-            None => (SeqLens::Batched, vec![lens.len(), max_k]),
-        };
-        let shared = AttentionLayout {
-            q: TensorLayout::of_view(&inputs.q),
-            k: contiguous(k.dtype, &lead),
-            v: contiguous(v.dtype, &lead),
-            sinks: inputs.sinks.map(<[f32]>::len),
-            gate: inputs.gate.as_ref().map(TensorLayout::of_view),
-            seqlens,
-        };
+        let shared = contiguous_layout(inputs, &cache, &cu_k)?;
         let (geometry, mut seqs) = layout::resolve(&shared, options)?;
         check_sink_values(options, inputs.sinks)?;
         for (i, (seq, &n)) in seqs.iter_mut().zip(&lens).enumerate() {
@@ -282,6 +263,44 @@ impl PagedProblem {
         let page = table.row(b)[j / self.cache.page_size] as usize;
         (page, j % self.cache.page_size)
     }
+}
+
+/// The layout of the contiguous call the pages stand for: the queries, sinks and gate as given,
+/// K and V as if gathered (`[b, max_k, hkv, d]`, or `[total_k, hkv, d]` with varlen queries).
+fn contiguous_layout<'a>(
+    inputs: &PagedAttentionInputs<'a>,
+    cache: &PagedCache,
+    cu_k: &'a [i32],
+) -> Result<AttentionLayout<'a>> {
+    let batch = cu_k.len() - 1;
+    let lens = cu_k.windows(2).map(|w| (w[1] - w[0]) as usize);
+    let (seqlens, lead) = match inputs.cu_seqlens_q {
+        Some(cu_q) if cu_q.len() != cu_k.len() => {
+            return Err(shape_err!(
+                "cu_seqlens_q has {} entries, expected batch + 1 = {} (one row per block-table row)",
+                cu_q.len(),
+                cu_k.len()
+            ));
+        }
+        Some(cu_q) => (SeqLens::Varlen { cu_q, cu_k }, vec![cu_k[batch] as usize]),
+        None => (SeqLens::Batched, vec![batch, lens.max().unwrap_or(0)]),
+    };
+    let contiguous = |dtype, lead: &[usize]| {
+        let shape = [lead, &[cache.kv_heads, cache.head_dim]].concat();
+        TensorLayout {
+            dtype,
+            strides: contiguous_strides(&shape),
+            shape,
+        }
+    };
+    Ok(AttentionLayout {
+        q: TensorLayout::of_view(&inputs.q),
+        k: contiguous(inputs.k_cache.dtype(), &lead),
+        v: contiguous(inputs.v_cache.dtype(), &lead),
+        sinks: inputs.sinks.map(<[f32]>::len),
+        gate: inputs.gate.as_ref().map(TensorLayout::of_view),
+        seqlens,
+    })
 }
 
 /// `seq_lens_k` as lengths, after checking each against the block table and the cache: a

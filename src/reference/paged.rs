@@ -67,30 +67,9 @@ pub fn paged_attention(
     options: &AttentionOptions,
 ) -> Result<PagedReference> {
     let problem = PagedProblem::new(inputs, options)?;
-    let g = &problem.geometry;
     let k = gather(&inputs.k_cache, inputs, &problem)?;
     let v = gather(&inputs.v_cache, inputs, &problem)?;
-    // Batched queries become varlen rows: [b, sq, ...] and [b·sq, ...] are the same row-major
-    // order, and the copy is exact (same dtype).
-    let rows = |view: &TensorView<'_>| {
-        let mut shape = view.shape[1..].to_vec();
-        shape[0] = g.total_q;
-        Tensor::from_f64(view.dtype(), &view.to_f64(), &shape)
-    };
-    let (q_rows, gate_rows) = if g.varlen {
-        (None, None)
-    } else {
-        (
-            Some(rows(&inputs.q)?),
-            inputs.gate.as_ref().map(rows).transpose()?,
-        )
-    };
-    let cu_q = match inputs.cu_seqlens_q {
-        Some(cu) => cu.to_vec(),
-        None => (0..=g.batch)
-            .map(|b| index_i32(b * g.max_q))
-            .collect::<Result<_>>()?,
-    };
+    let rows = QueryRows::new(inputs, &problem)?;
     let cu_k = problem
         .seqs
         .iter()
@@ -98,20 +77,22 @@ pub fn paged_attention(
         .chain([index_i32(problem.total_k)])
         .collect::<Result<Vec<_>>>()?;
     let contiguous = AttentionInputs {
-        q: q_rows
+        q: rows
+            .q
             .as_ref()
             .map_or_else(|| inputs.q.clone(), Tensor::view),
         k: k.view(),
         v: v.view(),
         sinks: inputs.sinks,
-        gate: match &gate_rows {
+        gate: match &rows.gate {
             Some(t) => Some(t.view()),
             None => inputs.gate.clone(),
         },
-        cu_seqlens_q: Some(&cu_q),
+        cu_seqlens_q: Some(&rows.cu_q),
         cu_seqlens_k: Some(&cu_k),
     };
     let out = super::attention(&contiguous, options)?;
+    let g = &problem.geometry;
     let lse = if g.varlen {
         out.lse
     } else {
@@ -123,6 +104,40 @@ pub fn paged_attention(
         stats: out.stats,
         problem,
     })
+}
+
+/// The queries (and gate logits) as varlen rows with their offsets. Batched `[b, sq, ...]` and
+/// varlen `[b·sq, ...]` are the same row-major order, so the copy is exact (same dtype);
+/// varlen inputs are used as they are (`None`).
+struct QueryRows {
+    q: Option<Tensor>,
+    gate: Option<Tensor>,
+    cu_q: Vec<i32>,
+}
+
+impl QueryRows {
+    fn new(inputs: &PagedAttentionInputs<'_>, problem: &PagedProblem) -> Result<Self> {
+        let g = &problem.geometry;
+        if let Some(cu) = inputs.cu_seqlens_q {
+            return Ok(QueryRows {
+                q: None,
+                gate: None,
+                cu_q: cu.to_vec(),
+            });
+        }
+        let rows = |view: &TensorView<'_>| {
+            let mut shape = view.shape[1..].to_vec();
+            shape[0] = g.total_q;
+            Tensor::from_f64(view.dtype(), &view.to_f64(), &shape)
+        };
+        Ok(QueryRows {
+            q: Some(rows(&inputs.q)?),
+            gate: inputs.gate.as_ref().map(rows).transpose()?,
+            cu_q: (0..=g.batch)
+                .map(|b| index_i32(b * g.max_q))
+                .collect::<Result<_>>()?,
+        })
+    }
 }
 
 /// The keys (or values) of every sequence, gathered from the pages in sequence order into one
