@@ -22,7 +22,8 @@ pub const MIN_PAGE_SIZE: usize = 16;
 ///
 /// # fn main() -> quietattn::Result<()> {
 /// let table = BlockTable::new(&[4, 0, -1, 2, 3, 1], 2, 3)?;
-/// assert_eq!(table.row(1), &[2, 3, 1]);
+/// assert_eq!(table.row(1), Some(&[2, 3, 1][..]));
+/// assert_eq!(table.row(2), None);
 /// assert!(BlockTable::new(&[4, 0, -1], 2, 3).is_err()); // too short for 2 × 3
 /// # Ok(())
 /// # }
@@ -63,9 +64,13 @@ impl<'a> BlockTable<'a> {
         self.max_pages
     }
 
-    /// Row `b` (panics when `b >= batch`, like slice indexing).
-    pub fn row(&self, b: usize) -> &'a [i32] {
-        &self.entries[b * self.max_pages..(b + 1) * self.max_pages]
+    /// Row `b`, `None` past the last row.
+    pub fn row(&self, b: usize) -> Option<&'a [i32]> {
+        if b >= self.batch {
+            return None;
+        }
+        self.entries
+            .get(b * self.max_pages..(b + 1) * self.max_pages)
     }
 
     /// All entries, row-major.
@@ -258,10 +263,14 @@ impl PagedProblem {
         })
     }
 
-    /// Page and slot of key `j` of sequence `b` (`j < seq_lens_k[b]`, validated by [`Self::new`]).
-    pub fn locate(&self, table: &BlockTable<'_>, b: usize, j: usize) -> (usize, usize) {
-        let page = table.row(b)[j / self.cache.page_size] as usize;
-        (page, j % self.cache.page_size)
+    /// Page and slot of key `j` of sequence `b` in `table` (the table [`Self::new`] validated):
+    /// `None` when the table has no such entry or it is not a page of the cache.
+    pub fn locate(&self, table: &BlockTable<'_>, b: usize, j: usize) -> Option<(usize, usize)> {
+        let entry = *table.row(b)?.get(j / self.cache.page_size)?;
+        let page = usize::try_from(entry)
+            .ok()
+            .filter(|&p| p < self.cache.num_pages)?;
+        Some((page, j % self.cache.page_size))
     }
 }
 
@@ -328,7 +337,8 @@ fn key_lengths(inputs: &PagedAttentionInputs<'_>, cache: &PagedCache) -> Result<
             )));
         }
         let pages = n.div_ceil(cache.page_size);
-        if let Some((p, &page)) = table.row(b)[..pages]
+        let row = table.row(b).unwrap_or_default();
+        if let Some((p, &page)) = row[..pages.min(row.len())]
             .iter()
             .enumerate()
             .find(|&(_, &page)| page < 0 || page as usize >= cache.num_pages)

@@ -89,7 +89,7 @@ pub fn slot_mapping(
                     table.max_pages()
                 )));
             }
-            let page = table.row(b)[column];
+            let page = table.row(b).map_or(-1, |row| row[column]);
             if page < 0 || page as usize >= cache.num_pages {
                 return Err(Error::Index(format!(
                     "block_table[{b}, {column}] = {page} is not a page of the cache (0..{})",

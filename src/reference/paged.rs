@@ -151,7 +151,9 @@ fn gather(
     let mut out = Vec::with_capacity(problem.total_k * hkv * d);
     for (b, seq) in problem.seqs.iter().enumerate() {
         for j in 0..seq.k_len {
-            let (page, slot) = problem.locate(&inputs.block_table, b, j);
+            let (page, slot) = problem
+                .locate(&inputs.block_table, b, j)
+                .ok_or_else(|| Error::Index(format!("key {j} of sequence {b} has no page")))?;
             for h in 0..hkv {
                 out.extend((0..d).map(|c| cache.at(&[page, slot, h, c])));
             }

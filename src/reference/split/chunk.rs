@@ -12,7 +12,7 @@ use crate::error::{Result, shape_err};
 /// // Keys 0 and 1 of a sequence, head dimension 2.
 /// let chunk = Chunk::new(&[0, 1], &[0.5, -1.0], &[1.0, 0.0, 0.0, 1.0], 2)?;
 /// assert_eq!(chunk.len(), 2);
-/// assert_eq!(chunk.value(1), &[0.0, 1.0]);
+/// assert_eq!(chunk.logits(), &[0.5, -1.0]);
 /// assert!(Chunk::new(&[0], &[0.5, 1.0], &[1.0, 0.0], 2).is_err()); // lengths disagree
 /// # Ok(())
 /// # }
@@ -70,8 +70,8 @@ impl<'a> Chunk<'a> {
         self.logits
     }
 
-    /// Value row `j`.
-    pub fn value(&self, j: usize) -> &'a [f64] {
+    /// Value row `j` (`j < len`: the partials iterate over the chunk's own keys).
+    pub(super) fn value(&self, j: usize) -> &'a [f64] {
         &self.values[j * self.dim..(j + 1) * self.dim]
     }
 
