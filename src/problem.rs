@@ -2,9 +2,14 @@
 
 mod layout;
 mod paged;
+mod split_plan;
 
 pub use layout::{AttentionGeometry, AttentionLayout, SeqLens, TensorLayout};
 pub use paged::{BlockTable, MIN_PAGE_SIZE, PagedAttentionInputs, PagedCache, PagedProblem};
+pub use split_plan::{
+    BLOCKS_PER_SM, DecodeBounds, ERROR_RECORD_BYTES, KEY_TILE, MIN_CHUNK_KEYS, PARTIAL_SCALARS,
+    PARTIAL_SCALARS_NO_STATS, SplitPlan, max_splits, workspace_bytes,
+};
 
 use crate::dtype::DType;
 use crate::error::{Error, Result, shape_err};
