@@ -10,6 +10,9 @@
 //! a value within rounding of a bin edge may land one bin over (SPEC §6 allows this). Varlen
 //! query rows that belong to no sequence are neither computed nor counted: their `o` is 0 and
 //! their `lse` is the fully masked value of SPEC §1.
+//!
+//! SPEC §7 (decode): [`paged_attention`] runs a paged KV cache through the same driver,
+//! [`split`] holds the split-KV partials and merge rules, [`append_kv`] the cache's write side.
 
 pub mod activation;
 mod append_kv;
