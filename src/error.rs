@@ -12,6 +12,10 @@ pub enum Error {
     /// A head dimension, dtype or combination the kernels do not support.
     #[error("unsupported: {0}")]
     Unsupported(String),
+    /// An index stored in an input (a page of a block table, a cache slot) points outside
+    /// what it indexes.
+    #[error("index out of range: {0}")]
+    Index(String),
     /// A length or offset does not fit the index types the kernels use.
     #[error("size overflow: {0}")]
     Overflow(String),

@@ -64,7 +64,7 @@ pub use dtype::DType;
 pub use error::{Error, Result};
 pub use ops::attention::{DeviceAttentionArgs, DeviceStats, DeviceTensor, attention_device};
 pub use ops::{AttentionOutput, activation_stats, attention};
-pub use problem::{AttentionInputs, AttentionProblem};
+pub use problem::{AttentionInputs, AttentionProblem, BlockTable, PagedAttentionInputs};
 pub use stats::{ActivationStats, OutlierStats};
 pub use tensor::{DataRef, Tensor, TensorData, TensorView};
 pub use variant::{AttentionOptions, Gate, Normaliser};

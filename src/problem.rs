@@ -1,8 +1,15 @@
 //! Validated attention geometry, shared by every device: one place decides what a call means.
 
 mod layout;
+mod paged;
+mod split_plan;
 
 pub use layout::{AttentionGeometry, AttentionLayout, SeqLens, TensorLayout};
+pub use paged::{BlockTable, MIN_PAGE_SIZE, PagedAttentionInputs, PagedCache, PagedProblem};
+pub use split_plan::{
+    BLOCKS_PER_SM, DecodeBounds, ERROR_RECORD_BYTES, KEY_TILE, MIN_CHUNK_KEYS, PARTIAL_SCALARS,
+    PARTIAL_SCALARS_NO_STATS, SplitPlan, max_splits, workspace_bytes,
+};
 
 use crate::dtype::DType;
 use crate::error::{Error, Result, shape_err};
@@ -88,6 +95,18 @@ pub struct AttentionProblem {
     pub total_q: usize,
 }
 
+/// The sink logits' values (the shared validator sees only their count).
+fn check_sink_values(options: &AttentionOptions, sinks: Option<&[f32]>) -> Result<()> {
+    if let (Normaliser::Sink, Some(s)) = (options.normaliser, sinks)
+        && let Some(bad) = s.iter().find(|x| !x.is_finite())
+    {
+        return Err(Error::InvalidOption(format!(
+            "sink logits must be finite, got {bad}"
+        )));
+    }
+    Ok(())
+}
+
 /// Largest sequence length or token count the kernels index with 32-bit integers.
 pub const MAX_LEN: usize = i32::MAX as usize;
 
@@ -113,13 +132,7 @@ impl AttentionProblem {
             seqlens,
         };
         let (g, seqs) = layout::resolve(&layout, options)?;
-        if let (Normaliser::Sink, Some(s)) = (options.normaliser, inputs.sinks)
-            && let Some(bad) = s.iter().find(|x| !x.is_finite())
-        {
-            return Err(Error::InvalidOption(format!(
-                "sink logits must be finite, got {bad}"
-            )));
-        }
+        check_sink_values(options, inputs.sinks)?;
         Ok(AttentionProblem {
             batch: g.batch,
             heads: g.heads,

@@ -10,15 +10,23 @@
 //! a value within rounding of a bin edge may land one bin over (SPEC §6 allows this). Varlen
 //! query rows that belong to no sequence are neither computed nor counted: their `o` is 0 and
 //! their `lse` is the fully masked value of SPEC §1.
+//!
+//! SPEC §7 (decode): [`paged_attention`] runs a paged KV cache through the same driver,
+//! [`split`] holds the split-KV partials and merge rules, [`append_kv`] the cache's write side.
 
 pub mod activation;
+mod append_kv;
 mod driver;
 pub mod normaliser;
+mod paged;
 pub mod row_stats;
+pub mod split;
 pub mod tensor_stats;
 
 pub use activation::activation_stats;
+pub use append_kv::{SKIP_SLOT, append_kv, slot_mapping};
 pub use normaliser::{RowParams, RowWeights, row_weights};
+pub use paged::{PagedReference, paged_attention};
 
 use crate::dtype::DType;
 use crate::error::Result;
