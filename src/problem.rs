@@ -1,8 +1,10 @@
 //! Validated attention geometry, shared by every device: one place decides what a call means.
 
 mod layout;
+pub mod numerics;
 
 pub use layout::{AttentionGeometry, AttentionLayout, SeqLens, TensorLayout};
+pub use numerics::{InputNumerics, NonFiniteCounts, NumericsReport};
 
 use crate::dtype::DType;
 use crate::error::{Error, Result, shape_err};
