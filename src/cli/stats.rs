@@ -135,6 +135,13 @@ fn print_report(r: &ActivationReport) {
         num(t.median_abs),
         num(Some(t.max_inf_norm))
     );
+    let overflowed = t.channels.iter().filter(|c| c.overflowed).count();
+    if overflowed > 0 || t.pooled.overflowed {
+        println!(
+            "  note: the f32 power sums overflowed ({overflowed} channel(s)): moments shown as - \
+             are not available (|x| above ~1.4e9 for x^4, ~1.8e19 for x^2)"
+        );
+    }
     let kurt = t.max_kurtosis.map_or("-".into(), |(c, k)| {
         format!("{} (channel {c})", num(Some(k)))
     });

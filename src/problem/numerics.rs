@@ -12,6 +12,23 @@
 //! Non-finite inputs (NaN, ±inf) are counted per tensor; they propagate through the formulas
 //! (a NaN key poisons every row that reads it). Nothing rejects them here: callers decide (the
 //! CLI warns, and `--strict-numerics` makes them an error).
+//!
+//! ```
+//! use quietattn::problem::InputNumerics;
+//! use quietattn::{AttentionInputs, AttentionOptions, AttentionProblem, DType, Tensor};
+//!
+//! # fn main() -> quietattn::Result<()> {
+//! let q = Tensor::from_f64(DType::F32, &[1e20, 0.0, f64::NAN, 1.0], &[1, 2, 1, 2])?;
+//! let k = Tensor::from_f64(DType::F32, &[1e20, 0.0, 1.0, 1.0], &[1, 2, 1, 2])?;
+//! let inputs = AttentionInputs::new(q.view(), k.view(), k.view());
+//! let options = AttentionOptions::default();
+//! let scan = InputNumerics::scan(&inputs, &AttentionProblem::new(&inputs, &options)?);
+//! assert_eq!(scan.non_finite.describe(), "q 1");
+//! // 1e20 · 1e20 does not fit f32: the call may overflow.
+//! assert!(scan.range_problem().unwrap().contains("logits may overflow f32"));
+//! # Ok(())
+//! # }
+//! ```
 
 use crate::tensor::TensorView;
 
