@@ -208,7 +208,9 @@ impl OutputSet {
         let n = self.files.len();
         self.files
             .get_mut(index)
-            .ok_or_else(|| crate::error::Error::InvalidOption(format!("output {index} of {n}")))?
+            .ok_or_else(|| {
+                crate::error::Error::InvalidOption(format!("no output {index}: the set holds {n}"))
+            })?
             .stage(bytes)
     }
 
