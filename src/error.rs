@@ -56,6 +56,19 @@ pub enum Error {
         /// What is wrong with it.
         message: String,
     },
+    /// Reading or writing a file other than through its tensor contents (type, size, paths
+    /// that alias, a failed write).
+    #[error("{path}: {message}")]
+    File {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Non-finite values, or values outside the range the kernels promise, where the caller
+    /// asked for them to be errors.
+    #[error("numeric range: {0}")]
+    Numeric(String),
     /// Other I/O.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),

@@ -9,6 +9,7 @@ use half::{bf16, f16};
 use safetensors::{Dtype, SafeTensors, View};
 
 use crate::error::{Error, Result};
+use crate::files::{DEFAULT_MAX_INPUT_BYTES, read_input, write_atomic};
 use crate::tensor::{Tensor, TensorData};
 
 /// One tensor of a file, decoded.
@@ -73,15 +74,29 @@ fn decode<const N: usize, T>(bytes: &[u8], f: impl Fn([u8; N]) -> T) -> Vec<T> {
 }
 
 impl TensorFile {
-    /// Reads and decodes every tensor of `path`.
+    /// Reads and decodes every tensor of `path`, a regular file of at most
+    /// [`DEFAULT_MAX_INPUT_BYTES`].
     pub fn read(path: impl AsRef<Path>) -> Result<Self> {
-        let path_str = path.as_ref().display().to_string();
+        Self::read_limited(path, DEFAULT_MAX_INPUT_BYTES)
+    }
+
+    /// Like [`Self::read`] with an explicit size limit in bytes.
+    pub fn read_limited(path: impl AsRef<Path>, max_bytes: u64) -> Result<Self> {
+        let bytes = read_input(path.as_ref(), max_bytes).map_err(|e| match e {
+            Error::File { path, message } => Error::TensorFile { path, message },
+            other => other,
+        })?;
+        Self::from_bytes(&path.as_ref().display().to_string(), &bytes)
+    }
+
+    /// Decodes the safetensors `bytes`; `path` only names them in messages.
+    pub fn from_bytes(path: &str, bytes: &[u8]) -> Result<Self> {
+        let path_str = path.to_string();
         let err = |message: String| Error::TensorFile {
             path: path_str.clone(),
             message,
         };
-        let bytes = std::fs::read(path.as_ref()).map_err(|e| err(format!("cannot read: {e}")))?;
-        let st = SafeTensors::deserialize(&bytes)
+        let st = SafeTensors::deserialize(bytes)
             .map_err(|e| err(format!("not a valid safetensors file: {e}")))?;
         let mut tensors = BTreeMap::new();
         for (name, view) in st.iter() {
@@ -251,11 +266,20 @@ impl View for TensorRef<'_> {
     }
 }
 
-/// Writes named tensors to `path` (replacing it).
+/// Writes named tensors to `path`, replacing it atomically (see [`crate::files`]).
 pub fn write_file(path: impl AsRef<Path>, tensors: &[(&str, TensorRef<'_>)]) -> Result<()> {
     let path = path.as_ref();
+    let bytes = to_bytes(path, tensors)?;
+    write_atomic(path, &bytes).map_err(|e| match e {
+        Error::File { path, message } => Error::TensorFile { path, message },
+        other => other,
+    })
+}
+
+/// The safetensors encoding of named tensors; `path` only names the file in messages.
+pub fn to_bytes(path: impl AsRef<Path>, tensors: &[(&str, TensorRef<'_>)]) -> Result<Vec<u8>> {
     let err = |message: String| Error::TensorFile {
-        path: path.display().to_string(),
+        path: path.as_ref().display().to_string(),
         message,
     };
     for (name, t) in tensors {
@@ -268,8 +292,8 @@ pub fn write_file(path: impl AsRef<Path>, tensors: &[(&str, TensorRef<'_>)]) -> 
             )));
         }
     }
-    safetensors::serialize_to_file(tensors.iter().map(|(n, t)| (*n, *t)), None, path)
-        .map_err(|e| err(format!("cannot write: {e}")))
+    safetensors::serialize(tensors.iter().map(|(n, t)| (*n, *t)), None)
+        .map_err(|e| err(format!("cannot encode: {e}")))
 }
 
 #[cfg(test)]

@@ -47,6 +47,7 @@ pub mod dtype;
 #[cfg(feature = "emulator")]
 pub mod emulator;
 pub mod error;
+pub mod files;
 pub mod io;
 pub mod kernels;
 pub mod launch;

@@ -8,6 +8,13 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Under a file-size limit (`ulimit -f`) the default SIGXFSZ kills the process mid-write;
+    // ignored, the write fails with EFBIG and the atomic writer reports it and keeps the old file.
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to SIG_IGN before any thread starts is sound.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     match cli::execute(cli::Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

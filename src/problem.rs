@@ -1,10 +1,12 @@
 //! Validated attention geometry, shared by every device: one place decides what a call means.
 
 mod layout;
+pub mod numerics;
 mod paged;
 mod split_plan;
 
 pub use layout::{AttentionGeometry, AttentionLayout, SeqLens, TensorLayout};
+pub use numerics::{InputNumerics, NonFiniteCounts, NumericsReport};
 pub use paged::{BlockTable, MIN_PAGE_SIZE, PagedAttentionInputs, PagedCache, PagedProblem};
 pub use split_plan::{
     BLOCKS_PER_SM, DecodeBounds, ERROR_RECORD_BYTES, KEY_TILE, MIN_CHUNK_KEYS, PARTIAL_SCALARS,

@@ -305,8 +305,10 @@ impl<'a> TensorView<'a> {
 /// Row-major strides of `shape`.
 pub fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
     let mut strides = vec![1usize; shape.len()];
+    // Saturating: an empty tensor may have an absurd extent (a file can say [0, 3, 2^64 - 1]);
+    // its strides are never used to address anything, and a non-empty tensor's fit in usize.
     for a in (0..shape.len().saturating_sub(1)).rev() {
-        strides[a] = strides[a + 1] * shape[a + 1];
+        strides[a] = strides[a + 1].saturating_mul(shape[a + 1]);
     }
     strides
 }

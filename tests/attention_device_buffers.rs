@@ -149,6 +149,7 @@ fn check_case(case: &Case, seed: u64) {
         o: dev.o,
         lse: Tensor::new(TensorData::F32(lse), &problem.lse_shape()).expect("lse"),
         stats: dev.stats,
+        numerics: Default::default(),
     };
     check_outputs(case.dtype, &out, &want).unwrap_or_else(|e| panic!("{label}: {e}"));
     if let Some(stats) = &out.stats {

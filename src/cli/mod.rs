@@ -2,6 +2,7 @@
 
 mod bench;
 mod demo;
+mod numeric_policy;
 mod options;
 mod ptx;
 mod run;
@@ -66,11 +67,10 @@ fn device_label(device: &Device) -> &'static str {
     }
 }
 
-/// Writes a statistics document as pretty JSON.
-fn write_json<T: serde::Serialize>(path: &std::path::Path, doc: &T) -> Result<()> {
+/// A statistics document as pretty JSON, for an [`quietattn::files::OutputSet`] to write.
+fn json_bytes<T: serde::Serialize>(doc: &T) -> Result<Vec<u8>> {
     let text = serde_json::to_string_pretty(doc).map_err(std::io::Error::other)?;
-    std::fs::write(path, text)?;
-    Ok(())
+    Ok(text.into_bytes())
 }
 
 /// Milliseconds of a duration, for messages.

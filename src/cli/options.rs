@@ -39,13 +39,14 @@ pub struct VariantArgs {
     /// The normaliser.
     #[arg(long, value_enum, default_value_t = VariantName::Softmax)]
     pub variant: VariantName,
-    /// Clipped softmax γ (≤ 0).
-    #[arg(long, default_value_t = -0.03, allow_negative_numbers = true)]
-    pub gamma: f32,
-    /// Clipped softmax ζ (≥ 1).
-    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
-    pub zeta: f32,
-    /// Sigmoid attention bias b (default -ln(kv_len) of each sequence).
+    /// Clipped softmax γ (≤ 0; default -0.03). Other variants note that they ignore it.
+    #[arg(long, allow_negative_numbers = true)]
+    pub gamma: Option<f32>,
+    /// Clipped softmax ζ (≥ 1; default 1). Other variants note that they ignore it.
+    #[arg(long, allow_negative_numbers = true)]
+    pub zeta: Option<f32>,
+    /// Sigmoid attention bias b (default -ln(kv_len) of each sequence). Other variants note
+    /// that they ignore it.
     #[arg(long, allow_negative_numbers = true)]
     pub sigmoid_bias: Option<f32>,
     /// Causal mask, aligned bottom-right.
@@ -65,6 +66,11 @@ pub struct VariantArgs {
     pub scale: Option<f32>,
 }
 
+/// Clipped softmax γ when `--gamma` is not given.
+const DEFAULT_GAMMA: f32 = -0.03;
+/// Clipped softmax ζ when `--zeta` is not given.
+const DEFAULT_ZETA: f32 = 1.0;
+
 /// Parses `LEFT,RIGHT`.
 fn parse_window(s: &str) -> std::result::Result<(i32, i32), String> {
     let parse = |x: &str| {
@@ -79,13 +85,21 @@ fn parse_window(s: &str) -> std::result::Result<(i32, i32), String> {
 }
 
 impl VariantName {
-    /// The normaliser with the command line's parameters.
-    pub fn normaliser(self, gamma: f32, zeta: f32, sigmoid_bias: Option<f32>) -> Normaliser {
+    /// The normaliser with the command line's parameters (clipped defaults γ = -0.03, ζ = 1).
+    pub fn normaliser(
+        self,
+        gamma: Option<f32>,
+        zeta: Option<f32>,
+        sigmoid_bias: Option<f32>,
+    ) -> Normaliser {
         match self {
             VariantName::Softmax => Normaliser::Softmax,
             VariantName::OffByOne => Normaliser::OffByOne,
             VariantName::Sink => Normaliser::Sink,
-            VariantName::Clipped => Normaliser::Clipped { gamma, zeta },
+            VariantName::Clipped => Normaliser::Clipped {
+                gamma: gamma.unwrap_or(DEFAULT_GAMMA),
+                zeta: zeta.unwrap_or(DEFAULT_ZETA),
+            },
             VariantName::Softpick => Normaliser::Softpick,
             VariantName::Sigmoid => Normaliser::Sigmoid { bias: sigmoid_bias },
         }
@@ -121,6 +135,23 @@ impl VariantArgs {
         options.validate()?;
         Ok(options)
     }
+
+    /// One line per given parameter that the chosen variant does not use (silently ignoring
+    /// one would let a typo in `--variant` go unnoticed).
+    pub fn unused_notes(&self) -> Vec<String> {
+        let variant = self.variant.normaliser(None, None, None).name();
+        let clipped = self.variant == VariantName::Clipped;
+        let sigmoid = self.variant == VariantName::Sigmoid;
+        [
+            ("--gamma", self.gamma.is_some() && !clipped),
+            ("--zeta", self.zeta.is_some() && !clipped),
+            ("--sigmoid-bias", self.sigmoid_bias.is_some() && !sigmoid),
+        ]
+        .iter()
+        .filter(|(_, unused)| *unused)
+        .map(|(flag, _)| format!("note: {flag} ignored (variant {variant})"))
+        .collect()
+    }
 }
 
 #[cfg(test)]
@@ -133,5 +164,50 @@ mod tests {
         assert_eq!(parse_window("-1, 4"), Ok((-1, 4)));
         assert!(parse_window("5").is_err());
         assert!(parse_window("a,1").is_err());
+    }
+
+    fn args(variant: VariantName, gamma: Option<f32>, bias: Option<f32>) -> VariantArgs {
+        VariantArgs {
+            variant,
+            gamma,
+            zeta: None,
+            sigmoid_bias: bias,
+            causal: false,
+            window: None,
+            softcap: None,
+            gate: GateName::None,
+            scale: None,
+        }
+    }
+
+    #[test]
+    fn unused_parameters_are_noted() {
+        let a = args(VariantName::Softmax, Some(-0.1), Some(-2.0));
+        assert_eq!(
+            a.unused_notes(),
+            vec![
+                "note: --gamma ignored (variant softmax)".to_string(),
+                "note: --sigmoid-bias ignored (variant softmax)".to_string()
+            ]
+        );
+        assert!(
+            args(VariantName::Clipped, Some(-0.1), None)
+                .unused_notes()
+                .is_empty()
+        );
+        assert!(
+            args(VariantName::Sigmoid, None, Some(-2.0))
+                .unused_notes()
+                .is_empty()
+        );
+        // The defaults still apply when nothing is given.
+        let n = VariantName::Clipped.normaliser(None, None, None);
+        assert_eq!(
+            n,
+            Normaliser::Clipped {
+                gamma: -0.03,
+                zeta: 1.0
+            }
+        );
     }
 }

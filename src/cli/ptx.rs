@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use clap::Args;
+use quietattn::files::write_atomic;
 use quietattn::kernels::{self, FATBINS, KERNELS_BUILT};
 use quietattn::{Error, Result};
 
@@ -19,21 +20,18 @@ pub struct PtxArgs {
 /// Writes every embedded fatbin and a manifest (`module  ptx_arch  sass_list  bytes` per line,
 /// tab-separated); fails with [`Error::KernelsNotBuilt`] when there is none.
 pub fn ptx(args: &PtxArgs) -> Result<()> {
+    let dir = &args.out_dir;
+    if dir.exists() && !dir.is_dir() {
+        return Err(dir_error(dir, "exists and is not a directory".into()));
+    }
     if !KERNELS_BUILT || FATBINS.is_empty() {
         return Err(Error::KernelsNotBuilt);
     }
-    let dir = &args.out_dir;
-    let io = |e: std::io::Error| {
-        Error::Io(std::io::Error::new(
-            e.kind(),
-            format!("{}: {e}", dir.display()),
-        ))
-    };
-    std::fs::create_dir_all(dir).map_err(io)?;
+    std::fs::create_dir_all(dir).map_err(|e| dir_error(dir, format!("cannot create: {e}")))?;
     let mut manifest = String::new();
     for f in FATBINS {
         let path = dir.join(format!("{}.fatbin", f.module));
-        std::fs::write(&path, f.image).map_err(io)?;
+        write_atomic(&path, f.image)?;
         let sass: Vec<String> = f.sass.iter().map(|s| format!("sm_{s}")).collect();
         let _ = writeln!(
             manifest,
@@ -51,11 +49,18 @@ pub fn ptx(args: &PtxArgs) -> Result<()> {
             f.ptx_arch
         );
     }
-    std::fs::write(dir.join("manifest.tsv"), manifest).map_err(io)?;
+    write_atomic(&dir.join("manifest.tsv"), manifest.as_bytes())?;
     println!(
         "{} module(s), {} bytes of kernel images embedded",
         FATBINS.len(),
         kernels::embedded_bytes()
     );
     Ok(())
+}
+
+fn dir_error(dir: &std::path::Path, message: String) -> Error {
+    Error::File {
+        path: dir.display().to_string(),
+        message,
+    }
 }

@@ -4,10 +4,17 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Args;
-use quietattn::io::{TensorFile, TensorRef, write_file};
+use quietattn::files::{DEFAULT_MAX_INPUT_BYTES, OutputSet};
+use quietattn::io::{TensorFile, TensorRef, to_bytes};
+use quietattn::ops::attention::check_head_dim;
+use quietattn::problem::InputNumerics;
 use quietattn::stats::json::AttentionStatsJson;
-use quietattn::{AttentionInputs, AttentionProblem, DeviceKind, Error, Gate, Normaliser, Result};
+use quietattn::{
+    AttentionInputs, AttentionOptions, AttentionProblem, Device, DeviceKind, Error, Gate,
+    Normaliser, Result, Tensor,
+};
 
+use super::numeric_policy;
 use super::options::VariantArgs;
 
 /// The tensor names `run` understands; any other name in the input is an error.
@@ -28,7 +35,8 @@ pub struct RunArgs {
     /// `gate`, and i32 `cu_seqlens_q`/`cu_seqlens_k` (then q is [total_q, h, d]).
     #[arg(long)]
     input: PathBuf,
-    /// Output: `o` (dtype of q) and f32 `lse` [b, h, sq] ([h, total_q] varlen).
+    /// Output: `o` (dtype of q) and f32 `lse` [b, h, sq] ([h, total_q] varlen). Replaced
+    /// atomically, never the input.
     #[arg(long)]
     output: PathBuf,
     #[command(flatten)]
@@ -39,78 +47,140 @@ pub struct RunArgs {
     /// Collect the outlier statistics and write them to this JSON file.
     #[arg(long)]
     stats: Option<PathBuf>,
+    /// Largest input file read, in bytes.
+    #[arg(long, default_value_t = DEFAULT_MAX_INPUT_BYTES)]
+    max_input_bytes: u64,
+    /// Non-finite inputs, inputs outside the kernels' f32 range and non-finite outputs from
+    /// finite inputs are errors (exit 2, nothing written) instead of warnings.
+    #[arg(long)]
+    strict_numerics: bool,
+}
+
+/// The tensors of the input file, checked for rank and dtype.
+struct RunTensors<'f> {
+    q: &'f Tensor,
+    k: &'f Tensor,
+    v: &'f Tensor,
+    sinks: Option<Vec<f32>>,
+    gate: Option<&'f Tensor>,
+    cu_q: Option<&'f [i32]>,
+    cu_k: Option<&'f [i32]>,
+}
+
+impl<'f> RunTensors<'f> {
+    fn from_file(file: &'f TensorFile) -> Result<Self> {
+        file.reject_unknown(&KNOWN)?;
+        let cu_q = file.i32_vector("cu_seqlens_q")?;
+        let cu_k = file.i32_vector("cu_seqlens_k")?;
+        let rank = if cu_q.is_some() || cu_k.is_some() {
+            3
+        } else {
+            4
+        };
+        Ok(RunTensors {
+            q: file.require_float("q", &[rank])?,
+            k: file.require_float("k", &[rank])?,
+            v: file.require_float("v", &[rank])?,
+            sinks: file
+                .float("sinks", &[1])?
+                .map(|t| t.to_f64().iter().map(|&x| x as f32).collect()),
+            gate: file.float("gate", &[rank - 1, rank])?,
+            cu_q,
+            cu_k,
+        })
+    }
+
+    /// The library's inputs; tensors the options do not use are noted on stderr and left out.
+    fn inputs(&self, options: &AttentionOptions) -> AttentionInputs<'_> {
+        let sink = options.normaliser == Normaliser::Sink;
+        if self.sinks.is_some() && !sink {
+            eprintln!(
+                "note: tensor `sinks` ignored (variant {})",
+                options.normaliser.name()
+            );
+        }
+        let gated = options.gate != Gate::None;
+        if self.gate.is_some() && !gated {
+            eprintln!("note: tensor `gate` ignored (no --gate)");
+        }
+        AttentionInputs {
+            q: self.q.view(),
+            k: self.k.view(),
+            v: self.v.view(),
+            sinks: self.sinks.as_deref().filter(|_| sink),
+            gate: self.gate.filter(|_| gated).map(Tensor::view),
+            cu_seqlens_q: self.cu_q,
+            cu_seqlens_k: self.cu_k,
+        }
+    }
 }
 
 /// Runs attention on the file's tensors and writes `o`, `lse` and optionally the statistics.
 pub fn run(args: &RunArgs) -> Result<()> {
-    let file = TensorFile::read(&args.input)?;
-    file.reject_unknown(&KNOWN)?;
-    let cu_q = file.i32_vector("cu_seqlens_q")?;
-    let cu_k = file.i32_vector("cu_seqlens_k")?;
-    let rank = if cu_q.is_some() || cu_k.is_some() {
-        3
-    } else {
-        4
-    };
-    let q = file.require_float("q", &[rank])?;
-    let k = file.require_float("k", &[rank])?;
-    let v = file.require_float("v", &[rank])?;
+    // Every output is checked (and kept apart from the input) before anything is read or run.
+    let mut targets = vec![args.output.as_path()];
+    targets.extend(args.stats.as_deref());
+    let mut outputs = OutputSet::prepare(&[&args.input], &targets)?;
+    let file = TensorFile::read_limited(&args.input, args.max_input_bytes)?;
+    let tensors = RunTensors::from_file(&file)?;
     let options = args.variant.options(args.stats.is_some())?;
-
-    let sinks: Option<Vec<f32>> = file
-        .float("sinks", &[1])?
-        .map(|t| t.to_f64().iter().map(|&x| x as f32).collect());
-    if sinks.is_some() && options.normaliser != Normaliser::Sink {
-        eprintln!(
-            "note: tensor `sinks` ignored (variant {})",
-            options.normaliser.name()
-        );
-    }
-    let gate = file.float("gate", &[rank - 1, rank])?;
-    if gate.is_some() && options.gate == Gate::None {
-        eprintln!("note: tensor `gate` ignored (no --gate)");
-    }
-
-    let inputs = AttentionInputs {
-        q: q.view(),
-        k: k.view(),
-        v: v.view(),
-        sinks: sinks
-            .as_deref()
-            .filter(|_| options.normaliser == Normaliser::Sink),
-        gate: gate
-            .filter(|_| options.gate != Gate::None)
-            .map(|g| g.view()),
-        cu_seqlens_q: cu_q,
-        cu_seqlens_k: cu_k,
-    };
+    args.variant
+        .unused_notes()
+        .iter()
+        .for_each(|n| eprintln!("{n}"));
+    let inputs = tensors.inputs(&options);
     // Validating before opening a device reports bad inputs without waiting for a GPU context.
     let problem = AttentionProblem::new(&inputs, &options)?;
+    numeric_policy::before_launch(
+        &InputNumerics::scan(&inputs, &problem),
+        args.strict_numerics,
+    )?;
     let device = super::open_device(args.device)?;
+    note_reference_only(&device, &problem);
 
     let start = Instant::now();
     let out = quietattn::attention(&device, &inputs, &options)?;
     let elapsed = start.elapsed();
+    numeric_policy::after_launch(&out.numerics, args.strict_numerics)?;
 
-    write_file(
-        &args.output,
-        &[
-            ("o", TensorRef::Float(&out.o)),
-            ("lse", TensorRef::Float(&out.lse)),
-        ],
-    )?;
-    if let Some(path) = &args.stats {
+    let tensors_out = [
+        ("o", TensorRef::Float(&out.o)),
+        ("lse", TensorRef::Float(&out.lse)),
+    ];
+    outputs.stage(0, &to_bytes(&args.output, &tensors_out)?)?;
+    if args.stats.is_some() {
         let stats = out.stats.as_ref().ok_or_else(|| {
             Error::Unsupported(format!("{} returned no statistics", device.name()))
         })?;
-        super::write_json(path, &AttentionStatsJson::new(stats))?;
+        outputs.stage(1, &super::json_bytes(&AttentionStatsJson::new(stats))?)?;
     }
+    outputs.commit()?;
+    let shapes = (tensors.q.shape.as_slice(), tensors.k.shape.as_slice());
+    summary(args, &device, &options, &problem, shapes, elapsed);
+    Ok(())
+}
+
+/// The reference computes any head dim; say so when the kernels would refuse this one.
+fn note_reference_only(device: &Device, problem: &AttentionProblem) {
+    if device.kind() == DeviceKind::Reference
+        && let Err(e) = check_head_dim(problem.head_dim)
+    {
+        eprintln!("note: only the reference runs this: {e}");
+    }
+}
+
+fn summary(
+    args: &RunArgs,
+    device: &Device,
+    options: &AttentionOptions,
+    problem: &AttentionProblem,
+    (q, k): (&[usize], &[usize]),
+    elapsed: std::time::Duration,
+) {
     println!(
-        "{} on {}: q {:?} k/v {:?} {}, {} sequence(s), {} heads / {} kv heads, d {} -> {} in {:.2} ms",
+        "{} on {}: q {q:?} k/v {k:?} {}, {} sequence(s), {} heads / {} kv heads, d {} -> {} in {:.2} ms",
         options.normaliser.name(),
         device.name(),
-        q.shape,
-        k.shape,
         problem.dtype,
         problem.batch,
         problem.heads,
@@ -119,5 +189,4 @@ pub fn run(args: &RunArgs) -> Result<()> {
         args.output.display(),
         super::millis(elapsed)
     );
-    Ok(())
 }

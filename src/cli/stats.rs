@@ -1,10 +1,11 @@
 //! `quietattn stats`: outlier statistics of 2-D activation tensors.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::Args;
+use quietattn::files::{DEFAULT_MAX_INPUT_BYTES, OutputSet};
 use quietattn::io::{FileTensor, TensorFile};
 use quietattn::stats::json::ActivationStatsJson;
 use quietattn::stats::report::{
@@ -27,9 +28,13 @@ pub struct StatsArgs {
     /// Where to compute: auto, reference, emulator or cuda.
     #[arg(long, default_value = "auto", value_parser = super::parse_device)]
     device: DeviceKind,
-    /// Also write raw counters and the derived report to this JSON file.
+    /// Also write raw counters and the derived report to this JSON file (replaced atomically,
+    /// never the input).
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Largest input file read, in bytes.
+    #[arg(long, default_value_t = DEFAULT_MAX_INPUT_BYTES)]
+    max_input_bytes: u64,
 }
 
 /// A tensor left out and why.
@@ -51,7 +56,9 @@ struct StatsDoc {
 
 /// Computes, prints and optionally saves the statistics.
 pub fn stats(args: &StatsArgs) -> Result<()> {
-    let file = TensorFile::read(&args.input)?;
+    let targets: Vec<&Path> = args.json.iter().map(PathBuf::as_path).collect();
+    let mut outputs = OutputSet::prepare(&[&args.input], &targets)?;
+    let file = TensorFile::read_limited(&args.input, args.max_input_bytes)?;
     let mut chosen: Vec<(&str, &Tensor)> = Vec::new();
     let mut skipped = Vec::new();
     if let Some(name) = &args.tensor {
@@ -107,7 +114,8 @@ pub fn stats(args: &StatsArgs) -> Result<()> {
         );
     }
     if let Some(path) = &args.json {
-        super::write_json(path, &doc)?;
+        outputs.stage(0, &super::json_bytes(&doc)?)?;
+        outputs.commit()?;
         println!("statistics written to {}", path.display());
     }
     Ok(())
@@ -127,6 +135,13 @@ fn print_report(r: &ActivationReport) {
         num(t.median_abs),
         num(Some(t.max_inf_norm))
     );
+    let overflowed = t.channels.iter().filter(|c| c.overflowed).count();
+    if overflowed > 0 || t.pooled.overflowed {
+        println!(
+            "  note: the f32 power sums overflowed ({overflowed} channel(s)): moments shown as - \
+             are not available (|x| above ~1.4e9 for x^4, ~1.8e19 for x^2)"
+        );
+    }
     let kurt = t.max_kurtosis.map_or("-".into(), |(c, k)| {
         format!("{} (channel {c})", num(Some(k)))
     });

@@ -23,7 +23,7 @@ use crate::abi::{self, QaTensorDesc};
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::launch::{Buffer, Executor};
-use crate::problem::{AttentionInputs, AttentionProblem};
+use crate::problem::{AttentionInputs, AttentionProblem, InputNumerics, NumericsReport};
 use crate::stats::OutlierStats;
 use crate::tensor::{Tensor, TensorData, TensorView, contiguous_strides};
 use crate::variant::{AttentionOptions, Normaliser};
@@ -38,25 +38,42 @@ pub struct AttentionOutput {
     pub lse: Tensor,
     /// The statistics when requested.
     pub stats: Option<OutlierStats>,
+    /// Non-finite inputs, the f32 range bounds of the inputs and non-finite outputs (see
+    /// [`crate::problem::numerics`]); nothing here stops a call, callers decide.
+    pub numerics: NumericsReport,
 }
 
 /// Attention on `device`: the f64 reference, or the kernels through the device's executor.
+///
+/// The inputs are scanned on the host first (non-finite elements, the f32 range); the result's
+/// [`AttentionOutput::numerics`] reports what the scan found and how many outputs are
+/// non-finite.
 pub fn attention(
     device: &Device,
     inputs: &AttentionInputs<'_>,
     options: &AttentionOptions,
 ) -> Result<AttentionOutput> {
-    if let Device::Reference = device {
-        return crate::reference::attention(inputs, options)?.into_output(options.stats);
-    }
     let problem = AttentionProblem::new(inputs, options)?;
-    match device.executor() {
-        Some(executor) => run(executor, inputs, options, &problem),
-        None => Err(Error::Unsupported(format!(
-            "attention is not available on the {} device",
-            device.name()
-        ))),
-    }
+    let scan = InputNumerics::scan(inputs, &problem);
+    let mut out = if let Device::Reference = device {
+        crate::reference::attention(inputs, options)?.into_output(options.stats)?
+    } else {
+        match device.executor() {
+            Some(executor) => run(executor, inputs, options, &problem)?,
+            None => {
+                return Err(Error::Unsupported(format!(
+                    "attention is not available on the {} device",
+                    device.name()
+                )));
+            }
+        }
+    };
+    let o = out.o.data.as_ref();
+    out.numerics = NumericsReport {
+        inputs: scan,
+        non_finite_o: (0..o.len()).filter(|&i| !o.get(i).is_finite()).count(),
+    };
+    Ok(out)
 }
 
 /// Uploads, launches once and downloads.
@@ -94,7 +111,7 @@ fn run(
     let o_shape = geometry.o_shape();
     let mut o = Tensor::zeros(problem.dtype, &o_shape)?;
     let o_buf = executor.alloc_zeroed(o.data.as_bytes().len().max(16))?;
-    // Rows no sequence covers (varlen) are never written: they read like fully masked rows.
+    // Pre-filled with the fully masked value: rows without a visible key keep it.
     let mut lse = initial_lse(inputs, options, problem);
     let lse_buf = upload_slice(executor, bytemuck::cast_slice(&lse))?;
     let layout = StatsLayout::new(problem.heads, problem.kv_heads, problem.head_dim);
@@ -139,6 +156,7 @@ fn run(
         o,
         lse: Tensor::new(TensorData::F32(lse), &problem.lse_shape())?,
         stats,
+        numerics: NumericsReport::default(),
     })
 }
 

@@ -182,6 +182,13 @@ pub(crate) fn resolve(
                 t.strides
             ));
         }
+        // Extents beyond the kernels' 32-bit indices are refused even when another axis is 0.
+        if let Some(&n) = t.shape.iter().find(|&&n| n > MAX_LEN) {
+            return Err(Error::Overflow(format!(
+                "{name} has an extent of {n} in shape {:?} (at most {MAX_LEN})",
+                t.shape
+            )));
+        }
         if !t.last_contiguous() {
             return Err(shape_err!(
                 "{name}: the head dimension must be contiguous (stride 1), got strides {:?}",
@@ -381,10 +388,13 @@ fn offsets(name: &str, cu: &[i32], total: usize) -> Result<Vec<(usize, usize)>> 
         }
         out.push((w[0] as usize, (w[1] - w[0]) as usize));
     }
+    // Rows past the last offset would be silently skipped (o = 0) or, for keys, ignored: every
+    // row must belong to a sequence, so the offsets end exactly at the row count.
     let last = *cu.last().unwrap_or(&0) as usize;
-    if last > total {
+    if last != total {
         return Err(shape_err!(
-            "{name} ends at {last} but the tensor has {total} rows"
+            "{name} ends at {last} but the tensor has {total} rows (the last offset must equal \
+             the row count)"
         ));
     }
     Ok(out)

@@ -7,9 +7,8 @@
 //! 0) and is counted in the tensor's `non_finite`; histogram bins of NaN row statistics are 0.
 //!
 //! Statistics are taken on f64 values (O before the gate); kernels take them on f32 values, so
-//! a value within rounding of a bin edge may land one bin over (SPEC §6 allows this). Varlen
-//! query rows that belong to no sequence are neither computed nor counted: their `o` is 0 and
-//! their `lse` is the fully masked value of SPEC §1.
+//! a value within rounding of a bin edge may land one bin over (SPEC §6 allows this). Host
+//! varlen offsets must cover every row (the validator rejects offsets that end early).
 //!
 //! SPEC §7 (decode): [`paged_attention`] runs a paged KV cache through the same driver,
 //! [`split`] holds the split-KV partials and merge rules, [`append_kv`] the cache's write side.
@@ -41,8 +40,7 @@ use crate::variant::AttentionOptions;
 pub struct ReferenceAttention {
     /// The (gated) output, row-major in `problem.o_shape()`.
     pub o: Vec<f64>,
-    /// The per-row `lse` of SPEC §3, row-major in `problem.lse_shape()`. Varlen rows that belong
-    /// to no sequence hold the fully-masked value.
+    /// The per-row `lse` of SPEC §3, row-major in `problem.lse_shape()`.
     pub lse: Vec<f64>,
     /// Every statistic of SPEC §5 (always computed).
     pub stats: OutlierStats,
@@ -75,6 +73,7 @@ impl ReferenceAttention {
             o,
             lse,
             stats: want_stats.then_some(self.stats),
+            numerics: Default::default(),
         })
     }
 }

@@ -7,7 +7,7 @@
 
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::problem::{AttentionInputs, PagedAttentionInputs, PagedProblem};
+use crate::problem::{AttentionInputs, NumericsReport, PagedAttentionInputs, PagedProblem};
 use crate::stats::OutlierStats;
 use crate::tensor::{Tensor, TensorView};
 use crate::variant::AttentionOptions;
@@ -30,12 +30,23 @@ pub struct PagedReference {
 
 impl PagedReference {
     /// `o` rounded to the queries' dtype, `lse` to f32, and the statistics when `want_stats`.
+    /// Its `numerics` counts the non-finite outputs only: the f64 reference has no f32 range
+    /// to check the inputs against (the decode kernels' host path will scan them).
     pub fn into_output(self, want_stats: bool) -> Result<AttentionOutput> {
         let g = &self.problem.geometry;
+        let o = Tensor::from_f64(g.dtype, &self.o, &g.o_shape())?;
+        let data = o.data.as_ref();
+        let numerics = NumericsReport {
+            non_finite_o: (0..data.len())
+                .filter(|&i| !data.get(i).is_finite())
+                .count(),
+            ..NumericsReport::default()
+        };
         Ok(AttentionOutput {
-            o: Tensor::from_f64(g.dtype, &self.o, &g.o_shape())?,
+            o,
             lse: Tensor::from_f64(DType::F32, &self.lse, &g.lse_shape())?,
             stats: want_stats.then_some(self.stats),
+            numerics,
         })
     }
 }

@@ -31,6 +31,12 @@ pub struct ChannelMoments {
     pub kurtosis: Option<f64>,
     /// Largest finite |x|.
     pub absmax: f64,
+    /// True when a power sum is ±inf although every counted element was finite: the kernels
+    /// add partial sums in f32, so `Σx²` overflows for |x| ≳ 1.8e19 and `Σx⁴` for |x| ≳ 1.4e9.
+    /// The moments that need an overflowed sum are `None` rather than a made-up number (a
+    /// variance bounded to zero by `absmax` and the mean is still exact: see
+    /// [`ChannelMoments::from_sums`]).
+    pub overflowed: bool,
 }
 
 /// Relative size below which a cancelled moment is treated as rounding noise: the kernels sum
@@ -45,7 +51,14 @@ impl ChannelMoments {
     /// against the mean, so a moment counts as resolved only when it exceeds 1e-5 times the
     /// terms it was cancelled from (the f32 partial sums of the kernels are good to ~1e-6);
     /// otherwise there is no kurtosis.
+    ///
+    /// Non-finite elements are never summed, so a non-finite sum is an f32 overflow of the
+    /// kernel's partial sums and the kurtosis is `None`. When `Σx²` itself overflowed the
+    /// variance is known only through the bound `σ² ≤ absmax² − μ²` (every |x| ≤ absmax): when
+    /// that bound is below the resolution the variance is 0 (e.g. a constant tensor of 1e30),
+    /// else `None`.
     pub fn from_sums(count: u64, sums: [f64; 4], absmax: f64) -> Self {
+        let overflowed = sums.iter().any(|s| !s.is_finite());
         if count == 0 {
             return ChannelMoments {
                 count,
@@ -53,10 +66,14 @@ impl ChannelMoments {
                 variance: None,
                 kurtosis: None,
                 absmax,
+                overflowed,
             };
         }
         let n = count as f64;
         let [mean, m2, m3, m4] = sums.map(|s| s / n);
+        if overflowed {
+            return Self::overflowed(count, mean, m2, absmax);
+        }
         let mean2 = mean * mean;
         let variance = (m2 - mean2).max(0.0);
         // Horner form of m4 − 4μ·m3 + 6μ²·m2 − 3μ⁴.
@@ -71,6 +88,29 @@ impl ChannelMoments {
             variance: Some(variance),
             kurtosis,
             absmax,
+            overflowed,
+        }
+    }
+
+    /// The moments left when a power sum overflowed (see [`Self::from_sums`]).
+    fn overflowed(count: u64, mean: f64, m2: f64, absmax: f64) -> Self {
+        let mean = mean.is_finite().then_some(mean);
+        // (absmax − |μ|)(absmax + |μ|) avoids squaring values near f32::MAX twice.
+        let bound = mean.map(|m| (absmax - m.abs()).max(0.0) * (absmax + m.abs()));
+        let variance = match mean {
+            // Only Σx³ or Σx⁴ overflowed: the variance is as good as ever.
+            Some(m) if m2.is_finite() => Some((m2 - m * m).max(0.0)),
+            _ => bound
+                .filter(|&b| b <= RESOLUTION * absmax * absmax)
+                .map(|_| 0.0),
+        };
+        ChannelMoments {
+            count,
+            mean,
+            variance,
+            kurtosis: None,
+            absmax,
+            overflowed: true,
         }
     }
 
@@ -142,6 +182,54 @@ pub fn median_abs_from_hist(hist: &[u64], zeros: u64) -> Option<f64> {
     None
 }
 
+/// The bin holding the median element (`None` when it is a zero or there are no elements).
+fn median_bin(hist: &[u64], zeros: u64) -> Option<usize> {
+    let rank = (zeros + hist.iter().sum::<u64>()).div_ceil(2);
+    let mut seen = zeros;
+    if rank <= zeros {
+        return None;
+    }
+    hist.iter().position(|&n| {
+        seen += n;
+        seen >= rank
+    })
+}
+
+/// [`median_abs_from_hist`] kept inside what is known of the values: never above `absmax`,
+/// inside the median bin's range (the first bin reaches down to 0, the last is open up to
+/// `absmax`). When every element sits in that one bin and the bin is open or the variance is
+/// 0, the estimate is the root mean square `√(Σx²/n)`, which lies in the bin and equals every
+/// |x| of a constant tensor.
+pub fn median_abs_bounded(hist: &[u64], zeros: u64, pooled: &ChannelMoments) -> Option<f64> {
+    let estimate = median_abs_from_hist(hist, zeros)?;
+    let Some(b) = median_bin(hist, zeros) else {
+        return Some(estimate);
+    };
+    let absmax = pooled.absmax;
+    let edge = |b: usize| (b as f64 - f64::from(QA_LOG2_BIN_OFFSET)).exp2();
+    let lo = if b == 0 { 0.0 } else { edge(b) };
+    let hi = if b + 1 == hist.len() {
+        absmax
+    } else {
+        edge(b + 1).min(absmax)
+    };
+    let alone = zeros == 0 && hist[b] == hist.iter().sum::<u64>();
+    let rms = pooled
+        .mean
+        .zip(pooled.variance)
+        .map(|(m, v)| (v + m * m).sqrt())
+        .filter(|r| r.is_finite());
+    let open = b == 0 || b + 1 == hist.len();
+    let constant = pooled.variance == Some(0.0);
+    let estimate = match rms {
+        Some(r) if alone && (constant || open) => r,
+        // An open bin's mid-point means nothing: take the geometric middle of what is known.
+        _ if open && lo > 0.0 => (lo * hi).sqrt(),
+        _ => estimate,
+    };
+    Some(estimate.clamp(lo.min(hi), hi))
+}
+
 impl TensorReport {
     /// Derives the report of one tensor.
     pub fn new(channels: &[QaChannelStats], tensor: &QaTensorStats) -> Self {
@@ -156,7 +244,7 @@ impl TensorReport {
         }
         let pooled = ChannelMoments::from_sums(n, sums, absmax);
         let sigma = pooled.variance.map(f64::sqrt);
-        let median_abs = median_abs_from_hist(&tensor.log2_hist, tensor.zeros);
+        let median_abs = median_abs_bounded(&tensor.log2_hist, tensor.zeros, &pooled);
         let max_kurtosis = moments
             .iter()
             .enumerate()

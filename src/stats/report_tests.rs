@@ -261,3 +261,72 @@ fn activation_report_ranks_tokens() {
         vec![(1, 300.0), (3, 300.0), (2, 2.0), (0, 1.0)]
     );
 }
+
+/// The report of `n` copies of `x` in one channel.
+fn constant(x: f64, n: usize) -> TensorReport {
+    let xs = vec![x; n];
+    TensorReport::new(&[channel(&xs)], &tensor(&xs))
+}
+
+#[test]
+fn median_of_a_constant_tensor_is_the_constant() {
+    // Below the first bin edge (2^-24) and above the last (2^15): the bare histogram gives
+    // 8.4e-8 and 46341; both are open bins, so the single-magnitude tensor is read exactly.
+    for x in [1e-9, 3e-8, 1e5, 2f64.powi(100), 0.75] {
+        let r = constant(x, 10);
+        let med = r.median_abs.unwrap();
+        assert!(close(med, x), "constant {x}: median {med}");
+        assert!(
+            med <= r.max_inf_norm,
+            "constant {x}: median {med} above max"
+        );
+    }
+}
+
+#[test]
+fn median_never_leaves_the_bin_or_exceeds_absmax() {
+    // 9 elements at 1e-9 and one at 3e-9: the median is in the open first bin, ≤ absmax.
+    let mut xs = vec![1e-9; 9];
+    xs.push(3e-9);
+    let r = TensorReport::new(&[channel(&xs)], &tensor(&xs));
+    let med = r.median_abs.unwrap();
+    assert!((0.0..=3e-9).contains(&med), "{med}");
+    // Spread over the open top bin: between its edge 2^15 and absmax 1e6.
+    let ys = [4e4, 5e4, 1e5, 1e6, 1.0];
+    let r = TensorReport::new(&[channel(&ys)], &tensor(&ys));
+    let med = r.median_abs.unwrap();
+    assert!((32768.0..=1e6).contains(&med), "{med}");
+}
+
+#[test]
+fn overflowed_power_sums_give_no_made_up_moments() {
+    // What the kernels report for 1000 × 1e30: Σx fits f32, Σx², Σx³, Σx⁴ overflow.
+    let c = QaChannelStats {
+        absmax: 1e30,
+        count: 1000,
+        sum: 1e33,
+        sum_sq: f64::INFINITY,
+        sum_3rd: f64::INFINITY,
+        sum_4th: f64::INFINITY,
+        ..Default::default()
+    };
+    let m = ChannelMoments::of(&c);
+    assert!(m.overflowed);
+    assert!(close(m.mean.unwrap(), 1e30));
+    // |mean| = absmax: every element equals it, so σ = 0 (not inf).
+    assert_eq!(m.variance, Some(0.0));
+    assert_eq!(m.kurtosis, None);
+    // Half at 1e30, half at -1e30: the bound says nothing, so no variance rather than inf.
+    let spread = QaChannelStats { sum: 0.0, ..c };
+    let m = ChannelMoments::of(&spread);
+    assert!(m.overflowed);
+    assert_eq!((m.variance, m.kurtosis), (None, None));
+    // Σx⁴ alone overflows (|x| ~ 1e10): the variance stays exact, the kurtosis goes.
+    let xs = [1e10, -1e10, 2e10];
+    let mut c = channel(&xs);
+    c.sum_4th = f64::INFINITY;
+    let m = ChannelMoments::of(&c);
+    assert!(m.overflowed && m.kurtosis.is_none());
+    let mean = 2e10 / 3.0;
+    assert!(close(m.variance.unwrap(), 6e20 / 3.0 - mean * mean));
+}

@@ -65,8 +65,7 @@ fn varlen_equals_separate_batched_calls() {
         lens.iter().map(|l| l.0).sum(),
         lens.iter().map(|l| l.1).sum(),
     );
-    // One trailing query row outside every sequence.
-    let q = random((tq + 1) * h * d, 110, 1.5);
+    let q = random(tq * h * d, 110, 1.5);
     let k = random(tk * hkv * d, 111, 1.5);
     let v = random(tk * hkv * d, 112, 1.5);
     let sinks = [0.3f32, -0.7];
@@ -77,7 +76,7 @@ fn varlen_equals_separate_batched_calls() {
         cu_k.push(cu_k[cu_k.len() - 1] + lk as i32);
     }
     let mut inputs = AttentionInputs::new(
-        view(&q, &[tq + 1, h, d]),
+        view(&q, &[tq, h, d]),
         view(&k, &[tk, hkv, d]),
         view(&v, &[tk, hkv, d]),
     );
@@ -90,6 +89,45 @@ fn varlen_equals_separate_batched_calls() {
             ..opts(norm)
         };
         check_varlen(&inputs, &options, &lens, (h, hkv, d), &sinks);
+    }
+}
+
+#[test]
+fn varlen_offsets_must_cover_every_row() {
+    // Offsets that end before the rows would leave rows unread (o = 0) or keys ignored; offsets
+    // past them would read out of bounds. Only an exact end is accepted, for q and for k.
+    let (h, d) = (1, 4);
+    let x = random(12 * h * d, 113, 1.0);
+    let options = opts(Normaliser::Softmax);
+    for (cq, ck, bad) in [
+        (
+            [0i32, 5, 10],
+            [0i32, 6, 12],
+            Some("cu_seqlens_q ends at 10 but the tensor has 12 rows"),
+        ),
+        (
+            [0, 6, 12],
+            [0, 5, 10],
+            Some("cu_seqlens_k ends at 10 but the tensor has 12 rows"),
+        ),
+        ([0, 6, 13], [0, 6, 12], Some("cu_seqlens_q ends at 13")),
+        ([0, 6, 12], [0, 6, 12], None),
+    ] {
+        let mut inputs = AttentionInputs::new(
+            view(&x, &[12, h, d]),
+            view(&x, &[12, h, d]),
+            view(&x, &[12, h, d]),
+        );
+        inputs.cu_seqlens_q = Some(&cq);
+        inputs.cu_seqlens_k = Some(&ck);
+        let got = quietattn::AttentionProblem::new(&inputs, &options);
+        match bad {
+            Some(needle) => {
+                let e = got.expect_err(needle).to_string();
+                assert!(e.starts_with("shape error: ") && e.contains(needle), "{e}");
+            }
+            None => assert_eq!(got.expect("exact offsets").total_q, 12),
+        }
     }
 }
 
@@ -129,24 +167,15 @@ fn check_varlen(
         let r = call(&one, options);
         assert_eq!(&all.o[q0 * h * d..(q0 + lq) * h * d], &r.o[..]);
         for (head, counted) in rows.iter_mut().enumerate() {
-            let row = head * (tq + 1) + q0;
+            let row = head * tq + q0;
             assert_eq!(&all.lse[row..row + lq], &r.lse[head * lq..(head + 1) * lq]);
             *counted += r.stats.heads[head].rows;
         }
         k_sum += r.stats.channels[1][0].sum;
     }
-    // The trailing row belongs to no sequence: zero output, the fully masked lse.
-    assert!(all.o[tq * h * d..].iter().all(|&x| x == 0.0));
-    let masked = |head: usize| match options.normaliser {
-        Normaliser::Sink => f64::from(sinks[head]),
-        Normaliser::OffByOne | Normaliser::Sigmoid { .. } => 0.0,
-        _ => f64::NEG_INFINITY,
-    };
-    assert_eq!(all.lse[tq], masked(0));
-    assert_eq!(all.lse[2 * (tq + 1) - 1], masked(1));
     assert_eq!([all.stats.heads[0].rows, all.stats.heads[1].rows], rows);
     assert!((all.stats.channels[1][0].sum - k_sum).abs() < 1e-12);
-    // Q counts only rows inside sequences.
+    // Every query row is counted once.
     assert!(all.stats.channels[0].iter().all(|c| c.count == tq as u64));
 }
 

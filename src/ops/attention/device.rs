@@ -37,7 +37,7 @@ pub struct DeviceVarlen<'a> {
 /// `[b, sk, hkv, d]` (varlen: `[total, heads, d]`), any strides with a contiguous head
 /// dimension; `o` the dtype of `q` in [`AttentionGeometry::o_shape`], `lse` f32 in
 /// [`AttentionGeometry::lse_shape`] (both with a contiguous last axis, other strides free).
-/// Varlen rows that no sequence covers are not written.
+/// With device-side offsets the caller vouches for them; rows no sequence covers are not written.
 #[derive(Debug)]
 pub struct DeviceAttentionArgs<'a> {
     /// Queries.
