@@ -64,7 +64,7 @@ step() {
   cat "$part" >>"$log"
   local dt=$(($(date +%s) - t0))
   if [ $rc -eq 0 ]; then
-    grep -q "^SKIP " "$part" && note="$(grep -c '^SKIP ' "$part") test(s) printed SKIP"
+    grep -q "^SKIP " "$part" && note="$(grep -c '^SKIP ' "$part") SKIP line(s)"
     record "$name" PASS "$dt" "$note"
   elif [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
     record "$name" FAIL "$dt" "over its ${budget}s budget"
@@ -104,7 +104,7 @@ fi
 [ -x "$build_root/target/release/quietattn" ] || record build-root FAIL 0 "$build_root/target/release/quietattn missing"
 
 # ---- tests: every shipped test binary, GPU required when there is one ----
-export QUIETATTN_REQUIRE_GPU=$gpu
+export QUIETATTN_REQUIRE_GPU=$((gpu | require_gpu))
 for t in "$here"/tests/*; do
   step "test $(basename "$t")" 150 "$t"
 done
