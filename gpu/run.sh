@@ -148,6 +148,8 @@ if [ $gpu = 1 ]; then
         --json "$work/bench-d$d-s$s.json"
     done
   done
+  # Short mode: the headline shape only, criterion's samples short; its files stay in $work.
+  export QUIETATTN_BENCH_QUICK=1 CRITERION_HOME=$work/criterion
   for bench in "$here"/benches/*; do
     step "criterion $(basename "$bench")" 90 "$bench" --bench --warm-up-time 0.5 \
       --measurement-time 1 --sample-size 10
