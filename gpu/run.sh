@@ -96,7 +96,7 @@ build_root=$(sed -n 's/^build_root=//p' "$here/manifest.txt")
 if [ "$(cd "$build_root" 2>/dev/null && pwd -P)" = "$(cd "$here" && pwd -P)" ]; then
   say "build root $build_root is this bundle"
 elif [ ! -e "$build_root" ]; then
-  mkdir -p "$(dirname "$build_root")" && ln -s "$here" "$build_root" &&
+  mkdir -p "$(dirname "$build_root")" && ln -sfn "$here" "$build_root" &&
     say "linked build root $build_root -> $here"
 else
   say "build root $build_root exists and is not this bundle: CLI tests use the binary there"
