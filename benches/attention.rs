@@ -5,6 +5,7 @@
 //! FLOPs = 4·b·h·s²·d, halved when causal (FlashAttention's convention). The kernels use CUDA
 //! cores, so "% FP32" is of the H200's 67 TFLOP/s FP32 peak (NVIDIA datasheet), not of its
 //! tensor-core peak. Without a GPU the benchmark prints `SKIP` and exits successfully.
+//! `QUIETATTN_BENCH_QUICK=1` (the GPU-tier runner) times only the headline shape, bf16 d128 4k.
 
 use std::time::Duration;
 
@@ -49,14 +50,23 @@ fn main() {
         }
     };
     println!("device: {}", device.name());
-    for dtype in [DType::BF16, DType::F16] {
-        for d in [64, 128] {
-            for seq in [1024, 4096] {
-                let shape = [TOKENS / seq, seq, HEADS, d];
-                if let Err(e) = perf::run_matrix(&device, shape, dtype, ITERS, &mut print_row) {
-                    println!("attention {dtype} d{d} s{seq} failed: {e}");
-                }
-            }
+    let quick = std::env::var("QUIETATTN_BENCH_QUICK").is_ok_and(|v| v == "1");
+    let shapes: Vec<(DType, usize, usize)> = if quick {
+        vec![(DType::BF16, 128, 4096)]
+    } else {
+        [DType::BF16, DType::F16]
+            .into_iter()
+            .flat_map(|t| {
+                [64, 128]
+                    .into_iter()
+                    .flat_map(move |d| [(t, d, 1024), (t, d, 4096)])
+            })
+            .collect()
+    };
+    for (dtype, d, seq) in shapes {
+        let shape = [TOKENS / seq, seq, HEADS, d];
+        if let Err(e) = perf::run_matrix(&device, shape, dtype, ITERS, &mut print_row) {
+            println!("attention {dtype} d{d} s{seq} failed: {e}");
         }
     }
 

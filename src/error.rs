@@ -39,6 +39,16 @@ pub enum Error {
         /// What the driver said.
         message: String,
     },
+    /// `quietattn check` found kernels that disagree with the reference or could not run.
+    #[error("check failed: {mismatches} mismatch(es) and {errors} error(s) in {total} cases")]
+    CheckFailed {
+        /// Cases whose results were out of tolerance.
+        mismatches: usize,
+        /// Cases that could not run.
+        errors: usize,
+        /// Cases run.
+        total: usize,
+    },
     /// The crate was built without the `emulator` feature.
     #[error("the SIMT emulator is not compiled in (enable the `emulator` feature)")]
     EmulatorNotBuilt,

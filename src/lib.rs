@@ -41,6 +41,7 @@
 #![warn(missing_docs)]
 
 pub mod abi;
+pub mod check;
 pub mod cuda;
 pub mod device;
 pub mod dtype;

@@ -1,5 +1,5 @@
-//! The `quietattn` command line: `run`, `stats`, `demo` (what runs without arguments), `bench`
-//! and `ptx`.
+//! The `quietattn` command line: `run`, `stats`, `demo` (what runs without arguments), `bench`,
+//! `check` and `ptx`. Exit status: 0 success, 1 `check` found a mismatch, 2 any other error.
 
 mod cli;
 
@@ -19,7 +19,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::from(2)
+            match e {
+                quietattn::Error::CheckFailed { errors: 0, .. } => ExitCode::from(1),
+                _ => ExitCode::from(2),
+            }
         }
     }
 }

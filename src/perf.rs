@@ -152,6 +152,26 @@ pub struct BenchRow {
     pub stats_cost: f64,
 }
 
+/// Which configurations [`run_selection`] times (statistics always off and on, so that their
+/// cost is a same-run ratio).
+#[derive(Clone, Debug, PartialEq)]
+pub struct BenchSelection {
+    /// Mask settings, in order (`false` = no mask).
+    pub causal: Vec<bool>,
+    /// Normalisers, in order; the first is the `vs_softmax` baseline.
+    pub normalisers: Vec<Normaliser>,
+}
+
+impl Default for BenchSelection {
+    /// Every normaliser, causal and not.
+    fn default() -> Self {
+        BenchSelection {
+            causal: vec![false, true],
+            normalisers: Normaliser::all_defaults().to_vec(),
+        }
+    }
+}
+
 /// Times every normaliser, causal and not, statistics off and on, for one shape and dtype;
 /// `report` sees each row as soon as its ratios are known.
 pub fn run_matrix(
@@ -161,14 +181,36 @@ pub fn run_matrix(
     iters: usize,
     report: &mut dyn FnMut(&BenchRow),
 ) -> Result<Vec<BenchRow>> {
+    run_selection(
+        device,
+        shape,
+        dtype,
+        iters,
+        &BenchSelection::default(),
+        report,
+    )
+}
+
+/// [`run_matrix`] over the configurations of `selection`.
+pub fn run_selection(
+    device: &Device,
+    shape: [usize; 4],
+    dtype: DType,
+    iters: usize,
+    selection: &BenchSelection,
+    report: &mut dyn FnMut(&BenchRow),
+) -> Result<Vec<BenchRow>> {
     let [batch, seq, heads, head_dim] = shape;
+    if selection.normalisers.is_empty() || selection.causal.is_empty() {
+        return Err(Error::InvalidOption("an empty benchmark selection".into()));
+    }
     let mut buffers = BenchBuffers::new(device, shape, dtype)?;
     let mut rows = Vec::new();
-    for causal in [false, true] {
+    for &causal in &selection.causal {
         let mut off = Vec::new();
         for stats in [false, true] {
             let mut times = Vec::new();
-            for normaliser in Normaliser::all_defaults() {
+            for &normaliser in &selection.normalisers {
                 let config = BenchConfig {
                     batch,
                     seq,
@@ -181,7 +223,7 @@ pub fn run_matrix(
                 };
                 times.push((config, buffers.time(device, &config, iters)?));
             }
-            let softmax = times[0].1;
+            let baseline = times[0].1;
             for (i, &(config, seconds)) in times.iter().enumerate() {
                 let flops = config.flops() / seconds;
                 let row = BenchRow {
@@ -189,7 +231,7 @@ pub fn run_matrix(
                     seconds,
                     tflops: flops / 1e12,
                     peak_percent: 100.0 * flops / H200_FP32_PEAK_FLOPS,
-                    vs_softmax: seconds / softmax,
+                    vs_softmax: seconds / baseline,
                     stats_cost: if stats { seconds / off[i] } else { 1.0 },
                 };
                 report(&row);

@@ -8,69 +8,10 @@ mod attention_parts;
 
 use std::collections::HashSet;
 
-use attention_parts::cases::{Batching, Case, CaseData, Layout, MaskKind, set};
-use attention_parts::{Edit, gpu_or_skip, run_all};
-use quietattn::{DType, Device, Gate, Normaliser};
-
-fn no_edit() -> Edit {
-    Box::new(|_| {})
-}
-
-const MASKS: [MaskKind; 3] = [MaskKind::None, MaskKind::Causal, MaskKind::Window];
-const GATES: [Gate; 4] = [
-    Gate::None,
-    Gate::SigmoidHeadwise,
-    Gate::SigmoidElementwise,
-    Gate::ContextScale,
-];
-const DTYPES: [DType; 3] = [DType::F32, DType::F16, DType::BF16];
-const LAYOUTS: [Layout; 3] = [Layout::Mha, Layout::Gqa, Layout::Mqa];
-const BATCHED: [(usize, usize); 3] = [(20, 37), (33, 33), (1, 17)];
-
-fn normaliser(n: usize, c: usize) -> Normaliser {
-    match n {
-        0 => Normaliser::Softmax,
-        1 => Normaliser::OffByOne,
-        2 => Normaliser::Sink,
-        3 => Normaliser::Clipped {
-            gamma: -0.05,
-            zeta: 1.2,
-        },
-        4 => Normaliser::Softpick,
-        _ => Normaliser::Sigmoid {
-            bias: (c % 2 == 1).then_some(-1.0),
-        },
-    }
-}
-
-/// Twelve cases per normaliser; each factor cycles with a different period so that, per
-/// normaliser, every level of every factor appears.
-fn covering_matrix() -> Vec<Case> {
-    let mut cases = Vec::new();
-    for n in 0..6 {
-        for c in 0..12 {
-            let (q_len, k_len) = BATCHED[(c / 2) % 3];
-            cases.push(Case {
-                norm: normaliser(n, c),
-                mask: MASKS[(c + n) % 3],
-                softcap: (c + c / 6) % 2 == 1,
-                gate: GATES[c % 4],
-                dtype: DTYPES[(c / 4 + n) % 3],
-                head_dim: [64, 128][(c / 3) % 2],
-                layout: LAYOUTS[(c / 2 + n) % 3],
-                batching: if (c / 3 + n) % 2 == 0 {
-                    Batching::Varlen
-                } else {
-                    Batching::Batched { q_len, k_len }
-                },
-                stats: (c + n) % 2 == 0,
-                padded: (c / 6 + n) % 2 == 1,
-                scale: None,
-            });
-        }
-    }
-    cases
-}
+use attention_parts::cases::{Batching, Case};
+use attention_parts::{gpu_or_skip, run_all};
+use quietattn::check::matrix::{all_cases, covering_matrix};
+use quietattn::{DType, Device};
 
 #[test]
 fn covering_matrix_covers_every_pair_with_the_normaliser() {
@@ -121,126 +62,6 @@ fn covering_matrix_covers_every_pair_with_the_normaliser() {
     }
 }
 
-/// Head dims beyond the covering matrix: the d256 instantiation and non-power-of-two dims.
-fn head_dim_cases() -> Vec<Case> {
-    let base = |norm, d, dtype, mask, batching| Case {
-        norm,
-        mask,
-        softcap: false,
-        gate: Gate::SigmoidElementwise,
-        dtype,
-        head_dim: d,
-        layout: Layout::Gqa,
-        batching,
-        stats: true,
-        padded: true,
-        scale: None,
-    };
-    vec![
-        base(
-            Normaliser::Sink,
-            256,
-            DType::F16,
-            MaskKind::CausalWindow,
-            Batching::Varlen,
-        ),
-        base(
-            Normaliser::Clipped {
-                gamma: -0.05,
-                zeta: 1.2,
-            },
-            256,
-            DType::F32,
-            MaskKind::Causal,
-            Batching::Batched {
-                q_len: 20,
-                k_len: 37,
-            },
-        ),
-        base(
-            Normaliser::Softpick,
-            72,
-            DType::BF16,
-            MaskKind::None,
-            Batching::Varlen,
-        ),
-        base(
-            Normaliser::Softmax,
-            200,
-            DType::F32,
-            MaskKind::Window,
-            Batching::Batched { q_len: 9, k_len: 9 },
-        ),
-    ]
-}
-
-/// Logits of about ±1e4 after scaling, every normaliser, f32.
-fn extreme_cases() -> Vec<Case> {
-    (0..6)
-        .map(|n| Case {
-            norm: normaliser(n, 0),
-            mask: MASKS[n % 3],
-            softcap: false,
-            gate: Gate::None,
-            dtype: DType::F32,
-            head_dim: 64,
-            layout: Layout::Mqa,
-            batching: Batching::Batched {
-                q_len: 20,
-                k_len: 37,
-            },
-            stats: true,
-            padded: false,
-            scale: Some(1e3),
-        })
-        .collect()
-}
-
-/// NaN in q, +inf in k, -inf in v (one element each): counted in non_finite, propagated.
-fn non_finite_cases() -> Vec<(Case, Edit)> {
-    [
-        (Normaliser::Softmax, DType::F32),
-        (Normaliser::Sigmoid { bias: None }, DType::BF16),
-    ]
-    .into_iter()
-    .map(|(norm, dtype)| {
-        let case = Case {
-            norm,
-            mask: MaskKind::Causal,
-            softcap: false,
-            gate: Gate::None,
-            dtype,
-            head_dim: 64,
-            layout: Layout::Mha,
-            batching: Batching::Batched {
-                q_len: 20,
-                k_len: 37,
-            },
-            stats: true,
-            padded: false,
-            scale: None,
-        };
-        let edit: Edit = Box::new(|d: &mut CaseData| {
-            set(&mut d.q, 5 * 2 * 64 + 3, f64::NAN);
-            set(&mut d.k, 30 * 2 * 64 + 64 + 7, f64::INFINITY);
-            set(&mut d.v, 2 * 64 + 1, f64::NEG_INFINITY);
-        });
-        (case, edit)
-    })
-    .collect()
-}
-
-fn all_cases() -> Vec<(Case, Edit)> {
-    let mut all: Vec<(Case, Edit)> = covering_matrix()
-        .into_iter()
-        .map(|c| (c, no_edit()))
-        .collect();
-    all.extend(head_dim_cases().into_iter().map(|c| (c, no_edit())));
-    all.extend(extreme_cases().into_iter().map(|c| (c, no_edit())));
-    all.extend(non_finite_cases());
-    all
-}
-
 #[test]
 fn emulator_attention_matches_reference() {
     let device = Device::emulator().expect("the emulator feature is on in tests");
@@ -257,9 +78,8 @@ fn gpu_attention_matches_reference() {
 /// Packed QKV: q, k and v are views into one `[b, s, (h + 2·kv)·d]` buffer.
 #[test]
 fn emulator_packed_qkv_matches_reference() {
-    use attention_parts::compare::{check_outputs, check_stats};
-    use attention_parts::row_values::{head_bins, o_log2_bins};
-    use quietattn::{AttentionInputs, AttentionOptions, TensorData, TensorView, reference};
+    use quietattn::check::{Expected, verify};
+    use quietattn::{AttentionInputs, AttentionOptions, TensorData, TensorView};
 
     let device = Device::emulator().expect("the emulator feature is on in tests");
     let (b, s, h, kv, d) = (2, 24, 4, 2, 64);
@@ -283,18 +103,26 @@ fn emulator_packed_qkv_matches_reference() {
         stats: true,
         ..Default::default()
     };
-    let want = reference::attention(&inputs, &options).expect("reference");
+    let expected = Expected::new(&inputs, &options).expect("reference");
     let got = quietattn::attention(&device, &inputs, &options).expect("kernel");
-    check_outputs(DType::BF16, &got, &want).unwrap_or_else(|e| panic!("packed qkv: {e}"));
-    let bins = head_bins(&inputs, &options, &want.problem);
-    let stats = got.stats.as_ref().expect("stats requested");
-    check_stats(
-        stats,
-        &want.stats,
-        &bins,
-        &o_log2_bins(want.o.iter().copied()),
-    )
-    .unwrap_or_else(|e| panic!("packed qkv stats: {e}"));
+    verify(DType::BF16, &expected, &got, true).unwrap_or_else(|e| panic!("packed qkv: {e}"));
+
+    // The same checker must reject a wrong answer: one output element off by 5% of its row's
+    // largest value (3× the bf16 tolerance), and a statistic off by more than 1e-3.
+    let mut wrong = got.clone();
+    let mut o = wrong.o.to_f64();
+    let row_max = expected.reference.o[..d]
+        .iter()
+        .fold(0.0f64, |m, x| m.max(x.abs()));
+    o[3] += 0.05 * row_max;
+    wrong.o = quietattn::Tensor::from_f64(DType::BF16, &o, &wrong.o.shape).expect("tensor");
+    let err = verify(DType::BF16, &expected, &wrong, true).expect_err("perturbed o must fail");
+    assert!(err.0.contains("o[row 0][3]"), "{err}");
+    let mut wrong = got.clone();
+    let stats = wrong.stats.as_mut().expect("stats requested");
+    stats.heads[1].first_key_mass *= 1.01;
+    let err = verify(DType::BF16, &expected, &wrong, true).expect_err("perturbed mass must fail");
+    assert!(err.0.contains("head 1"), "{err}");
 }
 
 /// Head dims the kernels do not instantiate are refused with `Unsupported`, not run.

@@ -2,9 +2,12 @@
 //! off and on, on device-resident operands (the engine path), as one table with the ratios
 //! measured in the same run.
 
-use clap::Args;
-use quietattn::perf::{self, BenchRow, H200_FP32_PEAK_FLOPS};
-use quietattn::{DType, DeviceKind, Error, Result};
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use quietattn::files::OutputSet;
+use quietattn::perf::{self, BenchRow, BenchSelection, H200_FP32_PEAK_FLOPS};
+use quietattn::{DType, Device, DeviceKind, Error, Normaliser, Result};
 
 use super::table::{Table, num};
 
@@ -26,6 +29,55 @@ pub struct BenchArgs {
     /// Timed launches per configuration (default 20 on a GPU, 1 on the emulator).
     #[arg(long)]
     iters: Option<usize>,
+    /// Sequences (default: 16384 tokens / seq on a GPU, 1 on the emulator).
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Query (= kv) heads (default 16 on a GPU, 2 on the emulator).
+    #[arg(long)]
+    heads: Option<usize>,
+    /// Masks to time: both, yes (causal only) or no.
+    #[arg(long, value_enum, default_value_t = Masks::Both)]
+    causal: Masks,
+    /// Time only this normaliser (default: all six, softmax first).
+    #[arg(long)]
+    variant: Option<String>,
+    /// Also write the rows as JSON (for gpu/torch_sdpa.py).
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+/// `--causal` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Masks {
+    /// Causal and not.
+    Both,
+    /// Causal only.
+    Yes,
+    /// No mask only.
+    No,
+}
+
+fn selection(args: &BenchArgs) -> Result<BenchSelection> {
+    let causal = match args.causal {
+        Masks::Both => vec![false, true],
+        Masks::Yes => vec![true],
+        Masks::No => vec![false],
+    };
+    let normalisers = match &args.variant {
+        None => Normaliser::all_defaults().to_vec(),
+        Some(name) => vec![
+            Normaliser::all_defaults()
+                .into_iter()
+                .find(|n| n.name() == name)
+                .ok_or_else(|| {
+                    Error::InvalidOption(format!("--variant {name}: unknown normaliser"))
+                })?,
+        ],
+    };
+    Ok(BenchSelection {
+        causal,
+        normalisers,
+    })
 }
 
 fn parse_dtype(s: &str) -> std::result::Result<DType, String> {
@@ -39,6 +91,9 @@ const GPU_HEADS: usize = 16;
 
 /// Runs the benchmark and prints the table.
 pub fn bench(args: &BenchArgs) -> Result<()> {
+    // The JSON output is checked before minutes of timing, and written atomically.
+    let json_targets: Vec<&std::path::Path> = args.json.iter().map(|p| p.as_path()).collect();
+    let mut outputs = OutputSet::prepare(&[], &json_targets)?;
     let device = super::open_device(args.device)?;
     let gpu = match device.kind() {
         DeviceKind::Cuda => true,
@@ -61,6 +116,13 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     } else {
         (1, 2)
     };
+    let (batch, heads) = (args.batch.unwrap_or(batch), args.heads.unwrap_or(heads));
+    if batch == 0 || heads == 0 {
+        return Err(Error::InvalidOption(
+            "--batch and --heads must be at least 1".into(),
+        ));
+    }
+    let selection = selection(args)?;
     println!(
         "attention benchmark on {}: [batch {batch}, seq {seq}, heads {heads}, dim {}] {}, \
          {iters} launch(es) per row",
@@ -79,15 +141,44 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
          TFLOP/s (NVIDIA datasheet; the kernels use CUDA cores, not tensor cores)",
         H200_FP32_PEAK_FLOPS / 1e12
     );
-    let rows = perf::run_matrix(
+    let rows = perf::run_selection(
         &device,
         [batch, seq, heads, args.dim],
         args.dtype,
         iters,
+        &selection,
         &mut |_| {},
     )?;
     println!("{}", table(&rows, gpu).render());
+    if args.json.is_some() {
+        outputs.stage(0, &super::json_bytes(&json(&device, &rows))?)?;
+    }
+    outputs.commit()?;
     Ok(())
+}
+
+/// The rows as `{device, rows: [{variant, batch, seq, heads, head_dim, dtype, causal, stats,
+/// seconds, tflops}]}`.
+fn json(device: &Device, rows: &[BenchRow]) -> serde_json::Value {
+    let rows: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            let c = &r.config;
+            serde_json::json!({
+                "variant": c.normaliser.name(),
+                "batch": c.batch,
+                "seq": c.seq,
+                "heads": c.heads,
+                "head_dim": c.head_dim,
+                "dtype": c.dtype.name(),
+                "causal": c.causal,
+                "stats": c.stats,
+                "seconds": r.seconds,
+                "tflops": r.tflops,
+            })
+        })
+        .collect();
+    serde_json::json!({ "device": device.name(), "rows": rows })
 }
 
 fn table(rows: &[BenchRow], gpu: bool) -> Table {

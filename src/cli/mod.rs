@@ -1,6 +1,7 @@
 //! Argument parsing and dispatch; one module per subcommand.
 
 mod bench;
+mod check;
 mod demo;
 mod numeric_policy;
 mod options;
@@ -34,6 +35,9 @@ enum Command {
     Ptx(ptx::PtxArgs),
     /// Times forward attention of every variant (GPU, or small sizes on the emulator).
     Bench(bench::BenchArgs),
+    /// The correctness suite: every kernel family against the f64 reference (exit 0 only when
+    /// all pass).
+    Check(check::CheckArgs),
 }
 
 /// Runs the parsed command line.
@@ -45,6 +49,7 @@ pub fn execute(cli: Cli) -> Result<()> {
         Some(Command::Demo(a)) => demo::demo(&a),
         Some(Command::Ptx(a)) => ptx::ptx(&a),
         Some(Command::Bench(a)) => bench::bench(&a),
+        Some(Command::Check(a)) => check::check(&a),
     }
 }
 

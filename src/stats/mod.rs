@@ -1,6 +1,9 @@
 //! Outlier statistics (SPEC §5): the raw counters the kernels and the reference accumulate,
-//! and the report derived from them on the host.
+//! and the report derived from them on the host. What they promise across runs and against the
+//! reference (counters exact, float sums within a stated bound, histograms up to the
+//! neighbouring bin at an edge) is [`compare`].
 
+pub mod compare;
 pub mod json;
 pub mod report;
 
@@ -32,6 +35,40 @@ impl OutlierStats {
             channels: [ch(heads), ch(kv_heads), ch(kv_heads), ch(heads)],
             tensors: [QaTensorStats::default(); 4],
         }
+    }
+
+    /// Adds `other`'s counters (same heads and dims), as one buffer that both launches
+    /// accumulated into reads: sums add, absmax is the larger.
+    pub fn accumulate(&mut self, other: &OutlierStats) {
+        for (a, b) in self.heads.iter_mut().zip(&other.heads) {
+            a.rows += b.rows;
+            a.first_key_mass += b.first_key_mass;
+            a.virtual_sink_mass += b.virtual_sink_mass;
+            add_counts(&mut a.max_prob_hist, &b.max_prob_hist);
+            add_counts(&mut a.entropy_hist, &b.entropy_hist);
+            add_counts(&mut a.logit_range_hist, &b.logit_range_hist);
+        }
+        for (mine, theirs) in self.channels.iter_mut().zip(&other.channels) {
+            for (a, b) in mine.iter_mut().zip(theirs) {
+                a.absmax = a.absmax.max(b.absmax);
+                a.count += b.count;
+                a.sum += b.sum;
+                a.sum_sq += b.sum_sq;
+                a.sum_3rd += b.sum_3rd;
+                a.sum_4th += b.sum_4th;
+            }
+        }
+        for (a, b) in self.tensors.iter_mut().zip(&other.tensors) {
+            add_counts(&mut a.log2_hist, &b.log2_hist);
+            a.zeros += b.zeros;
+            a.non_finite += b.non_finite;
+        }
+    }
+}
+
+fn add_counts(a: &mut [u64], b: &[u64]) {
+    for (x, y) in a.iter_mut().zip(b) {
+        *x += y;
     }
 }
 

@@ -1,7 +1,6 @@
 //! Helpers of tests/attention_device_buffers.rs.
 
 pub mod packed;
-pub mod sums;
 
 use quietattn::Device;
 use quietattn::launch::Executor;

@@ -1,30 +1,36 @@
-//! The test matrix: one case = one attention call, with deterministic random inputs rounded to
-//! the case's dtype (the reference then runs on exactly the values the kernel reads).
+//! One check case = one attention call, with deterministic random inputs rounded to the case's
+//! dtype (the reference then runs on exactly the values the kernel reads).
 
-use quietattn::{
-    AttentionInputs, AttentionOptions, DType, Gate, Normaliser, TensorData, TensorView,
-};
+use crate::{AttentionInputs, AttentionOptions, DType, Gate, Normaliser, TensorData, TensorView};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 /// Which mask the case uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MaskKind {
+    /// Every key visible.
     None,
+    /// Bottom-right causal.
     Causal,
+    /// Sliding window (6 left, 3 right).
     Window,
+    /// Causal with a window of 5 to the left.
     CausalWindow,
 }
 
 /// Query heads / kv heads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Layout {
+    /// 2 query heads, 2 kv heads.
     Mha,
+    /// 4 query heads over 2 kv heads.
     Gqa,
+    /// 3 query heads over 1 kv head.
     Mqa,
 }
 
 impl Layout {
+    /// (query heads, kv heads).
     pub fn heads(self) -> (usize, usize) {
         match self {
             Layout::Mha => (2, 2),
@@ -37,23 +43,40 @@ impl Layout {
 /// Batched with one length pair, or varlen with ragged lengths (incl. empty and length 1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Batching {
-    Batched { q_len: usize, k_len: usize },
+    /// Batch 2 with these lengths.
+    Batched {
+        /// Query tokens per sequence.
+        q_len: usize,
+        /// Key tokens per sequence.
+        k_len: usize,
+    },
+    /// The sequences of [`VARLEN`] packed, with rows that belong to no sequence.
     Varlen,
 }
 
 /// Varlen (q_len, k_len) per sequence: q < k, an empty-query sequence, length 1, an empty one.
 pub const VARLEN: [(usize, usize); 5] = [(5, 9), (0, 3), (1, 1), (0, 0), (33, 47)];
 
+/// One attention call of the check matrix.
 #[derive(Clone, Debug)]
 pub struct Case {
+    /// The normaliser.
     pub norm: Normaliser,
+    /// The mask.
     pub mask: MaskKind,
+    /// Softcap 2.5 on the logits.
     pub softcap: bool,
+    /// The output gate.
     pub gate: Gate,
+    /// Element type of every tensor.
     pub dtype: DType,
+    /// Head dimension.
     pub head_dim: usize,
+    /// Heads.
     pub layout: Layout,
+    /// Batched or varlen.
     pub batching: Batching,
+    /// Statistics on.
     pub stats: bool,
     /// Strided storage: padded heads and tokens (pads hold NaN, which must never be read).
     pub padded: bool,
@@ -62,6 +85,7 @@ pub struct Case {
 }
 
 impl Case {
+    /// One line naming every factor (fixed width, for tables).
     pub fn label(&self) -> String {
         let (h, kv) = self.layout.heads();
         let batching = match self.batching {
@@ -82,6 +106,7 @@ impl Case {
         )
     }
 
+    /// The attention options of the case.
     pub fn options(&self) -> AttentionOptions {
         AttentionOptions {
             normaliser: self.norm,
@@ -101,16 +126,25 @@ impl Case {
 
 /// Storage of one tensor and how the view walks it.
 pub struct Owned {
+    /// The storage, pads included.
     pub data: TensorData,
+    /// The view's shape.
     pub shape: Vec<usize>,
+    /// The view's element strides.
     pub strides: Vec<usize>,
+    /// Position of element 0.
     pub offset: usize,
 }
 
 impl Owned {
+    /// The view (built to fit its storage, see [`CaseData::new`]).
     pub fn view(&self) -> TensorView<'_> {
-        TensorView::new(self.data.as_ref(), &self.shape, &self.strides, self.offset)
-            .expect("test view fits its storage")
+        TensorView {
+            data: self.data.as_ref(),
+            shape: self.shape.clone(),
+            strides: self.strides.clone(),
+            offset: self.offset,
+        }
     }
 }
 
@@ -156,16 +190,24 @@ fn tensor(
 
 /// Everything one call needs, owned.
 pub struct CaseData {
+    /// Queries.
     pub q: Owned,
+    /// Keys.
     pub k: Owned,
+    /// Values.
     pub v: Owned,
+    /// Gate input, when the case has a gate.
     pub gate: Option<Owned>,
+    /// One sink logit per query head.
     pub sinks: Vec<f32>,
+    /// Cumulative query lengths (varlen; empty otherwise).
     pub cu_q: Vec<i32>,
+    /// Cumulative key lengths (varlen; empty otherwise).
     pub cu_k: Vec<i32>,
 }
 
 impl CaseData {
+    /// Inputs of `case` drawn from `seed` (uniform in ±2; gates in ±3; sinks in [-1, 2)).
     pub fn new(case: &Case, seed: u64) -> CaseData {
         let mut rng = StdRng::seed_from_u64(seed);
         let (heads, kv_heads) = case.layout.heads();
@@ -198,7 +240,7 @@ impl CaseData {
             } else {
                 lead.push(heads);
                 let vals: Vec<f64> = (0..lead.iter().product()).map(|_| g()).collect();
-                let strides = quietattn::tensor::contiguous_strides(&lead);
+                let strides = crate::tensor::contiguous_strides(&lead);
                 Owned {
                     data: TensorData::from_f64(case.dtype, &vals),
                     shape: lead,
@@ -221,6 +263,7 @@ impl CaseData {
         }
     }
 
+    /// The inputs borrowing this data.
     pub fn inputs(&self) -> AttentionInputs<'_> {
         let mut inputs = AttentionInputs::new(self.q.view(), self.k.view(), self.v.view());
         inputs.sinks = Some(&self.sinks);

@@ -1,0 +1,207 @@
+//! The check matrix: a deterministic covering sample, not the full product. Every normaliser
+//! meets every mask, gate, dtype, head layout, batching, softcap and statistics setting at least
+//! once (the attention tests assert it), plus head dims 256/72/200, extreme logits, non-finite
+//! inputs.
+
+use crate::{DType, Gate, Normaliser};
+
+use super::case::{Batching, Case, CaseData, Layout, MaskKind, set};
+
+/// A change to a case's generated inputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Edit {
+    /// The inputs as generated.
+    None,
+    /// NaN in q, +inf in k, -inf in v (one element each; the case must be batched 2×20×37,
+    /// MHA, d64, unpadded): counted in `non_finite` and propagated.
+    NonFinite,
+}
+
+impl Edit {
+    /// Applies the edit.
+    pub fn apply(self, d: &mut CaseData) {
+        if self == Edit::NonFinite {
+            set(&mut d.q, 5 * 2 * 64 + 3, f64::NAN);
+            set(&mut d.k, 30 * 2 * 64 + 64 + 7, f64::INFINITY);
+            set(&mut d.v, 2 * 64 + 1, f64::NEG_INFINITY);
+        }
+    }
+}
+
+/// The levels the covering matrix cycles through.
+pub const MASKS: [MaskKind; 3] = [MaskKind::None, MaskKind::Causal, MaskKind::Window];
+/// Every gate.
+pub const GATES: [Gate; 4] = [
+    Gate::None,
+    Gate::SigmoidHeadwise,
+    Gate::SigmoidElementwise,
+    Gate::ContextScale,
+];
+/// Every dtype.
+pub const DTYPES: [DType; 3] = [DType::F32, DType::F16, DType::BF16];
+/// Every head layout.
+pub const LAYOUTS: [Layout; 3] = [Layout::Mha, Layout::Gqa, Layout::Mqa];
+/// Batched (q, k) lengths.
+pub const BATCHED: [(usize, usize); 3] = [(20, 37), (33, 33), (1, 17)];
+
+/// The whole matrix: covering sample, extra head dims, extreme logits, non-finite inputs.
+pub fn all_cases() -> Vec<(Case, Edit)> {
+    let mut all: Vec<(Case, Edit)> = covering_matrix()
+        .into_iter()
+        .map(|c| (c, Edit::None))
+        .collect();
+    all.extend(head_dim_cases().into_iter().map(|c| (c, Edit::None)));
+    all.extend(extreme_cases().into_iter().map(|c| (c, Edit::None)));
+    all.extend(non_finite_cases());
+    all
+}
+
+/// The `n`-th normaliser (0..6) in its `c`-th parameterisation.
+pub fn normaliser(n: usize, c: usize) -> Normaliser {
+    match n {
+        0 => Normaliser::Softmax,
+        1 => Normaliser::OffByOne,
+        2 => Normaliser::Sink,
+        3 => Normaliser::Clipped {
+            gamma: -0.05,
+            zeta: 1.2,
+        },
+        4 => Normaliser::Softpick,
+        _ => Normaliser::Sigmoid {
+            bias: (c % 2 == 1).then_some(-1.0),
+        },
+    }
+}
+
+/// Twelve cases per normaliser; each factor cycles with a different period so that, per
+/// normaliser, every level of every factor appears.
+pub fn covering_matrix() -> Vec<Case> {
+    let mut cases = Vec::new();
+    for n in 0..6 {
+        for c in 0..12 {
+            let (q_len, k_len) = BATCHED[(c / 2) % 3];
+            cases.push(Case {
+                norm: normaliser(n, c),
+                mask: MASKS[(c + n) % 3],
+                softcap: (c + c / 6) % 2 == 1,
+                gate: GATES[c % 4],
+                dtype: DTYPES[(c / 4 + n) % 3],
+                head_dim: [64, 128][(c / 3) % 2],
+                layout: LAYOUTS[(c / 2 + n) % 3],
+                batching: if (c / 3 + n) % 2 == 0 {
+                    Batching::Varlen
+                } else {
+                    Batching::Batched { q_len, k_len }
+                },
+                stats: (c + n) % 2 == 0,
+                padded: (c / 6 + n) % 2 == 1,
+                scale: None,
+            });
+        }
+    }
+    cases
+}
+
+/// Head dims beyond the covering matrix: the d256 instantiation and non-power-of-two dims.
+pub fn head_dim_cases() -> Vec<Case> {
+    let base = |norm, d, dtype, mask, batching| Case {
+        norm,
+        mask,
+        softcap: false,
+        gate: Gate::SigmoidElementwise,
+        dtype,
+        head_dim: d,
+        layout: Layout::Gqa,
+        batching,
+        stats: true,
+        padded: true,
+        scale: None,
+    };
+    vec![
+        base(
+            Normaliser::Sink,
+            256,
+            DType::F16,
+            MaskKind::CausalWindow,
+            Batching::Varlen,
+        ),
+        base(
+            Normaliser::Clipped {
+                gamma: -0.05,
+                zeta: 1.2,
+            },
+            256,
+            DType::F32,
+            MaskKind::Causal,
+            Batching::Batched {
+                q_len: 20,
+                k_len: 37,
+            },
+        ),
+        base(
+            Normaliser::Softpick,
+            72,
+            DType::BF16,
+            MaskKind::None,
+            Batching::Varlen,
+        ),
+        base(
+            Normaliser::Softmax,
+            200,
+            DType::F32,
+            MaskKind::Window,
+            Batching::Batched { q_len: 9, k_len: 9 },
+        ),
+    ]
+}
+
+/// Logits of about ±1e4 after scaling, every normaliser, f32.
+pub fn extreme_cases() -> Vec<Case> {
+    (0..6)
+        .map(|n| Case {
+            norm: normaliser(n, 0),
+            mask: MASKS[n % 3],
+            softcap: false,
+            gate: Gate::None,
+            dtype: DType::F32,
+            head_dim: 64,
+            layout: Layout::Mqa,
+            batching: Batching::Batched {
+                q_len: 20,
+                k_len: 37,
+            },
+            stats: true,
+            padded: false,
+            scale: Some(1e3),
+        })
+        .collect()
+}
+
+/// NaN in q, +inf in k, -inf in v (one element each): counted in non_finite, propagated.
+pub fn non_finite_cases() -> Vec<(Case, Edit)> {
+    [
+        (Normaliser::Softmax, DType::F32),
+        (Normaliser::Sigmoid { bias: None }, DType::BF16),
+    ]
+    .into_iter()
+    .map(|(norm, dtype)| {
+        let case = Case {
+            norm,
+            mask: MaskKind::Causal,
+            softcap: false,
+            gate: Gate::None,
+            dtype,
+            head_dim: 64,
+            layout: Layout::Mha,
+            batching: Batching::Batched {
+                q_len: 20,
+                k_len: 37,
+            },
+            stats: true,
+            padded: false,
+            scale: None,
+        };
+        (case, Edit::NonFinite)
+    })
+    .collect()
+}

@@ -1,0 +1,263 @@
+//! The correctness suite as a library: a covering matrix of attention cases run on a device and
+//! compared with the f64 reference under SPEC §6's tolerances (`quietattn check` and the
+//! attention tests both use it).
+//!
+//! ```
+//! use quietattn::check::{Family, case::{Batching, Case, Layout, MaskKind}, matrix::Edit};
+//! use quietattn::{DType, Device, Gate, Normaliser};
+//!
+//! let case = Case {
+//!     norm: Normaliser::OffByOne,
+//!     mask: MaskKind::Causal,
+//!     softcap: false,
+//!     gate: Gate::None,
+//!     dtype: DType::F32,
+//!     head_dim: 64,
+//!     layout: Layout::Gqa,
+//!     batching: Batching::Batched { q_len: 5, k_len: 7 },
+//!     stats: true,
+//!     padded: false,
+//!     scale: None,
+//! };
+//! let result = quietattn::check::run_case(&Device::reference(), Family::CudaCore, &case, 1, Edit::None);
+//! assert!(result.verdict.passed(), "{:?}", result.verdict);
+//! assert!(result.max_error.unwrap() <= 1.0);
+//! ```
+
+pub mod bins;
+pub mod case;
+pub mod matrix;
+pub mod outputs;
+
+use std::time::{Duration, Instant};
+
+use crate::reference::ReferenceAttention;
+use crate::stats::compare::{HeadBounds, HistogramBounds, Mismatch, check_against_reference};
+use crate::{AttentionInputs, AttentionOptions, AttentionOutput, DType, Device, Gate};
+
+use case::{Case, CaseData};
+use matrix::Edit;
+
+/// A kernel family: one implementation of the attention kernel. Every case runs once per family
+/// the device supports ([`Family::supported_by`]); a new family is one more entry in
+/// [`Family::ALL`] and its arm in [`Family::apply`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// The CUDA-core kernel (every GPU, the emulator, and the reference's stand-in).
+    CudaCore,
+}
+
+impl Family {
+    /// Every family, in the order `check` runs them.
+    pub const ALL: &'static [Family] = &[Family::CudaCore];
+
+    /// Its name in tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::CudaCore => "cuda-core",
+        }
+    }
+
+    /// Whether `device` runs this family.
+    pub fn supported_by(self, _device: &Device) -> bool {
+        match self {
+            Family::CudaCore => true,
+        }
+    }
+
+    /// The options that select this family.
+    pub fn apply(self, options: AttentionOptions) -> AttentionOptions {
+        match self {
+            Family::CudaCore => options,
+        }
+    }
+}
+
+/// The families `device` runs.
+pub fn families(device: &Device) -> Vec<Family> {
+    Family::ALL
+        .iter()
+        .copied()
+        .filter(|f| f.supported_by(device))
+        .collect()
+}
+
+/// What the reference says a case must give: outputs, statistics, admissible histograms.
+#[derive(Clone, Debug)]
+pub struct Expected {
+    /// The f64 reference.
+    pub reference: ReferenceAttention,
+    /// Row histograms per head (empty without statistics).
+    pub heads: Vec<HeadBounds>,
+    /// O's log2 histogram (before the gate).
+    pub o_log2: HistogramBounds,
+}
+
+impl Expected {
+    /// Runs the reference on `inputs`; with statistics, also the exact row values and the
+    /// ungated O behind the histograms.
+    pub fn new(inputs: &AttentionInputs<'_>, options: &AttentionOptions) -> crate::Result<Self> {
+        let reference = crate::reference::attention(inputs, options)?;
+        if !options.stats {
+            return Ok(Expected {
+                reference,
+                heads: Vec::new(),
+                o_log2: HistogramBounds::default(),
+            });
+        }
+        let problem = &reference.problem;
+        // O statistics are taken before the gate: the reference without it gives those values.
+        let ungated = AttentionOptions {
+            gate: Gate::None,
+            ..options.clone()
+        };
+        let o = if options.gate == Gate::None {
+            reference.o.clone()
+        } else {
+            crate::reference::attention(inputs, &ungated)?.o
+        };
+        let (h, d) = (problem.heads, problem.head_dim);
+        let covered = problem.seqs.iter().enumerate().flat_map(|(b, s)| {
+            let first = if problem.varlen {
+                s.q_start
+            } else {
+                b * problem.max_q
+            };
+            (first * h * d..(first + s.q_len) * h * d).map(|i| o[i])
+        });
+        let o_log2 = bins::o_log2_bounds(covered);
+        let heads = bins::head_bins(inputs, options, problem);
+        Ok(Expected {
+            reference,
+            heads,
+            o_log2,
+        })
+    }
+}
+
+/// What [`verify`] measured when everything was within tolerance.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Verified {
+    /// Worst output `|error| / tolerance` (≤ 1).
+    pub max_error: f64,
+    /// Whether statistics were compared.
+    pub stats_checked: bool,
+}
+
+/// A kernel's output against the expectation: outputs within SPEC §6, statistics (when
+/// `stats`) by [`check_against_reference`]; statistics returned unasked are a mismatch too.
+pub fn verify(
+    dtype: DType,
+    expected: &Expected,
+    got: &AttentionOutput,
+    stats: bool,
+) -> Result<Verified, Mismatch> {
+    let max_error = outputs::check_outputs(dtype, got, &expected.reference)?;
+    match (&got.stats, stats) {
+        (Some(s), true) => check_against_reference(
+            s,
+            &expected.reference.stats,
+            &expected.heads,
+            &expected.o_log2,
+        )?,
+        (None, true) => return Err(Mismatch("statistics requested, none returned".into())),
+        (Some(_), false) => return Err(Mismatch("statistics returned unasked".into())),
+        (None, false) => {}
+    }
+    Ok(Verified {
+        max_error,
+        stats_checked: stats,
+    })
+}
+
+/// How a case ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Verdict {
+    /// Within every tolerance.
+    Pass,
+    /// The kernel ran and disagreed with the reference.
+    Mismatch(String),
+    /// The kernel or the reference could not run.
+    Error(String),
+}
+
+impl Verdict {
+    /// True for [`Verdict::Pass`].
+    pub fn passed(&self) -> bool {
+        *self == Verdict::Pass
+    }
+}
+
+/// One case on one family.
+#[derive(Clone, Debug)]
+pub struct CaseResult {
+    /// [`Case::label`].
+    pub label: String,
+    /// The family it ran on.
+    pub family: Family,
+    /// Worst output error over tolerance, when the outputs were within it.
+    pub max_error: Option<f64>,
+    /// Whether statistics were compared and agreed (`None`: not collected in this case).
+    pub stats_ok: Option<bool>,
+    /// The kernel's time (host-visible, including transfers).
+    pub time: Duration,
+    /// The outcome.
+    pub verdict: Verdict,
+}
+
+/// Runs `case` with inputs from `seed` on `device` and `family`, and compares with the reference.
+pub fn run_case(device: &Device, family: Family, case: &Case, seed: u64, edit: Edit) -> CaseResult {
+    let mut data = CaseData::new(case, seed);
+    edit.apply(&mut data);
+    let inputs = data.inputs();
+    let options = family.apply(case.options());
+    let mut result = CaseResult {
+        label: case.label(),
+        family,
+        max_error: None,
+        stats_ok: None,
+        time: Duration::ZERO,
+        verdict: Verdict::Pass,
+    };
+    let expected = match Expected::new(&inputs, &options) {
+        Ok(e) => e,
+        Err(e) => {
+            result.verdict = Verdict::Error(format!("reference: {e}"));
+            return result;
+        }
+    };
+    let start = Instant::now();
+    let got = crate::attention(device, &inputs, &options);
+    result.time = start.elapsed();
+    let got = match got {
+        Ok(g) => g,
+        Err(e) => {
+            result.verdict = Verdict::Error(format!("kernel: {e}"));
+            return result;
+        }
+    };
+    match verify(case.dtype, &expected, &got, options.stats) {
+        Ok(v) => {
+            result.max_error = Some(v.max_error);
+            result.stats_ok = v.stats_checked.then_some(true);
+        }
+        Err(m) => {
+            result.max_error = outputs::check_outputs(case.dtype, &got, &expected.reference).ok();
+            // Outputs passed, so the statistics failed (or outputs failed: stats unchecked).
+            result.stats_ok = (options.stats && result.max_error.is_some()).then_some(false);
+            result.verdict = Verdict::Mismatch(m.0);
+        }
+    }
+    result
+}
+
+/// Runs every case of `cases` on every family `device` supports; case `n` draws seed `1000 + n`.
+pub fn run_suite(device: &Device, cases: &[(Case, Edit)]) -> Vec<CaseResult> {
+    let mut results = Vec::new();
+    for family in families(device) {
+        for (n, (case, edit)) in cases.iter().enumerate() {
+            results.push(run_case(device, family, case, 1000 + n as u64, *edit));
+        }
+    }
+    results
+}

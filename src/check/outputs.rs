@@ -1,0 +1,84 @@
+//! Kernel outputs (`o`, `lse`) against the f64 reference with SPEC §6's tolerances.
+
+use crate::reference::ReferenceAttention;
+use crate::stats::compare::Mismatch;
+use crate::{AttentionOutput, DType};
+
+/// The tolerance of output element `want`: f32 `2e-5·(1 + |ref|)`; f16 `2e-3` and bf16
+/// `1.6e-2` times the row's `max|ref|`.
+pub fn o_tolerance(dtype: DType, want: f64, row_max: f64) -> f64 {
+    match dtype {
+        DType::F32 => 2e-5 * (1.0 + want.abs()),
+        DType::F16 => 2e-3 * row_max,
+        DType::BF16 => 1.6e-2 * row_max,
+    }
+}
+
+/// The tolerance of `lse`: like `o` for f32, 1e-3 absolute for f16/bf16.
+pub fn lse_tolerance(dtype: DType, want: f64) -> f64 {
+    match dtype {
+        DType::F32 => 2e-5 * (1.0 + want.abs()),
+        _ => 1e-3,
+    }
+}
+
+/// The worst `|error| / tolerance` over `o` and `lse` (≤ 1 passes), or a mismatch when a shape
+/// differs, an element is out of tolerance, or a non-finite reference value is finite in the
+/// kernel (±inf must match exactly, NaN needs any non-finite value).
+pub fn check_outputs(
+    dtype: DType,
+    got: &AttentionOutput,
+    want: &ReferenceAttention,
+) -> Result<f64, Mismatch> {
+    let o = got.o.to_f64();
+    if o.len() != want.o.len() {
+        return Err(Mismatch(format!(
+            "o has {} elements, reference {}",
+            o.len(),
+            want.o.len()
+        )));
+    }
+    let mut worst = 0.0f64;
+    let d = want.problem.head_dim.max(1);
+    for (r, (g, w)) in o.chunks(d).zip(want.o.chunks(d)).enumerate() {
+        let row_max = w
+            .iter()
+            .filter(|x| x.is_finite())
+            .fold(0.0f64, |m, x| m.max(x.abs()));
+        for (c, (&g, &w)) in g.iter().zip(w).enumerate() {
+            let tol = o_tolerance(dtype, w, row_max);
+            let ratio = error_ratio(g, w, tol).ok_or_else(|| {
+                Mismatch(format!(
+                    "o[row {r}][{c}] = {g}, reference {w} (tol {tol:.2e})"
+                ))
+            })?;
+            worst = worst.max(ratio);
+        }
+    }
+    let lse = got.lse.to_f64();
+    for (i, (&g, &w)) in lse.iter().zip(&want.lse).enumerate() {
+        let tol = lse_tolerance(dtype, w);
+        let ratio = error_ratio(g, w, tol)
+            .ok_or_else(|| Mismatch(format!("lse[{i}] = {g}, reference {w} (tol {tol:.2e})")))?;
+        worst = worst.max(ratio);
+    }
+    Ok(worst)
+}
+
+/// `|g - w| / tol` when within tolerance (0 for matching non-finite values), else `None`.
+fn error_ratio(g: f64, w: f64, tol: f64) -> Option<f64> {
+    if !w.is_finite() {
+        let ok = if w.is_nan() {
+            !g.is_finite()
+        } else {
+            g == w || g.is_nan()
+        };
+        return ok.then_some(0.0);
+    }
+    let err = (g - w).abs();
+    if err <= tol {
+        Some(if tol > 0.0 { err / tol } else { 0.0 })
+    } else {
+        None
+    }
+}
