@@ -7,8 +7,10 @@
 #  - the fatbin holds SASS for exactly the architectures the manifest lists and the PTX of its
 #    virtual architecture (the JIT fallback for GPUs none of the SASS serves);
 #  - no kernel of any SASS uses local memory or a stack frame (LOCAL:0 STACK:0 — in particular
-#    zero register spills); registers / shared memory per kernel go to DIR/resources.tsv and the
-#    largest per module and architecture are printed;
+#    zero register spills), except where .ci/spill-allow names the kernel with a bound (known
+#    spills under review: each entry says why; a spill above its bound, or anywhere else, fails);
+#    registers / shared memory per kernel go to DIR/resources.tsv and the largest per module and
+#    architecture are printed;
 #  - .ci/sass-expect lists instructions that must appear in a module's SASS (the only check of
 #    inline PTX without a GPU: it proves the device branch of kernels/qa/ptx.cuh is what runs).
 set -euo pipefail
@@ -20,6 +22,7 @@ if [ -z "${QA_CUOBJDUMP:-}" ]; then
   install_tools >/dev/null
 fi
 expect="$here/sass-expect"
+allow="$here/spill-allow"
 manifest="$dir/manifest.tsv"
 [ -s "$manifest" ] || { echo "no $manifest"; exit 1; }
 work=$(mktemp -d)
@@ -45,14 +48,30 @@ while IFS=$'\t' read -r module ptx_arch sass bytes; do
 
   # Resource usage: "arch = sm_90" starts a cubin; "Function K:" then "REG:r STACK:s SHARED:m LOCAL:l".
   "$QA_CUOBJDUMP" -res-usage "$fatbin" >"$work/res"
-  awk -v mod="$module" -v out="$resources" '
+  awk -v mod="$module" -v out="$resources" -v allowfile="$allow" '
+    BEGIN {
+      # spill-allow lines: module  kernel-glob  sm-glob  max local+stack bytes  (# comments)
+      while ((getline line < allowfile) > 0) {
+        if (line ~ /^[ \t]*(#|$)/) continue
+        split(line, f, /[ \t]+/)
+        if (f[1] != mod) continue
+        na++; am[na] = f[2]; as[na] = f[3]; ab[na] = f[4]
+      }
+    }
+    function glob_re(g) { gsub(/\*/, ".*", g); return "^" g "$" }
+    function allowed(k, s, bytes,   i) {
+      for (i = 1; i <= na; i++) if (k ~ glob_re(am[i]) && s ~ glob_re(as[i]) && bytes <= ab[i]) return 1
+      return 0
+    }
     /^arch = / { sm = $3 }
     /^ Function / { k = $2; sub(/:$/, "", k) }
     /REG:[0-9]+ STACK:/ {
       for (i = 1; i <= NF; i++) { split($i, kv, ":"); r[kv[1]] = kv[2] }
       printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", mod, sm, k, r["REG"], r["SHARED"], r["STACK"], r["LOCAL"] >> out
       n[sm]++; if (r["REG"] > regs[sm]) regs[sm] = r["REG"]; if (r["SHARED"] > smem[sm]) smem[sm] = r["SHARED"]
-      if (r["STACK"] + r["LOCAL"] > 0) { bad[sm] += r["STACK"] + r["LOCAL"]; print "FAIL: " mod " " sm " " k " uses local memory / stack (spills?): STACK " r["STACK"] " LOCAL " r["LOCAL"] }
+      lb = r["STACK"] + r["LOCAL"]
+      if (lb > 0 && allowed(k, sm, lb)) print "  allowed by spill-allow: " mod " " sm " " k " STACK " r["STACK"] " LOCAL " r["LOCAL"]
+      else if (lb > 0) { bad[sm] += lb; print "FAIL: " mod " " sm " " k " uses local memory / stack (spills?): STACK " r["STACK"] " LOCAL " r["LOCAL"] }
     }
     END {
       for (s in n) printf "%-18s %-7s %7d %8d %9d %d\n", mod, s, n[s], regs[s], smem[s], bad[s] + 0
