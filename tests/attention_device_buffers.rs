@@ -11,7 +11,8 @@ use attention_device_parts::packed::Packed;
 use attention_device_parts::sums::assert_sum;
 use attention_parts::cases::{Batching, Case, CaseData, Layout, MaskKind, Owned};
 use attention_parts::compare::{check_outputs, check_stats};
-use attention_parts::row_values::{head_bins, o_log2_bins};
+use attention_parts::o_expect::OExpect;
+use attention_parts::row_values::head_bins;
 use quietattn::launch::Buffer;
 use quietattn::ops::attention::{
     DeviceAttentionArgs, DeviceIndex, DeviceStats, DeviceTensor, DeviceVarlen, attention_device,
@@ -158,7 +159,13 @@ fn check_case(case: &Case, seed: u64) {
                 stats,
                 &want.stats,
                 &bins,
-                &o_log2_bins(want.o.iter().copied()),
+                &OExpect::new(
+                    &want.o,
+                    attention_parts::covered_tokens(&want.problem),
+                    want.problem.heads,
+                    want.problem.head_dim,
+                    attention_parts::o_error(case.dtype, options.kernel, want.problem.max_k, &data),
+                ),
             )
             .unwrap_or_else(|e| panic!("{label} stats: {e}"));
         }

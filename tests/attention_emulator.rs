@@ -3,6 +3,10 @@
 //! normaliser meets every mask, gate, dtype, head layout, batching, softcap and statistics
 //! setting at least once (asserted below), plus head dims 256/72/200, extreme logits,
 //! non-finite inputs and packed QKV. Run with `--nocapture` to see the matrix and timings.
+//!
+//! The same matrix runs on each kernel family, pinned: the CUDA-core family as it is; the
+//! tensor-core family (f16/bf16 only) with the f32 cases moved to f16/bf16, plus its own head
+//! dims (32, 96, 192), and the cases it cannot serve asserted to be refused.
 
 mod attention_parts;
 
@@ -10,7 +14,7 @@ use std::collections::HashSet;
 
 use attention_parts::cases::{Batching, Case, CaseData, Layout, MaskKind, set};
 use attention_parts::{Edit, gpu_or_skip, run_all};
-use quietattn::{DType, Device, Gate, Normaliser};
+use quietattn::{DType, Device, Error, Gate, KernelChoice, Normaliser};
 
 fn no_edit() -> Edit {
     Box::new(|_| {})
@@ -241,24 +245,147 @@ fn all_cases() -> Vec<(Case, Edit)> {
     all
 }
 
+/// The tensor-core family's view of `cases`: f32 cases run in f16 or bf16 (alternating, so
+/// every normaliser keeps both), cases whose head dim it does not instantiate are returned
+/// apart (they must be refused); then the head dims only this family has.
+fn tensor_core_cases(cases: Vec<(Case, Edit)>) -> (Vec<(Case, Edit)>, Vec<Case>) {
+    let (mut served, mut refused) = (Vec::new(), Vec::new());
+    for (i, (mut case, edit)) in cases.into_iter().enumerate() {
+        if case.dtype == DType::F32 {
+            case.dtype = [DType::F16, DType::BF16][i % 2];
+        }
+        if quietattn::ops::attention::family::TENSOR_CORE_HEAD_DIMS
+            .contains(&(case.head_dim as u32))
+        {
+            served.push((case, edit));
+        } else {
+            refused.push(case);
+        }
+    }
+    let extra = |norm, d, dtype, mask, layout, batching| Case {
+        norm,
+        mask,
+        softcap: d == 96,
+        gate: [Gate::ContextScale, Gate::SigmoidHeadwise, Gate::None][d / 96 % 3],
+        dtype,
+        head_dim: d,
+        layout,
+        batching,
+        stats: true,
+        padded: d != 192,
+        scale: None,
+    };
+    let batched = Batching::Batched {
+        q_len: 20,
+        k_len: 37,
+    };
+    served.extend(
+        [
+            extra(
+                Normaliser::Softmax,
+                32,
+                DType::BF16,
+                MaskKind::Causal,
+                Layout::Gqa,
+                Batching::Varlen,
+            ),
+            extra(
+                Normaliser::OffByOne,
+                96,
+                DType::F16,
+                MaskKind::Window,
+                Layout::Mha,
+                batched,
+            ),
+            extra(
+                Normaliser::Sigmoid { bias: None },
+                192,
+                DType::BF16,
+                MaskKind::CausalWindow,
+                Layout::Mqa,
+                batched,
+            ),
+            extra(
+                Normaliser::Softpick,
+                32,
+                DType::F16,
+                MaskKind::None,
+                Layout::Mha,
+                batched,
+            ),
+        ]
+        .into_iter()
+        .map(|c| (c, no_edit())),
+    );
+    (served, refused)
+}
+
 #[test]
 fn emulator_attention_matches_reference() {
     let device = Device::emulator().expect("the emulator feature is on in tests");
-    run_all(&device, "attention (emulator)", &all_cases());
+    run_all(
+        &device,
+        "attention (emulator)",
+        &all_cases(),
+        KernelChoice::CudaCore,
+    );
+}
+
+#[test]
+fn emulator_tensor_core_attention_matches_reference() {
+    let device = Device::emulator().expect("the emulator feature is on in tests");
+    let (served, refused) = tensor_core_cases(all_cases());
+    run_all(
+        &device,
+        "attention (emulator)",
+        &served,
+        KernelChoice::TensorCore,
+    );
+    assert!(
+        !refused.is_empty(),
+        "the d72/d200 cases exercise the refusal"
+    );
+    for case in refused {
+        let data = attention_parts::cases::CaseData::new(&case, 1);
+        let options = quietattn::AttentionOptions {
+            kernel: KernelChoice::TensorCore,
+            ..case.options()
+        };
+        let got = quietattn::attention(&device, &data.inputs(), &options);
+        assert!(
+            matches!(&got, Err(Error::Unsupported(m)) if m.contains("head dim")),
+            "{}: {:?}",
+            case.label(),
+            got.map(|_| ())
+        );
+    }
 }
 
 #[test]
 fn gpu_attention_matches_reference() {
     if let Some(device) = gpu_or_skip("gpu_attention_matches_reference") {
-        run_all(&device, "attention (gpu)", &all_cases());
+        run_all(
+            &device,
+            "attention (gpu)",
+            &all_cases(),
+            KernelChoice::CudaCore,
+        );
+        let (served, _) = tensor_core_cases(all_cases());
+        run_all(
+            &device,
+            "attention (gpu)",
+            &served,
+            KernelChoice::TensorCore,
+        );
     }
 }
 
-/// Packed QKV: q, k and v are views into one `[b, s, (h + 2·kv)·d]` buffer.
+/// Packed QKV: q, k and v are views into one `[b, s, (h + 2·kv)·d]` buffer, on both families.
 #[test]
 fn emulator_packed_qkv_matches_reference() {
     use attention_parts::compare::{check_outputs, check_stats};
-    use attention_parts::row_values::{head_bins, o_log2_bins};
+    use attention_parts::o_expect::OExpect;
+    use attention_parts::row_values::head_bins;
     use quietattn::{AttentionInputs, AttentionOptions, TensorData, TensorView, reference};
 
     let device = Device::emulator().expect("the emulator feature is on in tests");
@@ -278,23 +405,37 @@ fn emulator_packed_qkv_matches_reference() {
         .expect("packed view fits")
     };
     let inputs = AttentionInputs::new(view(h, 0), view(kv, h * d), view(kv, (h + kv) * d));
-    let options = AttentionOptions {
-        causal: true,
-        stats: true,
-        ..Default::default()
-    };
-    let want = reference::attention(&inputs, &options).expect("reference");
-    let got = quietattn::attention(&device, &inputs, &options).expect("kernel");
-    check_outputs(DType::BF16, &got, &want).unwrap_or_else(|e| panic!("packed qkv: {e}"));
-    let bins = head_bins(&inputs, &options, &want.problem);
-    let stats = got.stats.as_ref().expect("stats requested");
-    check_stats(
-        stats,
-        &want.stats,
-        &bins,
-        &o_log2_bins(want.o.iter().copied()),
-    )
-    .unwrap_or_else(|e| panic!("packed qkv stats: {e}"));
+    for kernel in [KernelChoice::CudaCore, KernelChoice::TensorCore] {
+        let options = AttentionOptions {
+            causal: true,
+            stats: true,
+            kernel,
+            ..Default::default()
+        };
+        let want = reference::attention(&inputs, &options).expect("reference");
+        let got = quietattn::attention(&device, &inputs, &options).expect("kernel");
+        let label = kernel.name();
+        check_outputs(DType::BF16, &got, &want)
+            .unwrap_or_else(|e| panic!("packed qkv, {label}: {e}"));
+        let bins = head_bins(&inputs, &options, &want.problem);
+        let stats = got.stats.as_ref().expect("stats requested");
+        check_stats(
+            stats,
+            &want.stats,
+            &bins,
+            &OExpect::new(
+                &want.o,
+                0..b * s,
+                h,
+                d,
+                match kernel {
+                    KernelChoice::CudaCore => (0.0, 0.0),
+                    _ => (attention_parts::compare::rounded_p_o_rel(DType::BF16), 0.0),
+                },
+            ),
+        )
+        .unwrap_or_else(|e| panic!("packed qkv stats, {label}: {e}"));
+    }
 }
 
 /// Head dims the kernels do not instantiate are refused with `Unsupported`, not run.

@@ -2,7 +2,7 @@
 //! allow SPEC §6's neighbouring bin for a value within 1e-4 of a bin edge.
 
 use quietattn::reference::{RowParams, row_stats::normalised_entropy, row_weights};
-use quietattn::stats::{log2_bin, logit_range_bin, unit_bin};
+use quietattn::stats::{logit_range_bin, unit_bin};
 use quietattn::{AttentionInputs, AttentionOptions, AttentionProblem, Normaliser};
 
 /// A histogram's counts that are certain, and the values sitting on the edge between bins
@@ -126,15 +126,4 @@ pub fn head_bins(
         }
     }
     out
-}
-
-/// The log2 histogram of O's finite non-zero values (before the gate), each value within a
-/// relative 1e-4 of a power of two allowed in either neighbouring bin.
-pub fn o_log2_bins(values: impl Iterator<Item = f64>) -> Binned {
-    let mut bins = Binned::new(quietattn::abi::QA_LOG2_BINS as usize);
-    for x in values.filter(|x| x.is_finite() && *x != 0.0) {
-        let pos = x.abs().log2() + f64::from(quietattn::abi::QA_LOG2_BIN_OFFSET);
-        bins.add(log2_bin(x), pos, 1e-4 / std::f64::consts::LN_2);
-    }
-    bins
 }
