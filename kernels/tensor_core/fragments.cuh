@@ -7,6 +7,7 @@
 // Lane (g, t) = (lane / 4, lane % 4) holds rows g and g + 8 of every 16 × 8 accumulator tile.
 #pragma once
 
+#include "../attention/unroll.cuh"
 #include "../qa/ptx.cuh"
 #include "../qa/types.cuh"
 #include "traits.cuh"
@@ -26,23 +27,56 @@ __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
   return uint32_t(qa::from_float<T>(lo).bits) | (uint32_t(qa::from_float<T>(hi).bits) << 16);
 }
 
-// A fragment of rows r0..r0+15, channels 16kk..16kk+15 of a swizzled tile.
+// The chunk offsets one lane addresses in a swizzled tile for one ldmatrix pattern. The lane's
+// row is `row` plus multiples of 8 and its chunk `8g + 2m + low` (m < 4, g, m compile-time): the
+// swizzle only permutes chunks inside a group of 8 by a function of row & 7, so
+//   chunk(row + 8R, 8g + 2m + low) = off[m] + 8R·kStride + 8g,   off[m] = chunk(row, 2m + low).
+// Four registers per pattern instead of one address per (tile, k-step) kept live by the
+// compiler across the key loop.
 template <class Tr>
-__device__ __forceinline__ void load_a(uint32_t a[4], const Chunk* tile, int r0, int kk, int lane) {
-  qa::ptx::ldmatrix_x4(a, tile + Tr::chunk(r0 + (lane & 15), 2 * kk + (lane >> 4)));
+struct LaneChunks {
+  int off[4];
+  __device__ __forceinline__ LaneChunks(int row, int low) {
+QA_UNROLL
+    for (int m = 0; m < 4; ++m) off[m] = 2 * m + low < Tr::kChunks ? Tr::chunk(row, 2 * m + low) : 0;
+  }
+  // chunk(row + rows, 2·pair + low); rows a multiple of 8, pair < kChunks / 2.
+  __device__ __forceinline__ int at(int rows, int pair) const {
+    return off[pair & 3] + rows * Tr::kStride + 8 * (pair >> 2);
+  }
+};
+
+// Q·Kᵀ A fragment (rows 16w..16w+15, channels 16kk..16kk+15): lane l addresses row l % 16 of
+// the warp's rows and chunk 2kk + l / 16.
+template <class Tr>
+__device__ __forceinline__ LaneChunks<Tr> a_chunks(int r0, int lane) {
+  return LaneChunks<Tr>(r0 + (lane & 15), lane >> 4);
+}
+template <class Tr>
+__device__ __forceinline__ void load_a(uint32_t a[4], const Chunk* tile, const LaneChunks<Tr>& lc, int kk) {
+  qa::ptx::ldmatrix_x4(a, tile + lc.at(0, kk));
 }
 
 // B fragments of key tiles j, j+1 (keys 8j..8j+15) for channels 16kk..: {b[0], b[1]} for tile
-// j and {b[2], b[3]} for tile j+1.
+// j and {b[2], b[3]} for tile j+1. Lane l addresses key 8·(l / 16) + l % 8, chunk 2kk + (l / 8) % 2.
 template <class Tr>
-__device__ __forceinline__ void load_k(uint32_t b[4], const Chunk* k_tile, int j, int kk, int lane) {
-  qa::ptx::ldmatrix_x4(b, k_tile + Tr::chunk(8 * j + ((lane >> 4) << 3) + (lane & 7), 2 * kk + ((lane >> 3) & 1)));
+__device__ __forceinline__ LaneChunks<Tr> k_chunks(int lane) {
+  return LaneChunks<Tr>(((lane >> 4) << 3) + (lane & 7), (lane >> 3) & 1);
+}
+template <class Tr>
+__device__ __forceinline__ void load_k(uint32_t b[4], const Chunk* k_tile, const LaneChunks<Tr>& lc, int j, int kk) {
+  qa::ptx::ldmatrix_x4(b, k_tile + lc.at(8 * j, kk));
 }
 
-// B fragments of channel tiles j, j+1 for keys 16kk..16kk+15 of a V tile (transposed).
+// B fragments of channel tiles j, j+1 (j even) for keys 16kk..16kk+15 of a V tile
+// (transposed). Lane l addresses key l % 8 + 8·((l / 8) % 2), chunk j + l / 16.
 template <class Tr>
-__device__ __forceinline__ void load_v(uint32_t b[4], const Chunk* v_tile, int j, int kk, int lane) {
-  qa::ptx::ldmatrix_x4_trans(b, v_tile + Tr::chunk(16 * kk + (lane & 7) + (((lane >> 3) & 1) << 3), j + (lane >> 4)));
+__device__ __forceinline__ LaneChunks<Tr> v_chunks(int lane) {
+  return LaneChunks<Tr>((lane & 7) + (((lane >> 3) & 1) << 3), lane >> 4);
+}
+template <class Tr>
+__device__ __forceinline__ void load_v(uint32_t b[4], const Chunk* v_tile, const LaneChunks<Tr>& lc, int j, int kk) {
+  qa::ptx::ldmatrix_x4_trans(b, v_tile + lc.at(16 * kk, j >> 1));
 }
 
 // Max and sum over the 4 lanes of a quad (the lanes holding one accumulator row).

@@ -11,7 +11,7 @@
 // Clipped softmax: pass 0 computes only the row lse (Q·Kᵀ, no V loads), pass 1 weighs.
 // Statistics: Q counted from its shared tile, K/V from the staged tiles by one designated
 // block per (sequence, kv head), row statistics from the registers, O from an f32 tile staged
-// over the dead K/V stages; one global atomic per block and counter (attention/stats.cuh).
+// over the dead Q and K/V tiles; one global atomic per block and counter (attention/stats.cuh).
 #pragma once
 
 #include "../attention/mask.cuh"
@@ -28,9 +28,29 @@ namespace qa::tc {
 
 using namespace qa::attn;
 
-template <class Norm, class T, int D, bool STATS>
+// Test-only seeds (kernels/testing/seeded_bugs.cu): one pipeline mistake each, which the
+// emulator must expose. Production kernels are instantiated with BUG_NONE.
+enum Bug { BUG_NONE = 0, BUG_NO_WAIT = 1, BUG_WRONG_SWIZZLE = 2 };
+
+// The loader's view of a tile without the XOR swizzle (BUG_WRONG_SWIZZLE).
+template <class Tr>
+struct Unswizzled : Tr {
+  __device__ __forceinline__ static int chunk(int r, int c) { return r * Tr::kStride + c; }
+};
+
+template <bool B, class A, class C>
+struct Pick {
+  using type = A;
+};
+template <class A, class C>
+struct Pick<false, A, C> {
+  using type = C;
+};
+
+template <class Norm, class T, int D, bool STATS, int BUG = BUG_NONE>
 __device__ __forceinline__ void attention_body(const QaAttnParams& p) {
   using Tr = Traits<D>;
+  using KvLoad = typename Pick<BUG == BUG_WRONG_SWIZZLE, Unswizzled<Tr>, Tr>::type;
   constexpr int BM = Tr::kBlockM, BN = Tr::kBlockN, S = Tr::kStages, NT = Tr::kThreads;
   constexpr int NS = BN / 8, NO = D / 8, KQ = D / 16, KP = BN / 16;
   constexpr int LAST = Norm::kPasses - 1;
@@ -94,11 +114,12 @@ __device__ __forceinline__ void attention_body(const QaAttnParams& p) {
   __syncthreads();
   if constexpr (STATS) count_tile<Tr, T>(sq, rows_here, QA_STAT_Q, *scratch, bs->hist[QA_STAT_Q]);
 
+  const LaneChunks<Tr> qc = a_chunks<Tr>(16 * warp, lane), kc = k_chunks<Tr>(lane), vc = v_chunks<Tr>(lane);
   uint32_t qf[Tr::kQInRegs ? KQ : 1][4];
   if constexpr (Tr::kQInRegs) {
     if (w_rows > 0) {
 QA_UNROLL
-      for (int kk = 0; kk < KQ; ++kk) load_a<Tr>(qf[kk], sq, 16 * warp, kk, lane);
+      for (int kk = 0; kk < KQ; ++kk) load_a<Tr>(qf[kk], sq, qc, kk);
     }
   }
 
@@ -140,10 +161,10 @@ QA_UNROLL
         const int kv0 = begin + i * BN;
         const int valid = seq.k_len - kv0 < BN ? seq.k_len - kv0 : BN;
         const RowPtr<T> kr{k_rows.base + int64_t(kv0) * k_rows.stride, k_rows.stride};
-        load_tile<Tr, T>(sk + (i % S) * Tr::kKvChunks, kr, BN, valid, k_aligned);
+        load_tile<KvLoad, T>(sk + (i % S) * Tr::kKvChunks, kr, BN, valid, k_aligned);
         if (loads_v) {
           const RowPtr<T> vr{v_rows.base + int64_t(kv0) * v_rows.stride, v_rows.stride};
-          load_tile<Tr, T>(sv + (i % S) * Tr::kKvChunks, vr, BN, valid, v_aligned);
+          load_tile<KvLoad, T>(sv + (i % S) * Tr::kKvChunks, vr, BN, valid, v_aligned);
         }
       }
       qa::ptx::cp_async_commit();
@@ -153,7 +174,8 @@ QA_UNROLL
 QA_UNROLL_N(1)
     for (int i = 0; i < n_tiles; ++i) {
       issue(i + S - 1);
-      qa::ptx::cp_async_wait<S - 1>();
+      if constexpr (BUG == BUG_NO_WAIT) qa::ptx::cp_async_wait<S>();  // tile i still in flight
+      else qa::ptx::cp_async_wait<S - 1>();
       __syncthreads();  // tile i landed for every thread's copies
       const Chunk* kt = sk + (i % S) * Tr::kKvChunks;
       const Chunk* vt = sv + (i % S) * Tr::kKvChunks;
@@ -177,13 +199,13 @@ QA_UNROLL
           uint32_t a_smem[4];
           const uint32_t* a = qf[Tr::kQInRegs ? kk : 0];
           if constexpr (!Tr::kQInRegs) {
-            load_a<Tr>(a_smem, sq, 16 * warp, kk, lane);
+            load_a<Tr>(a_smem, sq, qc, kk);
             a = a_smem;
           }
 QA_UNROLL
           for (int j = 0; j < NS; j += 2) {
             uint32_t bk[4];
-            load_k<Tr>(bk, kt, j, kk, lane);
+            load_k<Tr>(bk, kt, kc, j, kk);
             mma<T>(s[j], a, bk[0], bk[1]);
             mma<T>(s[j + 1], a, bk[2], bk[3]);
           }
@@ -275,7 +297,7 @@ QA_UNROLL
 QA_UNROLL
             for (int j = 0; j < NO; j += 2) {
               uint32_t bv[4];
-              load_v<Tr>(bv, vt, j, kk, lane);
+              load_v<Tr>(bv, vt, vc, j, kk);
               mma<T>(o[j], a, bv[0], bv[1]);
               mma<T>(o[j + 1], a, bv[2], bv[3]);
             }
@@ -305,7 +327,8 @@ QA_UNROLL
     }
     if (t == 0 && row_ok[h]) store_lse(p, b, head, seq.q_start + rows[h], row_lse2);
   }
-  float* o_tile = reinterpret_cast<float*>(sk);  // statistics: f32 O over the dead K/V stages
+  float* o_tile = reinterpret_cast<float*>(sq);  // statistics: f32 O over the dead Q, K/V tiles
+  if constexpr (STATS) __syncthreads();  // no warp still reads Q (a pass may have had no tile)
 QA_UNROLL
   for (int j = 0; j < NO; ++j)
 QA_UNROLL

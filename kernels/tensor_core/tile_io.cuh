@@ -20,6 +20,9 @@ __device__ __forceinline__ bool rows_aligned(const qa::attn::RowPtr<T>& r) {
 template <class Tr, class T>
 __device__ __forceinline__ void load_tile(Chunk* dst, qa::attn::RowPtr<T> src, int rows, int valid,
                                           bool aligned) {
+  // Not unrolled: unrolled, the compiler keeps every iteration's addresses live across the
+  // key loop (they do not depend on the tile).
+QA_UNROLL_N(1)
   for (int i = int(threadIdx.x); i < rows * Tr::kChunks; i += Tr::kThreads) {
     const int r = i / Tr::kChunks, c = i % Tr::kChunks;
     Chunk* d = dst + Tr::chunk(r, c);

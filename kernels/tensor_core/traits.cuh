@@ -26,11 +26,14 @@ struct Traits {
   static constexpr int kThreads = kWarps * WARP_SIZE;
   static constexpr int kRowsPerWarp = 16;
   static constexpr int kBlockM = kWarps * kRowsPerWarp;
-  // Larger heads take narrower key tiles: the accumulator (D/2 floats per lane) grows with D.
-  static constexpr int kBlockN = D <= 128 ? 64 : 32;
+  // Larger heads take narrower key tiles: the accumulator (D/2 floats per lane) grows with D,
+  // and S, P (BLOCK_N/2 and BLOCK_N/4 per lane) must shrink for zero spills (ptxas sm_80/90).
+  // (d96 with 64 keys spilled with statistics on, d128 did not: register allocation, measured.)
+  static constexpr int kBlockN = D == 32 || D == 64 || D == 128 ? 64 : (D <= 192 ? 32 : 16);
   static constexpr int kStages = 2;
-  // Q fragments stay in registers (D/4 per lane) up to d192; d256 re-reads them from shared.
-  static constexpr bool kQInRegs = D <= 192;
+  // Q fragments stay in registers (D/4 per lane) up to d128; larger heads re-read them from
+  // shared memory each k-step (registers go to the accumulator).
+  static constexpr bool kQInRegs = D <= 128;
 
   static constexpr int kChunks = D / 8;  // 16-byte chunks of one row
   // The XOR swizzle permutes chunks within aligned groups of 8 (4 at d32, two rows per 128 B);
@@ -62,7 +65,7 @@ struct Traits {
   static_assert(kBlockN % 16 == 0, "P·V takes 16 keys per mma k-step, Q·Kᵀ two 8-key tiles per x4");
   static_assert(kChunks >= 4 && (kChunks < 8 || kStride % 8 == 0), "swizzle groups are whole");
   static_assert(kStages >= 2, "the pipeline overlaps one load with one tile's math");
-  static_assert(kBlockM * D * 4 <= 2 * kStages * kKvChunks * 16, "f32 O tile fits over K/V stages");
+  static_assert(kBlockM * D * 4 <= kTileBytes, "the f32 O tile fits over the dead Q and K/V tiles");
   static_assert(kThreads % kThreadsPerRow == 0, "statistics sweep");
 };
 

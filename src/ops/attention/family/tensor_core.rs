@@ -34,7 +34,11 @@ pub struct TensorCore;
 
 /// Key tile rows for head dim `d` (`Traits<D>::kBlockN`).
 fn block_n(d: u32) -> u32 {
-    if d <= 128 { 64 } else { 32 }
+    match d {
+        32 | 64 | 128 => 64,
+        0..=192 => 32,
+        _ => 16,
+    }
 }
 
 /// Dynamic shared memory of the `d` instantiation (`Traits<D>::smem_bytes`): Q, the K and V
