@@ -49,7 +49,7 @@ struct Pick<false, A, C> {
 
 template <class Norm, class T, int D, bool STATS, int BUG = BUG_NONE>
 __device__ __forceinline__ void attention_body(const QaAttnParams& p) {
-  using Tr = Traits<D>;
+  using Tr = Traits<D, STATS>;
   using KvLoad = typename Pick<BUG == BUG_WRONG_SWIZZLE, Unswizzled<Tr>, Tr>::type;
   constexpr int BM = Tr::kBlockM, BN = Tr::kBlockN, S = Tr::kStages, NT = Tr::kThreads;
   constexpr int NS = BN / 8, NO = D / 8, KQ = D / 16, KP = BN / 16;
@@ -96,9 +96,13 @@ __device__ __forceinline__ void attention_body(const QaAttnParams& p) {
 
   BlockStats* bs = nullptr;
   ChannelScratch<D>* scratch = nullptr;
+  float* x0s = nullptr;  // the first key's logit per row, kept by lane t = 0 of its quad
   if constexpr (STATS) {
     __shared__ BlockStats sstats;
+    __shared__ float sx0[BM];
     bs = &sstats;
+    x0s = sx0;
+    if (t == 0) x0s[16 * warp + g] = x0s[16 * warp + g + 8] = -INFINITY;
     scratch = reinterpret_cast<ChannelScratch<D>*>(sv + S * Tr::kKvChunks);
     zero_block_stats<NT>(*bs);
     zero_channels<D, NT>(*scratch);
@@ -131,13 +135,13 @@ QA_UNROLL
   OnlineRow st[2];
   EntropyAcc ent[2];
   RangeAcc rng[2];
-  float xmax[2], x0[2], lse2[2];
+  float xmax[2], lse2[2];
 QA_UNROLL
   for (int h = 0; h < 2; ++h) {
     st[h].m = Norm::start_max(ctx);
     st[h].l = t == 0 ? Norm::kStartMass : 0.f;  // one lane of the quad holds the start mass
     if (t == 0) ent[h].a = Norm::kStartMass;     // the virtual sink outcome, weight 2^0
-    xmax[h] = x0[h] = lse2[h] = -INFINITY;
+    xmax[h] = lse2[h] = -INFINITY;
   }
 
 QA_UNROLL_N(1)
@@ -236,9 +240,9 @@ QA_UNROLL
           tmax[0] = quad_max(tmax[0]);
           tmax[1] = quad_max(tmax[1]);
           if constexpr (STATS) {
-            if (kv0 == 0) {  // key 0 is element 0 (row g) / 2 (row g + 8) of lane t = 0
-              x0[0] = __shfl_sync(FULL_MASK, s[0][0], lane & ~3);
-              x0[1] = __shfl_sync(FULL_MASK, s[0][2], lane & ~3);
+            if (kv0 == 0 && t == 0) {  // key 0 is element 0 (row g) / 2 (row g + 8) of lane t = 0
+              x0s[16 * warp + g] = s[0][0];
+              x0s[16 * warp + g + 8] = s[0][2];
             }
           }
         }
@@ -318,9 +322,10 @@ QA_UNROLL
     const float row_lse2 = Norm::kPasses == 2 ? lse2[h] : Norm::lse2(st[h].m, l_tot, ctx);
     scale[h] = Norm::out_scale(st[h].m, l_tot, ctx);
     if constexpr (STATS) {
-      const RowTotals r{quad_sum(rng[h].n), quad_sum(rng[h].sum), quad_sum(ent[h].a), quad_sum(ent[h].b),
-                        x0[h], xmax[h]};
+      RowTotals r{quad_sum(rng[h].n), quad_sum(rng[h].sum), quad_sum(ent[h].a), quad_sum(ent[h].b),
+                  -INFINITY, xmax[h]};
       if (t == 0 && row_ok[h] && r.n > 0) {
+        r.x0 = x0s[16 * warp + g + 8 * h];
         const float m_use = Norm::kPasses == 2 ? row_lse2 : Norm::shift(st[h].m);
         record_row<Norm>(*bs, ctx, r, m_use, scale[h], row_lse2);
       }

@@ -19,7 +19,7 @@ struct __align__(16) Chunk {
   uint32_t w[4];
 };
 
-template <int D>
+template <int D, bool STATS>
 struct Traits {
   static constexpr int kHeadDim = D;
   static constexpr int kWarps = 4;
@@ -28,8 +28,12 @@ struct Traits {
   static constexpr int kBlockM = kWarps * kRowsPerWarp;
   // Larger heads take narrower key tiles: the accumulator (D/2 floats per lane) grows with D,
   // and S, P (BLOCK_N/2 and BLOCK_N/4 per lane) must shrink for zero spills (ptxas sm_80/90).
-  // (d96 with 64 keys spilled with statistics on, d128 did not: register allocation, measured.)
-  static constexpr int kBlockN = D == 32 || D == 64 || D == 128 ? 64 : (D <= 192 ? 32 : 16);
+  // Statistics keep ~12 more values per lane live through the key loop: from d128 on they take
+  // the next narrower tile. (Measured with ptxas -v on sm_80 and sm_90, every instantiation;
+  // d96 at 64 keys spilled with statistics, d128 without them did not.)
+  static constexpr int kBlockN = D == 32 || D == 64 || (D == 128 && !STATS) ? 64
+                                 : (D <= 128 || (D == 192 && !STATS)) ? 32
+                                                                     : 16;
   static constexpr int kStages = 2;
   // Q fragments stay in registers (D/4 per lane) up to d128; larger heads re-read them from
   // shared memory each k-step (registers go to the accumulator).

@@ -32,16 +32,16 @@ const STAT_TENSORS: u32 = 4;
 /// The tensor-core kernel family.
 pub struct TensorCore;
 
-/// Key tile rows for head dim `d` (`Traits<D>::kBlockN`).
-fn block_n(d: u32) -> u32 {
-    match d {
-        32 | 64 | 128 => 64,
-        0..=192 => 32,
+/// Key tile rows for head dim `d` (`Traits<D, STATS>::kBlockN`).
+fn block_n(d: u32, stats: bool) -> u32 {
+    match (d, stats) {
+        (32 | 64, _) | (128, false) => 64,
+        (0..=128, _) | (192, false) => 32,
         _ => 16,
     }
 }
 
-/// Dynamic shared memory of the `d` instantiation (`Traits<D>::smem_bytes`): Q, the K and V
+/// Dynamic shared memory of the `d` instantiation (`Traits<D, STATS>::smem_bytes`): Q, the K and V
 /// stages in 16-byte chunks (rows padded to whole swizzle groups), then the channel scratch.
 pub fn smem_bytes(d: u32, stats: bool) -> u32 {
     let chunks = d / 8;
@@ -50,7 +50,7 @@ pub fn smem_bytes(d: u32, stats: bool) -> u32 {
     } else {
         chunks.div_ceil(8) * 8
     };
-    let tiles = (BLOCK_M + 2 * STAGES * block_n(d)) * stride * 16;
+    let tiles = (BLOCK_M + 2 * STAGES * block_n(d, stats)) * stride * 16;
     // ChannelScratch<D>: sum, sq, cube, q4, absmax, count per tensor and channel, 4 bytes each.
     let scratch = 6 * STAT_TENSORS * d * 4;
     tiles + if stats { scratch } else { 0 }
