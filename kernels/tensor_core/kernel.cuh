@@ -97,11 +97,22 @@ __device__ __forceinline__ void attention_body(const QaAttnParams& p) {
   BlockStats* bs = nullptr;
   ChannelScratch<D>* scratch = nullptr;
   float* x0s = nullptr;  // the first key's logit per row, kept by lane t = 0 of its quad
+  // Each thread's entropy and logit-range partials of its two rows live in shared memory
+  // between key tiles (own slots, no barrier): in registers they would be live through the
+  // whole key loop, and d256 with statistics spilled on sm_90.
+  EntropyAcc* ent_s = nullptr;
+  RangeAcc* rng_s = nullptr;
   if constexpr (STATS) {
     __shared__ BlockStats sstats;
     __shared__ float sx0[BM];
+    // Raw words: a __shared__ array cannot have the accumulators' default initialisers.
+    __shared__ __align__(8) float sent[2 * 2 * NT];
+    __shared__ __align__(8) float srng[2 * 2 * NT];
+    static_assert(sizeof(EntropyAcc) == 8 && sizeof(RangeAcc) == 8, "two words each");
     bs = &sstats;
     x0s = sx0;
+    ent_s = reinterpret_cast<EntropyAcc*>(sent) + 2 * threadIdx.x;
+    rng_s = reinterpret_cast<RangeAcc*>(srng) + 2 * threadIdx.x;
     if (t == 0) x0s[16 * warp + g] = x0s[16 * warp + g + 8] = -INFINITY;
     scratch = reinterpret_cast<ChannelScratch<D>*>(sv + S * Tr::kKvChunks);
     zero_block_stats<NT>(*bs);
@@ -133,14 +144,16 @@ QA_UNROLL
 QA_UNROLL
     for (int e = 0; e < 4; ++e) o[j][e] = 0.f;
   OnlineRow st[2];
-  EntropyAcc ent[2];
-  RangeAcc rng[2];
   float xmax[2], lse2[2];
 QA_UNROLL
   for (int h = 0; h < 2; ++h) {
     st[h].m = Norm::start_max(ctx);
     st[h].l = t == 0 ? Norm::kStartMass : 0.f;  // one lane of the quad holds the start mass
-    if (t == 0) ent[h].a = Norm::kStartMass;     // the virtual sink outcome, weight 2^0
+    if constexpr (STATS) {
+      ent_s[h] = EntropyAcc{};
+      if (t == 0) ent_s[h].a = Norm::kStartMass;  // the virtual sink outcome, weight 2^0
+      rng_s[h] = RangeAcc{};
+    }
     xmax[h] = lse2[h] = -INFINITY;
   }
 
@@ -249,6 +262,14 @@ QA_UNROLL
 
         // ---- online update per row: m' = max(m, rowmax), α = 2^(m - m') rescales l, O ----
         float m_use[2];
+        EntropyAcc ent[2];
+        RangeAcc rng[2];
+        if constexpr (STATS) {
+          ent[0] = ent_s[0];
+          ent[1] = ent_s[1];
+          rng[0] = rng_s[0];
+          rng[1] = rng_s[1];
+        }
 QA_UNROLL
         for (int h = 0; h < 2; ++h) {
           float alpha = 1.f, ln_alpha = 0.f;
@@ -290,6 +311,12 @@ QA_UNROLL
             }
             s[j][e] = w.acc;
           }
+        if constexpr (STATS) {
+          ent_s[0] = ent[0];
+          ent_s[1] = ent[1];
+          rng_s[0] = rng[0];
+          rng_s[1] = rng[1];
+        }
 
         // ---- O += P·V, P rounded to T in registers as the A operand ----
         if (weighs) {
@@ -322,7 +349,7 @@ QA_UNROLL
     const float row_lse2 = Norm::kPasses == 2 ? lse2[h] : Norm::lse2(st[h].m, l_tot, ctx);
     scale[h] = Norm::out_scale(st[h].m, l_tot, ctx);
     if constexpr (STATS) {
-      RowTotals r{quad_sum(rng[h].n), quad_sum(rng[h].sum), quad_sum(ent[h].a), quad_sum(ent[h].b),
+      RowTotals r{quad_sum(rng_s[h].n), quad_sum(rng_s[h].sum), quad_sum(ent_s[h].a), quad_sum(ent_s[h].b),
                   -INFINITY, xmax[h]};
       if (t == 0 && row_ok[h] && r.n > 0) {
         r.x0 = x0s[16 * warp + g + 8 * h];
