@@ -1,7 +1,7 @@
 //! The check matrix: a deterministic covering sample, not the full product. Every normaliser
 //! meets every mask, gate, dtype, head layout, batching, softcap and statistics setting at least
-//! once (the attention tests assert it), plus head dims 256/72/200, extreme logits, non-finite
-//! inputs.
+//! once (the attention tests assert it), plus head dims 256/72/200 and the tensor-core family's
+//! 32/96/192, extreme logits, non-finite inputs.
 
 use crate::{DType, Gate, Normaliser};
 
@@ -102,8 +102,16 @@ pub fn covering_matrix() -> Vec<Case> {
     cases
 }
 
-/// Head dims beyond the covering matrix: the d256 instantiation and non-power-of-two dims.
+/// Head dims beyond the covering matrix: the d256 instantiation, non-power-of-two dims the
+/// tensor-core family refuses (72, 200), then the dims only it instantiates besides 64/128/256
+/// (32, 96, 192; f16/bf16, so it serves them).
 pub fn head_dim_cases() -> Vec<Case> {
+    let mut cases = cuda_core_head_dims();
+    cases.extend(tensor_core_head_dims());
+    cases
+}
+
+fn cuda_core_head_dims() -> Vec<Case> {
     let base = |norm, d, dtype, mask, batching| Case {
         norm,
         mask,
@@ -151,6 +159,60 @@ pub fn head_dim_cases() -> Vec<Case> {
             DType::F32,
             MaskKind::Window,
             Batching::Batched { q_len: 9, k_len: 9 },
+        ),
+    ]
+}
+
+fn tensor_core_head_dims() -> Vec<Case> {
+    let extra = |norm, d: usize, dtype, mask, layout, batching| Case {
+        norm,
+        mask,
+        softcap: d == 96,
+        gate: [Gate::ContextScale, Gate::SigmoidHeadwise, Gate::None][d / 96 % 3],
+        dtype,
+        head_dim: d,
+        layout,
+        batching,
+        stats: true,
+        padded: d != 192,
+        scale: None,
+    };
+    let batched = Batching::Batched {
+        q_len: 20,
+        k_len: 37,
+    };
+    vec![
+        extra(
+            Normaliser::Softmax,
+            32,
+            DType::BF16,
+            MaskKind::Causal,
+            Layout::Gqa,
+            Batching::Varlen,
+        ),
+        extra(
+            Normaliser::OffByOne,
+            96,
+            DType::F16,
+            MaskKind::Window,
+            Layout::Mha,
+            batched,
+        ),
+        extra(
+            Normaliser::Sigmoid { bias: None },
+            192,
+            DType::BF16,
+            MaskKind::CausalWindow,
+            Layout::Mqa,
+            batched,
+        ),
+        extra(
+            Normaliser::Softpick,
+            32,
+            DType::F16,
+            MaskKind::None,
+            Layout::Mha,
+            batched,
         ),
     ]
 }
