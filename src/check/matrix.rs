@@ -44,7 +44,9 @@ pub const LAYOUTS: [Layout; 3] = [Layout::Mha, Layout::Gqa, Layout::Mqa];
 /// Batched (q, k) lengths.
 pub const BATCHED: [(usize, usize); 3] = [(20, 37), (33, 33), (1, 17)];
 
-/// The whole matrix: covering sample, extra head dims, extreme logits, non-finite inputs.
+/// The whole matrix: covering sample, extra head dims, extreme logits, non-finite inputs, the
+/// tensor-core head dims. Case `n` draws its inputs from seed `1000 + n`
+/// ([`super::run_suite`]), so new cases go at the end: earlier cases keep their inputs.
 pub fn all_cases() -> Vec<(Case, Edit)> {
     let mut all: Vec<(Case, Edit)> = covering_matrix()
         .into_iter()
@@ -53,6 +55,11 @@ pub fn all_cases() -> Vec<(Case, Edit)> {
     all.extend(head_dim_cases().into_iter().map(|c| (c, Edit::None)));
     all.extend(extreme_cases().into_iter().map(|c| (c, Edit::None)));
     all.extend(non_finite_cases());
+    all.extend(
+        tensor_core_head_dim_cases()
+            .into_iter()
+            .map(|c| (c, Edit::None)),
+    );
     all
 }
 
@@ -102,16 +109,9 @@ pub fn covering_matrix() -> Vec<Case> {
     cases
 }
 
-/// Head dims beyond the covering matrix: the d256 instantiation, non-power-of-two dims the
-/// tensor-core family refuses (72, 200), then the dims only it instantiates besides 64/128/256
-/// (32, 96, 192; f16/bf16, so it serves them).
+/// Head dims beyond the covering matrix: the d256 instantiation and non-power-of-two dims (the
+/// tensor-core family refuses 72 and 200).
 pub fn head_dim_cases() -> Vec<Case> {
-    let mut cases = cuda_core_head_dims();
-    cases.extend(tensor_core_head_dims());
-    cases
-}
-
-fn cuda_core_head_dims() -> Vec<Case> {
     let base = |norm, d, dtype, mask, batching| Case {
         norm,
         mask,
@@ -163,7 +163,9 @@ fn cuda_core_head_dims() -> Vec<Case> {
     ]
 }
 
-fn tensor_core_head_dims() -> Vec<Case> {
+/// The head dims the tensor-core family instantiates besides 64/128/256: 32, 96, 192 (f16/bf16,
+/// so it serves them; the CUDA-core family runs them too).
+pub fn tensor_core_head_dim_cases() -> Vec<Case> {
     let extra = |norm, d: usize, dtype, mask, layout, batching| Case {
         norm,
         mask,
