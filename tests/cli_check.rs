@@ -94,8 +94,16 @@ fn bench_json_has_the_selected_shape() {
     let doc: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).expect("json written")).expect("json");
     let rows = doc["rows"].as_array().expect("rows");
-    assert_eq!(rows.len(), 2, "stats off and on: {doc}");
-    for (r, stats) in rows.iter().zip([false, true]) {
+    // bf16 d64 on the emulator (cc 8.0): both kernel families, each with stats off and on.
+    assert_eq!(rows.len(), 4, "two families, stats off and on: {doc}");
+    let expected = [
+        ("cuda-core", false),
+        ("cuda-core", true),
+        ("tensor-core", false),
+        ("tensor-core", true),
+    ];
+    for (r, (kernel, stats)) in rows.iter().zip(expected) {
+        assert_eq!(r["kernel"], kernel, "{r}");
         assert_eq!(r["variant"], "sink");
         assert_eq!(
             (r["batch"].as_u64(), r["heads"].as_u64()),

@@ -167,14 +167,15 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     Ok(())
 }
 
-/// The rows as `{device, rows: [{variant, batch, seq, heads, head_dim, dtype, causal, stats,
-/// seconds, tflops}]}`.
+/// The rows as `{device, rows: [{kernel, variant, batch, seq, heads, head_dim, dtype, causal,
+/// stats, seconds, tflops}]}` (`kernel`: the family that ran, `cuda-core` or `tensor-core`).
 fn json(device: &Device, rows: &[BenchRow]) -> serde_json::Value {
     let rows: Vec<serde_json::Value> = rows
         .iter()
         .map(|r| {
             let c = &r.config;
             serde_json::json!({
+                "kernel": c.kernel.name(),
                 "variant": c.normaliser.name(),
                 "batch": c.batch,
                 "seq": c.seq,
