@@ -85,23 +85,32 @@ impl OError {
             *m += (a + err).powi(k) - a.powi(k);
         }
         slack[4] = slack[4].max(err);
+        // SPEC §6's own rule, for every family: a value within the f32 tolerance (at least
+        // 1e-4 relative) of a power of two may be in either neighbouring bin.
+        let tol = (2e-5 * (1.0 + a)).max(1e-4 * a);
         if err == 0.0 {
-            // SPEC §6's own rule: zeros exactly, a value within the f32 tolerance (at least
-            // 1e-4 relative) of a power of two in either neighbouring bin.
+            // Zeros exactly; below the interval's lower end lies 0 or a tiny value: bin 0
+            // either way.
             if a == 0.0 {
                 bounds.slots.add(0, 0, 0);
                 return;
             }
-            let tol = (2e-5 * (1.0 + a)).max(1e-4 * a);
-            // Below the interval's lower end lies 0 or a tiny value: bin 0 either way.
             let lo = if a > tol { log2_bin(a - tol) } else { 0 };
             bounds
                 .slots
                 .add(log2_bin(a) + 1, lo + 1, log2_bin(a + tol) + 1);
             return;
         }
-        let e = err.max(1e-4 * a);
-        let lo = if a > e { log2_bin(a - e) + 1 } else { 0 };
+        // Any bin the error (or the f32 edge rule) reaches; the zeros counter only when the
+        // error itself reaches 0.
+        let e = err.max(tol);
+        let lo = if a > e {
+            log2_bin(a - e) + 1
+        } else if a > err {
+            1
+        } else {
+            0
+        };
         bounds.slots.add_span(lo, log2_bin(a + e) + 1);
     }
 }
