@@ -10,7 +10,9 @@
 //!   ([`REFERENCE_MAGNITUDE_REL`], for sums that cancel).
 //! - **Histogram bins** of values the kernel computes (row statistics, O) follow SPEC §6: a value
 //!   within the tolerance of a bin edge may land in the neighbouring bin, never further
-//!   ([`HistogramBounds`]). Bins of the inputs (Q, K, V as read) are exact. A given device,
+//!   ([`HistogramBounds`]); O's values may carry a family's own error on top (the tensor-core
+//!   family rounds P before P·V), which [`OBounds`] admits, zeros counter and moments included
+//!   (`crate::check::o_error`). Bins of the inputs (Q, K, V as read) are exact. A given device,
 //!   shape and kernel bins the same values the same way on every run: outputs and histograms
 //!   are bit-reproducible there; only the float sums above are not.
 //!
