@@ -1,4 +1,4 @@
-//! Build script: every `kernels/*.cu` (and `kernels/testing/*.cu`) becomes
+//! Build script: every `kernels/*.cu` (and `kernels/<folder>/*.cu`) becomes
 //! 1. one compressed fatbin (SASS per shipped GPU architecture + PTX fallback, see
 //!    `build/fatbin.rs`) through nvcc, embedded with `include_bytes!` (see `src/kernels.rs`), and
 //! 2. with the `emulator` feature, a host object compiled as C++20 by the `cc` crate, so the
@@ -90,12 +90,17 @@ fn main() {
     }
 }
 
-/// `kernels/*.cu` and `kernels/testing/*.cu`, sorted by name. A file picks its own
-/// architectures with a line `// quietattn-arch: compute_75[,compute_90]`.
+/// `kernels/*.cu` and `kernels/<folder>/*.cu` (each kernel family's folder, `testing`), sorted
+/// by name. A file picks its own architectures with a line
+/// `// quietattn-arch: compute_75[,compute_90]`.
 fn find_kernels(root: &Path, default_archs: &[String]) -> Vec<Kernel> {
     let mut kernels = Vec::new();
-    for dir in ["kernels", "kernels/testing"] {
-        let Ok(entries) = fs::read_dir(root.join(dir)) else {
+    let mut dirs = vec![root.join("kernels")];
+    if let Ok(entries) = fs::read_dir(root.join("kernels")) {
+        dirs.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+    }
+    for dir in dirs {
+        let Ok(entries) = fs::read_dir(dir) else {
             continue;
         };
         for entry in entries.flatten() {

@@ -1,17 +1,19 @@
-//! Forward attention on a GPU: every normaliser, bf16/f16, head dim 64/128, sequence 1k/4k,
-//! causal and not, statistics off and on, on device-resident operands (`attention_device`, the
-//! engine path). Ratios (variant / softmax, statistics on / off) come from the same run.
+//! Forward attention on a GPU: both kernel families, every normaliser, bf16/f16, head dim
+//! 64/128, sequence 1k/4k, causal and not, statistics off and on, on device-resident operands
+//! (`attention_device`, the engine path). Ratios (variant / softmax, statistics on / off,
+//! tensor-core / CUDA-core) come from the same run.
 //!
-//! FLOPs = 4·b·h·s²·d, halved when causal (FlashAttention's convention). The kernels use CUDA
-//! cores, so "% FP32" is of the H200's 67 TFLOP/s FP32 peak (NVIDIA datasheet), not of its
-//! tensor-core peak. Without a GPU the benchmark prints `SKIP` and exits successfully.
+//! FLOPs = 4·b·h·s²·d, halved when causal (FlashAttention's convention). "% peak" is of the
+//! H200's 67 TFLOP/s FP32 peak for the CUDA-core family and of its dense BF16 tensor peak,
+//! 989 TFLOP/s (NVIDIA datasheet: 1979 with sparsity), for the tensor-core family. Without a
+//! GPU the benchmark prints `SKIP` and exits successfully.
 //! `QUIETATTN_BENCH_QUICK=1` (the GPU-tier runner) times only the headline shape, bf16 d128 4k.
 
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput};
 use quietattn::perf::{self, BenchBuffers, BenchConfig, BenchRow};
-use quietattn::{DType, Device};
+use quietattn::{DType, Device, KernelChoice};
 
 /// Query tokens per launch (batch × seq), with 16 heads: many waves on 132 SMs.
 const TOKENS: usize = 16_384;
@@ -21,8 +23,9 @@ const ITERS: usize = 10;
 fn print_row(r: &BenchRow) {
     let c = &r.config;
     println!(
-        "{:<10} {:<4} d{:<3} s{:<5} causal={} stats={}: {:>9.3} ms {:>6.2} TFLOP/s {:>5.1}% FP32 \
-         peak, x{:.3} softmax{}",
+        "{:<11} {:<10} {:<4} d{:<3} s{:<5} causal={} stats={}: {:>9.3} ms {:>6.2} TFLOP/s \
+         {:>5.1}% peak, x{:.3} softmax{}{}",
+        c.kernel.name(),
         c.normaliser.name(),
         c.dtype,
         c.head_dim,
@@ -37,7 +40,9 @@ fn print_row(r: &BenchRow) {
             format!(", x{:.3} of stats off", r.stats_cost)
         } else {
             String::new()
-        }
+        },
+        r.vs_cuda_core
+            .map_or_else(String::new, |x| format!(", x{x:.3} of cuda-core"))
     );
 }
 
@@ -65,12 +70,15 @@ fn main() {
     };
     for (dtype, d, seq) in shapes {
         let shape = [TOKENS / seq, seq, HEADS, d];
-        if let Err(e) = perf::run_matrix(&device, shape, dtype, ITERS, &mut print_row) {
+        let run = perf::families(&device, KernelChoice::Auto, d, dtype)
+            .and_then(|k| perf::run_matrix(&device, shape, dtype, ITERS, &k, &mut print_row));
+        if let Err(e) = run {
             println!("attention {dtype} d{d} s{seq} failed: {e}");
         }
     }
 
-    // Criterion's statistics for the headline shape: bf16, d128, 4k, statistics off and on.
+    // Criterion's statistics for the headline shape: bf16, d128, 4k, statistics off and on, on
+    // the family `Auto` picks (tensor cores on sm_80+).
     let mut criterion = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
@@ -93,6 +101,7 @@ fn main() {
                 normaliser,
                 causal: false,
                 stats,
+                kernel: KernelChoice::Auto,
             };
             group.throughput(Throughput::Elements(cfg.flops() as u64));
             let name = if stats { "stats_on" } else { "stats_off" };

@@ -71,4 +71,8 @@ pub trait Executor {
     fn launch(&self, kernel: &KernelRef, params: &[u8], geometry: &LaunchGeometry) -> Result<()>;
     /// A short human-readable name ("emulator", "cuda:0 NVIDIA H200").
     fn name(&self) -> String;
+    /// The compute capability `(major, minor)` kernels run at: the GPU's own, or for the
+    /// emulator 8.0, the instruction set it implements (`mma.sync`, `ldmatrix`, `cp.async`),
+    /// so it runs every kernel family.
+    fn compute_capability(&self) -> (u32, u32);
 }

@@ -69,4 +69,4 @@ pub use ops::{AttentionOutput, activation_stats, attention};
 pub use problem::{AttentionInputs, AttentionProblem, BlockTable, PagedAttentionInputs};
 pub use stats::{ActivationStats, OutlierStats};
 pub use tensor::{DataRef, Tensor, TensorData, TensorView};
-pub use variant::{AttentionOptions, Gate, Normaliser};
+pub use variant::{AttentionOptions, Gate, KernelChoice, Normaliser};

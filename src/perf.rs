@@ -3,8 +3,9 @@
 //! Shared by `benches/attention.rs` and `quietattn bench`.
 //!
 //! FLOPs follow FlashAttention's convention, `4·b·h·sq·sk·d` (two matrix products), halved for
-//! a causal mask. The kernels run on CUDA cores (no tensor cores), so the meaningful ceiling is
-//! the FP32 CUDA-core peak, [`H200_FP32_PEAK_FLOPS`].
+//! a causal mask. Each kernel family is measured against its own ceiling: the CUDA-core family
+//! against the FP32 CUDA-core peak, [`H200_FP32_PEAK_FLOPS`], the tensor-core family against the
+//! dense BF16 tensor peak, [`H200_BF16_TENSOR_PEAK_FLOPS`].
 
 use std::time::Instant;
 
@@ -17,11 +18,23 @@ use crate::error::{Error, Result};
 use crate::launch::Buffer;
 use crate::ops::attention::{DeviceAttentionArgs, DeviceStats, DeviceTensor, attention_device};
 use crate::tensor::TensorData;
-use crate::variant::{AttentionOptions, Normaliser};
+use crate::variant::{AttentionOptions, KernelChoice, Normaliser};
 
 /// FP32 (non-tensor) peak of the H200 SXM: NVIDIA's H200 datasheet lists 67 TFLOPS FP32
 /// (= 132 SMs × 128 FP32 lanes × 2 FLOP per FMA × ~1.98 GHz boost).
 pub const H200_FP32_PEAK_FLOPS: f64 = 67e12;
+
+/// Dense BF16 tensor-core peak of the H200 SXM: NVIDIA's datasheet lists 1,979 TFLOPS BF16
+/// "with sparsity"; the dense rate is half, 989 TFLOPS (same SMs and clocks as the H100 SXM).
+pub const H200_BF16_TENSOR_PEAK_FLOPS: f64 = 989e12;
+
+/// The peak a family is measured against (see the module documentation).
+pub fn peak_flops(kernel: KernelChoice) -> f64 {
+    match kernel {
+        KernelChoice::TensorCore => H200_BF16_TENSOR_PEAK_FLOPS,
+        _ => H200_FP32_PEAK_FLOPS,
+    }
+}
 
 /// One benchmarked configuration: `[batch, seq, heads, head_dim]` self-attention.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -42,6 +55,8 @@ pub struct BenchConfig {
     pub causal: bool,
     /// Statistics on.
     pub stats: bool,
+    /// The kernel family (pinned, so a row says which one ran).
+    pub kernel: KernelChoice,
 }
 
 impl BenchConfig {
@@ -60,6 +75,7 @@ impl BenchConfig {
             normaliser: self.normaliser,
             causal: self.causal,
             stats: self.stats,
+            kernel: self.kernel,
             ..Default::default()
         }
     }
@@ -144,12 +160,14 @@ pub struct BenchRow {
     pub seconds: f64,
     /// Achieved TFLOP/s.
     pub tflops: f64,
-    /// Percent of [`H200_FP32_PEAK_FLOPS`].
+    /// Percent of the family's peak ([`peak_flops`]).
     pub peak_percent: f64,
     /// Time over softmax's with the same mask and statistics setting.
     pub vs_softmax: f64,
     /// With statistics: time over the same configuration without (1 for rows without).
     pub stats_cost: f64,
+    /// Time over the CUDA-core family's for the same configuration, when both ran.
+    pub vs_cuda_core: Option<f64>,
 }
 
 /// Which configurations [`run_selection`] times (statistics always off and on, so that their
@@ -172,23 +190,19 @@ impl Default for BenchSelection {
     }
 }
 
-/// Times every normaliser, causal and not, statistics off and on, for one shape and dtype;
-/// `report` sees each row as soon as its ratios are known.
+/// Times every normaliser, causal and not, statistics off and on, for one shape and dtype, on
+/// each family of `kernels` (pinned families; see [`families`]); `report` sees each row as soon
+/// as its ratios are known.
 pub fn run_matrix(
     device: &Device,
     shape: [usize; 4],
     dtype: DType,
     iters: usize,
+    kernels: &[KernelChoice],
     report: &mut dyn FnMut(&BenchRow),
 ) -> Result<Vec<BenchRow>> {
-    run_selection(
-        device,
-        shape,
-        dtype,
-        iters,
-        &BenchSelection::default(),
-        report,
-    )
+    let all = BenchSelection::default();
+    run_selection(device, shape, dtype, iters, kernels, &all, report)
 }
 
 /// [`run_matrix`] over the configurations of `selection`.
@@ -197,50 +211,114 @@ pub fn run_selection(
     shape: [usize; 4],
     dtype: DType,
     iters: usize,
+    kernels: &[KernelChoice],
     selection: &BenchSelection,
     report: &mut dyn FnMut(&BenchRow),
 ) -> Result<Vec<BenchRow>> {
-    let [batch, seq, heads, head_dim] = shape;
-    if selection.normalisers.is_empty() || selection.causal.is_empty() {
+    if selection.normalisers.is_empty() || selection.causal.is_empty() || kernels.is_empty() {
         return Err(Error::InvalidOption("an empty benchmark selection".into()));
     }
     let mut buffers = BenchBuffers::new(device, shape, dtype)?;
-    let mut rows = Vec::new();
-    for &causal in &selection.causal {
-        let mut off = Vec::new();
-        for stats in [false, true] {
-            let mut times = Vec::new();
-            for &normaliser in &selection.normalisers {
-                let config = BenchConfig {
-                    batch,
-                    seq,
-                    heads,
-                    head_dim,
+    let mut rows: Vec<BenchRow> = Vec::new();
+    for &kernel in kernels {
+        for &causal in &selection.causal {
+            let mut off = Vec::new();
+            for stats in [false, true] {
+                let base = BenchConfig {
+                    batch: shape[0],
+                    seq: shape[1],
+                    heads: shape[2],
+                    head_dim: shape[3],
                     dtype,
-                    normaliser,
+                    normaliser: selection.normalisers[0],
                     causal,
                     stats,
+                    kernel,
                 };
-                times.push((config, buffers.time(device, &config, iters)?));
+                let times =
+                    time_normalisers(&mut buffers, device, &base, &selection.normalisers, iters)?;
+                let baseline = times[0].1;
+                for (i, &(config, seconds)) in times.iter().enumerate() {
+                    let flops = config.flops() / seconds;
+                    let cuda_core = rows.iter().find(|r| {
+                        r.config
+                            == BenchConfig {
+                                kernel: KernelChoice::CudaCore,
+                                ..config
+                            }
+                    });
+                    let row = BenchRow {
+                        config,
+                        seconds,
+                        tflops: flops / 1e12,
+                        peak_percent: 100.0 * flops / peak_flops(kernel),
+                        vs_softmax: seconds / baseline,
+                        stats_cost: if stats { seconds / off[i] } else { 1.0 },
+                        vs_cuda_core: (kernel != KernelChoice::CudaCore)
+                            .then(|| cuda_core.map(|r| seconds / r.seconds))
+                            .flatten(),
+                    };
+                    report(&row);
+                    rows.push(row);
+                }
+                off = times.iter().map(|t| t.1).collect();
             }
-            let baseline = times[0].1;
-            for (i, &(config, seconds)) in times.iter().enumerate() {
-                let flops = config.flops() / seconds;
-                let row = BenchRow {
-                    config,
-                    seconds,
-                    tflops: flops / 1e12,
-                    peak_percent: 100.0 * flops / H200_FP32_PEAK_FLOPS,
-                    vs_softmax: seconds / baseline,
-                    stats_cost: if stats { seconds / off[i] } else { 1.0 },
-                };
-                report(&row);
-                rows.push(row);
-            }
-            off = times.iter().map(|t| t.1).collect();
         }
     }
     Ok(rows)
+}
+/// `(config, seconds)` of every normaliser with the rest of `base`, softmax first.
+fn time_normalisers(
+    buffers: &mut BenchBuffers,
+    device: &Device,
+    base: &BenchConfig,
+    normalisers: &[Normaliser],
+    iters: usize,
+) -> Result<Vec<(BenchConfig, f64)>> {
+    normalisers
+        .iter()
+        .map(|&normaliser| {
+            let config = BenchConfig {
+                normaliser,
+                ..*base
+            };
+            Ok((config, buffers.time(device, &config, iters)?))
+        })
+        .collect()
+}
+
+/// The pinned families a benchmark of `choice` runs on `device` for `[b, s, h, d]` in
+/// `dtype`: for `Auto` every family that can serve it (so their ratios come from one run),
+/// else the one named (an error when it cannot serve it).
+pub fn families(
+    device: &Device,
+    choice: KernelChoice,
+    head_dim: usize,
+    dtype: DType,
+) -> Result<Vec<KernelChoice>> {
+    let exec = device.executor().ok_or_else(|| {
+        Error::Unsupported("benchmarks need a kernel device (cuda or emulator)".into())
+    })?;
+    let mut params = crate::abi::QaAttnParams {
+        heads: 1,
+        kv_heads: 1,
+        batch: 1,
+        head_dim: u32::try_from(head_dim)
+            .map_err(|_| Error::Unsupported(format!("head dim {head_dim}")))?,
+        ..Default::default()
+    };
+    for t in [&mut params.q, &mut params.k, &mut params.v, &mut params.o] {
+        t.dtype = dtype.abi();
+    }
+    let cc = exec.compute_capability();
+    let serves = |k: KernelChoice| crate::ops::attention::family::choose(k, &params, cc).map(|_| k);
+    match choice {
+        KernelChoice::Auto => Ok([KernelChoice::CudaCore, KernelChoice::TensorCore]
+            .into_iter()
+            .filter_map(|k| serves(k).ok())
+            .collect()),
+        pinned => Ok(vec![serves(pinned)?]),
+    }
 }
 
 /// Waits for the queued launches (the emulator's have finished already).
@@ -266,6 +344,7 @@ mod tests {
             normaliser: Normaliser::Softmax,
             causal: false,
             stats: false,
+            kernel: KernelChoice::TensorCore,
         };
         // 4 · (2·8) · 1024² · 128 written out.
         assert_eq!(cfg.flops(), 4.0 * 16.0 * 1_048_576.0 * 128.0);

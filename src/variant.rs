@@ -154,6 +154,63 @@ impl Gate {
     }
 }
 
+/// Which kernel family serves an attention call.
+///
+/// `Auto` takes the tensor-core family where it can serve the problem (compute capability
+/// ≥ 8.0, f16/bf16, head dim 32/64/96/128/192/256) and the CUDA-core family otherwise. Pinning
+/// a family that cannot serve the problem is an [`Error::Unsupported`] that says why.
+///
+/// ```
+/// use quietattn::{AttentionOptions, KernelChoice};
+///
+/// let options = AttentionOptions { kernel: KernelChoice::CudaCore, ..AttentionOptions::default() };
+/// assert_eq!(options.kernel.name(), "cuda-core");
+/// assert_eq!("tensor-core".parse::<KernelChoice>()?, KernelChoice::TensorCore);
+/// # Ok::<(), quietattn::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum KernelChoice {
+    /// The tensor-core family where it applies, else the CUDA-core family.
+    #[default]
+    Auto,
+    /// The CUDA-core family (any sm_75+, f32/f16/bf16, head dims multiple of 8 up to 256).
+    CudaCore,
+    /// The tensor-core family (sm_80+, f16/bf16, head dims 32/64/96/128/192/256).
+    TensorCore,
+}
+
+impl KernelChoice {
+    /// Every choice, `Auto` first.
+    pub const ALL: [KernelChoice; 3] = [
+        KernelChoice::Auto,
+        KernelChoice::CudaCore,
+        KernelChoice::TensorCore,
+    ];
+
+    /// The command-line name (`auto`, `cuda-core`, `tensor-core`).
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelChoice::Auto => "auto",
+            KernelChoice::CudaCore => "cuda-core",
+            KernelChoice::TensorCore => "tensor-core",
+        }
+    }
+}
+
+impl std::str::FromStr for KernelChoice {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        KernelChoice::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| {
+                Error::InvalidOption(format!(
+                    "kernel `{s}`: expected auto, cuda-core or tensor-core"
+                ))
+            })
+    }
+}
+
 /// Options of one attention call.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AttentionOptions {
@@ -171,6 +228,8 @@ pub struct AttentionOptions {
     pub scale: Option<f32>,
     /// Collect the outlier statistics of SPEC §5.
     pub stats: bool,
+    /// The kernel family (GPU and emulator; the reference ignores it).
+    pub kernel: KernelChoice,
 }
 
 impl Default for AttentionOptions {
@@ -183,6 +242,7 @@ impl Default for AttentionOptions {
             gate: Gate::None,
             scale: None,
             stats: false,
+            kernel: KernelChoice::Auto,
         }
     }
 }

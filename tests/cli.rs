@@ -460,8 +460,8 @@ fn ptx_writes_exactly_the_embedded_modules() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-/// `quietattn bench` on the emulator: one table row per variant, mask and statistics setting,
-/// labelled as emulator times.
+/// `quietattn bench` on the emulator: one table row per family, variant, mask and statistics
+/// setting, labelled as emulator times; tensor-core rows carry their ratio to the CUDA-core row.
 #[test]
 fn bench_on_the_emulator_prints_a_row_per_variant() {
     let o = quietattn(&[
@@ -475,24 +475,59 @@ fn bench_on_the_emulator_prints_a_row_per_variant() {
     let out = stdout(&o);
     assert!(out.contains("not GPU performance"), "{out}");
     let rows: Vec<Vec<&str>> = out.lines().map(cells).collect();
-    for name in [
-        "softmax",
-        "off-by-one",
-        "sink",
-        "clipped",
-        "softpick",
-        "sigmoid",
-    ] {
-        let mine: Vec<&Vec<&str>> = rows.iter().filter(|r| r.first() == Some(&name)).collect();
-        // causal no/yes x stats off/on
-        assert_eq!(mine.len(), 4, "{name}: {out}");
-        for r in &mine {
-            let ms: f64 = r[3].parse().unwrap_or(-1.0);
-            assert!(ms > 0.0, "{name}: time {:?} in {out}", r[3]);
-        }
-        let softmax_ratio = mine[0][6];
-        if name == "softmax" {
-            assert_eq!(softmax_ratio, "1.000", "{out}");
+    for kernel in ["cuda-core", "tensor-core"] {
+        for name in [
+            "softmax",
+            "off-by-one",
+            "sink",
+            "clipped",
+            "softpick",
+            "sigmoid",
+        ] {
+            let mine: Vec<&Vec<&str>> = rows
+                .iter()
+                .filter(|r| r.first() == Some(&kernel) && r.get(1) == Some(&name))
+                .collect();
+            // causal no/yes x stats off/on
+            assert_eq!(mine.len(), 4, "{kernel} {name}: {out}");
+            for r in &mine {
+                let ms: f64 = r[4].parse().unwrap_or(-1.0);
+                assert!(ms > 0.0, "{kernel} {name}: time {:?} in {out}", r[4]);
+                let vs_cuda_core: f64 = r[9].parse().unwrap_or(-1.0);
+                assert_eq!(
+                    kernel == "tensor-core",
+                    vs_cuda_core > 0.0,
+                    "{r:?} in {out}"
+                );
+            }
+            if name == "softmax" {
+                assert_eq!(mine[0][7], "1.000", "{out}");
+            }
         }
     }
+}
+
+/// Pinning a family that cannot serve the problem fails and says why.
+#[test]
+fn pinned_kernel_family_that_cannot_serve_is_an_error() {
+    let o = quietattn(&[
+        "bench",
+        "--device",
+        "emulator",
+        "--seq",
+        "8",
+        "--dim",
+        "64",
+        "--dtype",
+        "f32",
+        "--kernel",
+        "tensor-core",
+    ]);
+    if !o.status.success() && stderr(&o).contains("emulator is not compiled in") {
+        println!("SKIP pinned_kernel_family_that_cannot_serve_is_an_error: emulator not built");
+        return;
+    }
+    assert_fails(&o, "f16 or bf16 inputs only");
+    let o = quietattn(&["bench", "--kernel", "gpu"]);
+    assert_fails(&o, "expected auto, cuda-core or tensor-core");
 }

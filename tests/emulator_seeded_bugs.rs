@@ -4,7 +4,7 @@
 mod common;
 
 use common::gemm;
-use common::{args, download, emulator, emulator_error, launch, upload};
+use common::{args, download, emulator, emulator_error, launch, raw_attention, upload};
 
 const SHAPE: (usize, usize, usize) = (64, 128, 128);
 
@@ -63,6 +63,70 @@ fn wrong_fragment_index_gives_wrong_values() {
         wrong > want.len() / 2,
         "only {wrong} of {} differ",
         want.len()
+    );
+}
+
+/// Tensor-core attention: 80 queries (two blocks) over 150 keys (three key tiles, so the
+/// pipeline refills both stages).
+const TC_SHAPE: (usize, usize) = (80, 150);
+
+/// Largest |kernel - reference| over the row's largest |reference|, the worst row.
+fn worst_row_error(got: &[f64], want: &[f64]) -> f64 {
+    got.chunks(raw_attention::D)
+        .zip(want.chunks(raw_attention::D))
+        .map(|(g, w)| {
+            let max = w.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+            let err = g
+                .iter()
+                .zip(w)
+                .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+            if err.is_nan() {
+                f64::INFINITY
+            } else {
+                err / max
+            }
+        })
+        .fold(0.0, f64::max)
+}
+
+#[test]
+fn correct_tensor_core_twin_passes() {
+    let (sq, sk) = TC_SHAPE;
+    let (got, want) =
+        raw_attention::run(&emulator(), "seeded_bugs", "qa_bug_tc_twin", sq, sk).unwrap();
+    let err = worst_row_error(&got, &want);
+    assert!(err <= 2e-3, "SPEC §6 f16 tolerance: worst row error {err}");
+}
+
+#[test]
+fn tensor_core_missing_stage_wait_is_caught() {
+    let (sq, sk) = TC_SHAPE;
+    // Either the emulator reports copies never waited for, or the poisoned stage gives NaN.
+    match raw_attention::run(&emulator(), "seeded_bugs", "qa_bug_tc_no_wait", sq, sk) {
+        Err(e) => assert!(e.to_string().contains("cp.async"), "{e}"),
+        Ok((got, _)) => assert!(
+            got.iter().any(|v| v.is_nan()),
+            "reading a stage still in flight must give NaN"
+        ),
+    }
+}
+
+#[test]
+fn tensor_core_wrong_swizzle_gives_wrong_values() {
+    let (sq, sk) = TC_SHAPE;
+    let (got, want) = raw_attention::run(
+        &emulator(),
+        "seeded_bugs",
+        "qa_bug_tc_wrong_swizzle",
+        sq,
+        sk,
+    )
+    .unwrap();
+    assert!(got.iter().all(|v| v.is_finite()));
+    let err = worst_row_error(&got, &want);
+    assert!(
+        err > 0.05,
+        "K/V chunks in the wrong places must show: worst row error {err}"
     );
 }
 

@@ -3,6 +3,20 @@
 // twins: tests/emulator_seeded_bugs.rs shows the emulator reports every one (an error, NaN or
 // wrong values) and passes the twins.
 #include "gemm_tile.cuh"
+#include "tensor_core/kernel.cuh"
+
+// Tensor-core attention (softmax, f16, d64) whose cp.async.wait_group leaves the stage about to
+// be read in flight, its correct twin, and one whose K/V loader skips the XOR swizzle the
+// ldmatrix reads assume.
+QA_KERNEL_BOUNDS(qa_bug_tc_twin, QaAttnParams, p, 128, 1) {
+  qa::tc::attention_body<qa::attn::Softmax, qa::f16, 64, false, qa::tc::BUG_NONE>(p);
+}
+QA_KERNEL_BOUNDS(qa_bug_tc_no_wait, QaAttnParams, p, 128, 1) {
+  qa::tc::attention_body<qa::attn::Softmax, qa::f16, 64, false, qa::tc::BUG_NO_WAIT>(p);
+}
+QA_KERNEL_BOUNDS(qa_bug_tc_wrong_swizzle, QaAttnParams, p, 128, 1) {
+  qa::tc::attention_body<qa::attn::Softmax, qa::f16, 64, false, qa::tc::BUG_WRONG_SWIZZLE>(p);
+}
 
 // GEMM tile without the barrier that protects the double buffer from the next cp.async.
 QA_KERNEL_BOUNDS(qa_bug_gemm_no_trailing_sync, QaTestArgs, p, gemm::THREADS, 1) {

@@ -4,7 +4,7 @@
 
 use crate::reference::{RowParams, row_stats::normalised_entropy, row_weights};
 use crate::stats::compare::{HeadBounds, HistogramBounds};
-use crate::stats::{log2_bin, logit_range_bin, unit_bin};
+use crate::stats::{logit_range_bin, unit_bin};
 use crate::{AttentionInputs, AttentionOptions, AttentionProblem, Normaliser};
 
 /// SPEC §6's edge tolerance of the row statistics (max weight, entropy, logit range), in their
@@ -86,19 +86,4 @@ pub fn head_bins(
         }
     }
     out
-}
-
-/// The log2 histogram of O's finite non-zero values (f32, before the gate). The kernel's O is
-/// within SPEC §6's f32 tolerance `2e-5·(1 + |x|)` of the reference, and at least within
-/// 1e-4 relative; a value that close to a power of two may be in either neighbouring bin.
-pub fn o_log2_bounds(values: impl Iterator<Item = f64>) -> HistogramBounds {
-    let mut bounds = HistogramBounds::new(crate::abi::QA_LOG2_BINS as usize);
-    for x in values.filter(|x| x.is_finite() && *x != 0.0) {
-        let a = x.abs();
-        let tol = (2e-5 * (1.0 + a)).max(1e-4 * a);
-        // Below the interval's lower end lies 0 or a tiny value: bin 0 either way.
-        let lo = if a > tol { log2_bin(a - tol) } else { 0 };
-        bounds.add(log2_bin(a), lo, log2_bin(a + tol));
-    }
-    bounds
 }

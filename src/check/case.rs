@@ -120,6 +120,7 @@ impl Case {
             gate: self.gate,
             scale: self.scale,
             stats: self.stats,
+            kernel: Default::default(),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The check matrix: a deterministic covering sample, not the full product. Every normaliser
 //! meets every mask, gate, dtype, head layout, batching, softcap and statistics setting at least
-//! once (the attention tests assert it), plus head dims 256/72/200, extreme logits, non-finite
-//! inputs.
+//! once (the attention tests assert it), plus head dims 256/72/200 and the tensor-core family's
+//! 32/96/192, extreme logits, non-finite inputs.
 
 use crate::{DType, Gate, Normaliser};
 
@@ -44,7 +44,9 @@ pub const LAYOUTS: [Layout; 3] = [Layout::Mha, Layout::Gqa, Layout::Mqa];
 /// Batched (q, k) lengths.
 pub const BATCHED: [(usize, usize); 3] = [(20, 37), (33, 33), (1, 17)];
 
-/// The whole matrix: covering sample, extra head dims, extreme logits, non-finite inputs.
+/// The whole matrix: covering sample, extra head dims, extreme logits, non-finite inputs, the
+/// tensor-core head dims. Case `n` draws its inputs from seed `1000 + n`
+/// ([`super::run_suite`]), so new cases go at the end: earlier cases keep their inputs.
 pub fn all_cases() -> Vec<(Case, Edit)> {
     let mut all: Vec<(Case, Edit)> = covering_matrix()
         .into_iter()
@@ -53,6 +55,11 @@ pub fn all_cases() -> Vec<(Case, Edit)> {
     all.extend(head_dim_cases().into_iter().map(|c| (c, Edit::None)));
     all.extend(extreme_cases().into_iter().map(|c| (c, Edit::None)));
     all.extend(non_finite_cases());
+    all.extend(
+        tensor_core_head_dim_cases()
+            .into_iter()
+            .map(|c| (c, Edit::None)),
+    );
     all
 }
 
@@ -102,7 +109,8 @@ pub fn covering_matrix() -> Vec<Case> {
     cases
 }
 
-/// Head dims beyond the covering matrix: the d256 instantiation and non-power-of-two dims.
+/// Head dims beyond the covering matrix: the d256 instantiation and non-power-of-two dims (the
+/// tensor-core family refuses 72 and 200).
 pub fn head_dim_cases() -> Vec<Case> {
     let base = |norm, d, dtype, mask, batching| Case {
         norm,
@@ -151,6 +159,62 @@ pub fn head_dim_cases() -> Vec<Case> {
             DType::F32,
             MaskKind::Window,
             Batching::Batched { q_len: 9, k_len: 9 },
+        ),
+    ]
+}
+
+/// The head dims the tensor-core family instantiates besides 64/128/256: 32, 96, 192 (f16/bf16,
+/// so it serves them; the CUDA-core family runs them too).
+pub fn tensor_core_head_dim_cases() -> Vec<Case> {
+    let extra = |norm, d: usize, dtype, mask, layout, batching| Case {
+        norm,
+        mask,
+        softcap: d == 96,
+        gate: [Gate::ContextScale, Gate::SigmoidHeadwise, Gate::None][d / 96 % 3],
+        dtype,
+        head_dim: d,
+        layout,
+        batching,
+        stats: true,
+        padded: d != 192,
+        scale: None,
+    };
+    let batched = Batching::Batched {
+        q_len: 20,
+        k_len: 37,
+    };
+    vec![
+        extra(
+            Normaliser::Softmax,
+            32,
+            DType::BF16,
+            MaskKind::Causal,
+            Layout::Gqa,
+            Batching::Varlen,
+        ),
+        extra(
+            Normaliser::OffByOne,
+            96,
+            DType::F16,
+            MaskKind::Window,
+            Layout::Mha,
+            batched,
+        ),
+        extra(
+            Normaliser::Sigmoid { bias: None },
+            192,
+            DType::BF16,
+            MaskKind::CausalWindow,
+            Layout::Mqa,
+            batched,
+        ),
+        extra(
+            Normaliser::Softpick,
+            32,
+            DType::F16,
+            MaskKind::None,
+            Layout::Mha,
+            batched,
         ),
     ]
 }

@@ -27,49 +27,63 @@
 pub mod bins;
 pub mod case;
 pub mod matrix;
+pub mod o_error;
 pub mod outputs;
 
 use std::time::{Duration, Instant};
 
 use crate::reference::ReferenceAttention;
-use crate::stats::compare::{HeadBounds, HistogramBounds, Mismatch, check_against_reference};
-use crate::{AttentionInputs, AttentionOptions, AttentionOutput, DType, Device, Gate};
+use crate::stats::compare::{HeadBounds, Mismatch, OBounds, check_against_reference};
+use crate::{
+    AttentionInputs, AttentionOptions, AttentionOutput, DType, Device, Error, Gate, KernelChoice,
+};
 
 use case::{Case, CaseData};
 use matrix::Edit;
+use o_error::OError;
 
 /// A kernel family: one implementation of the attention kernel. Every case runs once per family
 /// the device supports ([`Family::supported_by`]); a new family is one more entry in
-/// [`Family::ALL`] and its arm in [`Family::apply`].
+/// [`Family::ALL`] and its arms in [`Family::apply`] and [`Family::supported_by`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Family {
     /// The CUDA-core kernel (every GPU, the emulator, and the reference's stand-in).
     CudaCore,
+    /// The tensor-core kernel (`mma.sync`, sm_80+; f16/bf16 and its own head dims only).
+    TensorCore,
 }
 
 impl Family {
     /// Every family, in the order `check` runs them.
-    pub const ALL: &'static [Family] = &[Family::CudaCore];
+    pub const ALL: &'static [Family] = &[Family::CudaCore, Family::TensorCore];
 
     /// Its name in tables.
     pub fn name(self) -> &'static str {
         match self {
             Family::CudaCore => "cuda-core",
+            Family::TensorCore => "tensor-core",
         }
     }
 
-    /// Whether `device` runs this family.
-    pub fn supported_by(self, _device: &Device) -> bool {
+    /// Whether `device` runs this family: tensor cores need compute capability 8.0 (the
+    /// emulator reports it); the reference device stands in for the CUDA-core family only.
+    pub fn supported_by(self, device: &Device) -> bool {
         match self {
             Family::CudaCore => true,
+            Family::TensorCore => device
+                .executor()
+                .is_some_and(|e| e.compute_capability() >= (8, 0)),
         }
     }
 
-    /// The options that select this family.
+    /// The options that select this family. Both pin `kernel`: `Auto` picks tensor cores
+    /// wherever they apply, which would leave the CUDA-core family unchecked there.
     pub fn apply(self, options: AttentionOptions) -> AttentionOptions {
-        match self {
-            Family::CudaCore => options,
-        }
+        let kernel = match self {
+            Family::CudaCore => KernelChoice::CudaCore,
+            Family::TensorCore => KernelChoice::TensorCore,
+        };
+        AttentionOptions { kernel, ..options }
     }
 }
 
@@ -89,20 +103,22 @@ pub struct Expected {
     pub reference: ReferenceAttention,
     /// Row histograms per head (empty without statistics).
     pub heads: Vec<HeadBounds>,
-    /// O's log2 histogram (before the gate).
-    pub o_log2: HistogramBounds,
+    /// O's zeros, log2 histogram and moments (before the gate), as the family's O error
+    /// ([`OError`], from `options.kernel`) admits.
+    pub o: OBounds,
 }
 
 impl Expected {
     /// Runs the reference on `inputs`; with statistics, also the exact row values and the
-    /// ungated O behind the histograms.
+    /// ungated O behind the histograms, with the O error of the family `options.kernel` pins
+    /// (`Auto` may pick tensor cores, so it gets theirs).
     pub fn new(inputs: &AttentionInputs<'_>, options: &AttentionOptions) -> crate::Result<Self> {
         let reference = crate::reference::attention(inputs, options)?;
         if !options.stats {
             return Ok(Expected {
                 reference,
                 heads: Vec::new(),
-                o_log2: HistogramBounds::default(),
+                o: OBounds::default(),
             });
         }
         let problem = &reference.problem;
@@ -116,21 +132,27 @@ impl Expected {
         } else {
             crate::reference::attention(inputs, &ungated)?.o
         };
-        let (h, d) = (problem.heads, problem.head_dim);
         let covered = problem.seqs.iter().enumerate().flat_map(|(b, s)| {
             let first = if problem.varlen {
                 s.q_start
             } else {
                 b * problem.max_q
             };
-            (first * h * d..(first + s.q_len) * h * d).map(|i| o[i])
+            first..first + s.q_len
         });
-        let o_log2 = bins::o_log2_bounds(covered);
+        let v_max = inputs
+            .v
+            .to_f64()
+            .into_iter()
+            .filter(|x| x.is_finite())
+            .fold(0.0f64, |m, x| m.max(x.abs()));
+        let error = OError::new(options.kernel, inputs.q.dtype(), problem.max_k, v_max);
+        let o = error.bounds(&o, covered, problem.heads, problem.head_dim);
         let heads = bins::head_bins(inputs, options, problem);
         Ok(Expected {
             reference,
             heads,
-            o_log2,
+            o,
         })
     }
 }
@@ -154,12 +176,9 @@ pub fn verify(
 ) -> Result<Verified, Mismatch> {
     let max_error = outputs::check_outputs(dtype, got, &expected.reference)?;
     match (&got.stats, stats) {
-        (Some(s), true) => check_against_reference(
-            s,
-            &expected.reference.stats,
-            &expected.heads,
-            &expected.o_log2,
-        )?,
+        (Some(s), true) => {
+            check_against_reference(s, &expected.reference.stats, &expected.heads, &expected.o)?
+        }
         (None, true) => return Err(Mismatch("statistics requested, none returned".into())),
         (Some(_), false) => return Err(Mismatch("statistics returned unasked".into())),
         (None, false) => {}
@@ -179,12 +198,20 @@ pub enum Verdict {
     Mismatch(String),
     /// The kernel or the reference could not run.
     Error(String),
+    /// The family does not serve this case (its planner said `Unsupported`: f32 or a head dim
+    /// without an instantiation on tensor cores); neither a pass nor a failure.
+    Skipped(String),
 }
 
 impl Verdict {
     /// True for [`Verdict::Pass`].
     pub fn passed(&self) -> bool {
         *self == Verdict::Pass
+    }
+
+    /// True for a mismatch or an error; a skipped case is not a failure.
+    pub fn failed(&self) -> bool {
+        matches!(self, Verdict::Mismatch(_) | Verdict::Error(_))
     }
 }
 
@@ -231,6 +258,11 @@ pub fn run_case(device: &Device, family: Family, case: &Case, seed: u64, edit: E
     result.time = start.elapsed();
     let got = match got {
         Ok(g) => g,
+        // The CUDA-core family serves every case of the matrix: a refusal there is an error.
+        Err(Error::Unsupported(why)) if family != Family::CudaCore => {
+            result.verdict = Verdict::Skipped(why);
+            return result;
+        }
         Err(e) => {
             result.verdict = Verdict::Error(format!("kernel: {e}"));
             return result;

@@ -6,8 +6,10 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use quietattn::files::OutputSet;
-use quietattn::perf::{self, BenchRow, BenchSelection, H200_FP32_PEAK_FLOPS};
-use quietattn::{DType, Device, DeviceKind, Error, Normaliser, Result};
+use quietattn::perf::{
+    self, BenchRow, BenchSelection, H200_BF16_TENSOR_PEAK_FLOPS, H200_FP32_PEAK_FLOPS,
+};
+use quietattn::{DType, Device, DeviceKind, Error, KernelChoice, Normaliser, Result};
 
 use super::table::{Table, num};
 
@@ -44,6 +46,10 @@ pub struct BenchArgs {
     /// Also write the rows as JSON (for gpu/torch_sdpa.py).
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Kernel family: auto (every family that can serve the shape, ratios from one run),
+    /// cuda-core or tensor-core.
+    #[arg(long, default_value = "auto", value_parser = super::parse_kernel)]
+    kernel: KernelChoice,
 }
 
 /// `--causal` values.
@@ -137,15 +143,19 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         );
     }
     println!(
-        "FLOPs = 4*b*h*s^2*d (/2 causal); % peak of the H200's FP32 CUDA-core peak, {:.0} \
-         TFLOP/s (NVIDIA datasheet; the kernels use CUDA cores, not tensor cores)",
-        H200_FP32_PEAK_FLOPS / 1e12
+        "FLOPs = 4*b*h*s^2*d (/2 causal); % peak: cuda-core rows of the H200's FP32 CUDA-core \
+         peak, {:.0} TFLOP/s; tensor-core rows of its dense BF16 tensor peak, {:.0} TFLOP/s \
+         (NVIDIA datasheet, 1979 with sparsity / 2)",
+        H200_FP32_PEAK_FLOPS / 1e12,
+        H200_BF16_TENSOR_PEAK_FLOPS / 1e12
     );
+    let kernels = perf::families(&device, args.kernel, args.dim, args.dtype)?;
     let rows = perf::run_selection(
         &device,
         [batch, seq, heads, args.dim],
         args.dtype,
         iters,
+        &kernels,
         &selection,
         &mut |_| {},
     )?;
@@ -157,14 +167,15 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     Ok(())
 }
 
-/// The rows as `{device, rows: [{variant, batch, seq, heads, head_dim, dtype, causal, stats,
-/// seconds, tflops}]}`.
+/// The rows as `{device, rows: [{kernel, variant, batch, seq, heads, head_dim, dtype, causal,
+/// stats, seconds, tflops}]}` (`kernel`: the family that ran, `cuda-core` or `tensor-core`).
 fn json(device: &Device, rows: &[BenchRow]) -> serde_json::Value {
     let rows: Vec<serde_json::Value> = rows
         .iter()
         .map(|r| {
             let c = &r.config;
             serde_json::json!({
+                "kernel": c.kernel.name(),
                 "variant": c.normaliser.name(),
                 "batch": c.batch,
                 "seq": c.seq,
@@ -184,20 +195,23 @@ fn json(device: &Device, rows: &[BenchRow]) -> serde_json::Value {
 fn table(rows: &[BenchRow], gpu: bool) -> Table {
     let mut t = Table::new(
         &[
+            "kernel",
             "variant",
             "causal",
             "stats",
             "time ms",
             "TFLOP/s",
-            "% FP32",
+            "% peak",
             "x softmax",
             "x off",
+            "x cuda-core",
         ],
-        3,
+        4,
     );
     for r in rows {
         let c = &r.config;
         t.row(vec![
+            c.kernel.name().into(),
             c.normaliser.name().into(),
             if c.causal { "yes" } else { "no" }.into(),
             if c.stats { "on" } else { "off" }.into(),
@@ -214,6 +228,7 @@ fn table(rows: &[BenchRow], gpu: bool) -> Table {
             } else {
                 "-".into()
             },
+            r.vs_cuda_core.map_or_else(|| "-".into(), |x| num(Some(x))),
         ]);
     }
     t

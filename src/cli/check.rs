@@ -33,7 +33,8 @@ pub fn check(args: &CheckArgs) -> Result<()> {
     println!("{}", table(&results).render());
     let mismatches = count(&results, |v| matches!(v, Verdict::Mismatch(_)));
     let errors = count(&results, |v| matches!(v, Verdict::Error(_)));
-    for r in results.iter().filter(|r| !r.verdict.passed()) {
+    let skipped = count(&results, |v| matches!(v, Verdict::Skipped(_)));
+    for r in results.iter().filter(|r| r.verdict.failed()) {
         let (Verdict::Mismatch(why) | Verdict::Error(why)) = &r.verdict else {
             continue;
         };
@@ -41,8 +42,9 @@ pub fn check(args: &CheckArgs) -> Result<()> {
     }
     let total = results.len();
     println!(
-        "{} of {total} passed, {mismatches} mismatch(es), {errors} error(s)",
-        total - mismatches - errors
+        "{} of {total} passed, {mismatches} mismatch(es), {errors} error(s), {skipped} skipped \
+         (a family that does not serve the case)",
+        total - mismatches - errors - skipped
     );
     if mismatches + errors > 0 {
         return Err(Error::CheckFailed {
@@ -75,6 +77,7 @@ fn table(results: &[CaseResult]) -> Table {
                 Verdict::Pass => "ok",
                 Verdict::Mismatch(_) => "MISMATCH",
                 Verdict::Error(_) => "ERROR",
+                Verdict::Skipped(_) => "skipped",
             }
             .into(),
         ]);

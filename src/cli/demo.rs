@@ -6,7 +6,7 @@ use std::time::Instant;
 use clap::Args;
 use quietattn::stats::report::{AttentionReport, SINK_EPSILON};
 use quietattn::{AttentionInputs, AttentionOptions, DType, DeviceKind, Error, Gate, Normaliser};
-use quietattn::{Device, Result};
+use quietattn::{Device, KernelChoice, Result};
 
 use super::table::{Table, num};
 use super::workload::{self, Plant, Shape};
@@ -41,6 +41,9 @@ pub struct DemoArgs {
     /// Seed of the random part of the workload.
     #[arg(long, default_value_t = DEFAULT_SEED)]
     seed: u64,
+    /// Kernel family: auto, cuda-core or tensor-core.
+    #[arg(long, default_value = "auto", value_parser = super::parse_kernel)]
+    kernel: KernelChoice,
 }
 
 const DEFAULT_SHAPE: Shape = Shape {
@@ -64,6 +67,7 @@ impl Default for DemoArgs {
             dtype: DType::F16,
             causal: false,
             seed: DEFAULT_SEED,
+            kernel: KernelChoice::Auto,
         }
     }
 }
@@ -222,6 +226,7 @@ fn run_scenario(
         causal: args.causal,
         gate: sc.gate,
         stats: true,
+        kernel: args.kernel,
         ..AttentionOptions::default()
     };
     let start = Instant::now();

@@ -58,6 +58,12 @@ fn parse_device(s: &str) -> std::result::Result<DeviceKind, String> {
     s.parse::<DeviceKind>().map_err(|e| e.to_string())
 }
 
+/// `--kernel auto|cuda-core|tensor-core`.
+fn parse_kernel(s: &str) -> std::result::Result<quietattn::KernelChoice, String> {
+    s.parse::<quietattn::KernelChoice>()
+        .map_err(|e| e.to_string())
+}
+
 /// Opens the device `--device` names.
 fn open_device(kind: DeviceKind) -> Result<Device> {
     Device::from_kind(kind)

@@ -1,7 +1,7 @@
 //! The attention options shared by `run` (and usable by any command that runs attention).
 
 use clap::{Args, ValueEnum};
-use quietattn::{AttentionOptions, Gate, Normaliser, Result};
+use quietattn::{AttentionOptions, Gate, KernelChoice, Normaliser, Result};
 
 /// The `--variant` names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -64,6 +64,10 @@ pub struct VariantArgs {
     /// Logit scale (default 1/sqrt(head_dim)).
     #[arg(long, allow_negative_numbers = true)]
     pub scale: Option<f32>,
+    /// Kernel family: auto (tensor cores on sm_80+ for f16/bf16 and head dims
+    /// 32/64/96/128/192/256, else CUDA cores), cuda-core or tensor-core.
+    #[arg(long, default_value = "auto", value_parser = super::parse_kernel)]
+    pub kernel: KernelChoice,
 }
 
 /// Clipped softmax γ when `--gamma` is not given.
@@ -131,6 +135,7 @@ impl VariantArgs {
             gate: self.gate.gate(),
             scale: self.scale,
             stats,
+            kernel: self.kernel,
         };
         options.validate()?;
         Ok(options)
@@ -177,6 +182,7 @@ mod tests {
             softcap: None,
             gate: GateName::None,
             scale: None,
+            kernel: KernelChoice::Auto,
         }
     }
 

@@ -281,6 +281,10 @@ impl Executor for CudaDevice {
         self.synchronize(&format!("running {}", kernel.name))
     }
 
+    fn compute_capability(&self) -> (u32, u32) {
+        self.cc
+    }
+
     fn name(&self) -> String {
         self.name.clone()
     }

@@ -19,6 +19,9 @@ use crate::launch::{Buffer, Executor, KernelRef, LaunchGeometry};
 
 /// Largest dynamic shared memory per block, as on sm_80/sm_90 (227 KiB).
 pub const MAX_DYNAMIC_SMEM: u32 = 227 * 1024;
+/// The compute capability the emulator reports: it implements the sm_80 instructions the
+/// kernels use (`mma.sync`, `ldmatrix`, `cp.async`), so every kernel family runs on it.
+pub const EMULATED_CC: (u32, u32) = (8, 0);
 /// Most threads per block.
 pub const MAX_THREADS: u32 = 1024;
 /// How long a launch may go without any thread switch before it is reported as a deadlock.
@@ -163,5 +166,9 @@ impl Executor for Emulator {
 
     fn name(&self) -> String {
         "emulator".into()
+    }
+
+    fn compute_capability(&self) -> (u32, u32) {
+        EMULATED_CC
     }
 }

@@ -9,6 +9,7 @@
 mod device;
 mod device_stats;
 mod device_tensor;
+pub mod family;
 mod params;
 mod plan;
 mod stats_buffer;
@@ -16,7 +17,8 @@ mod stats_buffer;
 pub use device::{DeviceAttentionArgs, DeviceVarlen, attention_device};
 pub use device_stats::{DeviceStats, StatsTarget, read_stats_at};
 pub use device_tensor::{DeviceIndex, DeviceTensor, Element};
-pub use plan::{MAX_HEAD_DIM, attention_raw, check_head_dim, plan, wants_stats};
+pub use family::{KernelFamily, Launch, MAX_HEAD_DIM, check_head_dim, plan, wants_stats};
+pub use plan::attention_raw;
 pub use stats_buffer::StatsLayout;
 
 use crate::abi::{self, QaTensorDesc};
@@ -140,7 +142,7 @@ fn run(
             .map_or_else(Default::default, |b| layout.pointers(b.addr())),
     };
     let params = params::build(&geometry, options, &operands)?;
-    attention_raw(executor, &params)?;
+    attention_raw(executor, &params, options.kernel)?;
 
     executor.download(&o_buf, o.data.as_bytes_mut())?;
     executor.download(&lse_buf, bytemuck::cast_slice_mut(&mut lse))?;

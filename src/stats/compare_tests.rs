@@ -1,6 +1,7 @@
 use super::*;
-use crate::check::bins::o_log2_bounds;
+use crate::check::o_error::OError;
 use crate::stats::log2_bin;
+use crate::{DType, KernelChoice};
 
 /// Values: two certain in bin 1, one on the 2|3 edge, one on the 3|4 edge.
 fn edges() -> HistogramBounds {
@@ -68,23 +69,59 @@ fn overlapping_ranges_are_placed_earliest_deadline_first() {
 /// reference. Within O's f32 tolerance it may; two bins away or far from an edge it may not.
 #[test]
 fn o_log2_bounds_allow_the_f32_tolerance_at_a_power_of_two() {
+    let exact = OError::new(KernelChoice::CudaCore, DType::F32, 37, 2.0);
     let x = 7.5e-6; // just below 2^-17 = 7.63e-6: bin 6
     assert_eq!(log2_bin(x), 6);
-    let b = o_log2_bounds([x].into_iter());
+    let b = exact.bounds(&[x], 0..1, 1, 1);
     let mut hist = vec![0u64; 40];
     hist[7] = 1;
-    assert!(b.admits(&hist).is_ok(), "the neighbouring bin");
+    assert!(b.admits(0, &hist).is_ok(), "the neighbouring bin");
+    assert!(b.admits(1, &[0; 40]).is_err(), "not a zero");
     hist[7] = 0;
     hist[8] = 1;
-    assert!(b.admits(&hist).is_err(), "two bins up");
+    assert!(b.admits(0, &hist).is_err(), "two bins up");
     // 0.75 sits mid-bin (bin 23): its tolerance reaches no edge.
-    let b = o_log2_bounds([0.75, -0.75].into_iter());
+    let b = exact.bounds(&[0.75, -0.75], 0..1, 1, 2);
     let mut hist = vec![0u64; 40];
     hist[23] = 2;
-    assert!(b.admits(&hist).is_ok());
+    assert!(b.admits(0, &hist).is_ok());
     hist[23] = 1;
     hist[24] = 1;
-    assert!(b.admits(&hist).is_err(), "a bin far from its edge");
+    assert!(b.admits(0, &hist).is_err(), "a bin far from its edge");
+}
+
+/// The tensor-core family rounds P to bf16: a row's small values may move by 1.6e-2 of the
+/// row's largest, across several bins or to zero, and no further.
+#[test]
+fn o_bounds_admit_the_rounded_p_error_and_no_more() {
+    let tc = OError::new(KernelChoice::TensorCore, DType::BF16, 37, 2.0);
+    assert_eq!((tc.rel, tc.floor), (1.6e-2, 0.0));
+    // One row: 1.0 (bin 24, err 1.6e-2 reaches bin 23) and 0.05 (bin 19; 0.034..0.066: 19..20).
+    let b = tc.bounds(&[1.0, 0.05], 0..1, 1, 2);
+    let hist = |bins: &[usize]| {
+        let mut h = vec![0u64; 40];
+        bins.iter().for_each(|&i| h[i] += 1);
+        h
+    };
+    assert!(b.admits(0, &hist(&[24, 19])).is_ok());
+    assert!(b.admits(0, &hist(&[23, 20])).is_ok());
+    assert!(
+        b.admits(0, &hist(&[24, 18])).is_err(),
+        "0.05 by 0.016 stays above 2^-5"
+    );
+    assert!(b.admits(1, &hist(&[24])).is_err(), "0.05 is no zero");
+    // 0.01's error reaches 0: counted as a zero or anywhere up to 0.026.
+    let b = tc.bounds(&[1.0, 0.01], 0..1, 1, 2);
+    assert!(b.admits(1, &hist(&[24])).is_ok());
+    assert!(b.admits(0, &hist(&[24, 10])).is_ok());
+    assert!(b.admits(0, &hist(&[24, 19])).is_err());
+    // f16 adds the flushed weights; the moments' slack follows the error.
+    let f16 = OError::new(KernelChoice::TensorCore, DType::F16, 32, 2.0);
+    assert_eq!(f16.floor, 32.0 * 2f64.powi(-25) * 2.0);
+    let s = f16.bounds(&[1.0, 0.0], 0..1, 1, 2).slack;
+    let err = 2e-3 + f16.floor;
+    assert!((s[0][1] - (2.0 * err + err * err)).abs() < 1e-15);
+    assert_eq!(s[1][4], err);
 }
 
 fn one_head_stats() -> OutlierStats {
@@ -173,7 +210,7 @@ fn reference_comparison_takes_moments_within_1e_3() {
     let mut want = want;
     want.heads[0].entropy_hist[0] = 10;
     want.heads[0].logit_range_hist[0] = 10;
-    let o = HistogramBounds::new(40);
+    let o = OBounds::new(40);
     let mut got = want.clone();
     got.channels[1][1].sum_4th *= 1.0 + 5e-4;
     assert!(check_against_reference(&got, &want, &heads, &o).is_ok());

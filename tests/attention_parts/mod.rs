@@ -7,11 +7,12 @@ pub use quietattn::check::matrix::Edit;
 
 use quietattn::Device;
 use quietattn::check::case::Case;
-use quietattn::check::{Verdict, run_suite};
+use quietattn::check::{CaseResult, Verdict, run_suite};
 
-/// Runs every case on every kernel family of `device`, prints the matrix with timings, and
-/// fails with all mismatches listed.
-pub fn run_all(device: &Device, title: &str, cases: &[(Case, Edit)]) {
+/// Runs every case on every kernel family of `device`, prints the matrix with timings, fails
+/// with all mismatches listed, and returns the results (skipped cases included: a family that
+/// does not serve a case).
+pub fn run_all(device: &Device, title: &str, cases: &[(Case, Edit)]) -> Vec<CaseResult> {
     println!("{title} on {} ({} cases)", device.name(), cases.len());
     let results = run_suite(device, cases);
     let mut failures = Vec::new();
@@ -19,6 +20,9 @@ pub fn run_all(device: &Device, title: &str, cases: &[(Case, Edit)]) {
         let ms = r.time.as_secs_f64() * 1e3;
         match &r.verdict {
             Verdict::Pass => println!("  ok   {ms:>7.1} ms  {} {}", r.family.name(), r.label),
+            Verdict::Skipped(why) => {
+                println!("  skip             {} {}: {why}", r.family.name(), r.label)
+            }
             Verdict::Mismatch(e) | Verdict::Error(e) => {
                 println!(
                     "  FAIL             {} {}\n       {e}",
@@ -37,6 +41,7 @@ pub fn run_all(device: &Device, title: &str, cases: &[(Case, Edit)]) {
         failures.len(),
         failures.join("\n")
     );
+    results
 }
 
 /// A GPU device, or `None` after printing `SKIP <test>: <why>` (a failure when

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod gemm;
+pub mod raw_attention;
 
 use quietattn::launch::{Buffer, KernelRef, LaunchGeometry};
 use quietattn::{Device, Result};

@@ -242,15 +242,22 @@ pub fn attention_device(
             .map_or_else(Default::default, |t| t.layout().pointers(t.addr())),
     };
     let p = params::build(&g, options, &operands)?;
-    let (kernel, geometry) = plan(&p)?;
+    let cc = match device {
+        Device::Cuda(c) => c.compute_capability(),
+        other => other
+            .executor()
+            .ok_or_else(reference_has_no_memory)?
+            .compute_capability(),
+    };
+    let launch = plan(&p, options.kernel, cc)?;
     if p.batch == 0 {
         return Ok(g);
     }
     let bytes = abi::as_bytes(&p);
     match device {
-        Device::Cuda(c) => c.launch_async(&kernel, bytes, &geometry)?,
+        Device::Cuda(c) => c.launch_async(&launch.kernel, bytes, &launch.geometry)?,
         other => match other.executor() {
-            Some(e) => e.launch(&kernel, bytes, &geometry)?,
+            Some(e) => e.launch(&launch.kernel, bytes, &launch.geometry)?,
             None => return Err(reference_has_no_memory()),
         },
     }

@@ -1,4 +1,4 @@
-// The CUDA-core flash-attention kernel body (any sm_75+): one template, instantiated per
+// The CUDA-core flash-attention kernel body (any sm_75+; the fallback family for sm_75 and f32): one template, instantiated per
 // normaliser policy (variant.cuh), element type, head-dim bound (traits.cuh) and statistics
 // switch (stats.cuh, compiled out entirely when off).
 //
@@ -11,12 +11,14 @@
 // see none of them (or it has no rows at all).
 #pragma once
 
-#include "mask.cuh"
-#include "online_softmax.cuh"
-#include "stats.cuh"
+#include "../attention/mask.cuh"
+#include "../attention/online_softmax.cuh"
+#include "../attention/output.cuh"
+#include "../attention/row_stats.cuh"
+#include "../attention/stats.cuh"
+#include "../attention/variant.cuh"
 #include "tile_io.cuh"
 #include "traits.cuh"
-#include "variant.cuh"
 
 namespace qa::attn {
 
@@ -49,16 +51,8 @@ __device__ __forceinline__ void attention_body(const QaAttnParams& p) {
     if (kv_lo >= kv_hi) kv_lo = kv_hi = 0;
   }
 
-  NormCtx ctx;
-  ctx.sink2 = (Norm::kAbi == QA_NORM_SINK ? qa::ptr<const float>(p.sinks)[head] : 0.f) * kLog2e;
-  ctx.bias2 = (p.sigmoid_bias_default ? (seq.k_len > 0 ? -logf(float(seq.k_len)) : 0.f)
-                                      : p.sigmoid_bias) * kLog2e;
-  ctx.gamma = p.clip_gamma;
-  ctx.zeta = p.clip_zeta;
-  // x = s·log2(e) with s = scale·(q·k), or s = c·tanh(scale·(q·k)/c) under a softcap.
-  const bool softcap = p.softcap > 0.f;
-  const float qk_scale = softcap ? p.scale / p.softcap : p.scale * kLog2e;
-  const float cap2 = p.softcap * kLog2e;
+  const NormCtx ctx = norm_ctx<Norm>(p, seq.k_len, head);
+  const LogitMap logit(p);
 
   BlockStats* bs = nullptr;
   ChannelAcc ch_q[DPT], ch_k[DPT], ch_v[DPT];
@@ -159,7 +153,7 @@ QA_UNROLL
         if constexpr (Tr::kLanesPerKey == 2) x[r] += __shfl_xor_sync(FULL_MASK, x[r], BN);
         vis[r] = row_ok[r] && mask.visible(row[r], j);
         // logits transform (softcap), masking: invisible keys are -inf for every policy
-        x[r] = !vis[r] ? -INFINITY : (softcap ? cap2 * tanhf(x[r] * qk_scale) : x[r] * qk_scale);
+        x[r] = !vis[r] ? -INFINITY : logit(x[r]);
       }
 
       // Tile row max (and the first key's logit), read by every lane from shared memory.
@@ -269,28 +263,12 @@ QA_UNROLL
       const float rsum = warp_sum(rng[r].sum);
       const float ea = warp_sum(ent[r].a), eb = warp_sum(ent[r].b);
       if (lane == 0 && row_ok[r] && n > 0) {
-        // p(x) as the output used it: the last pass's weight times the output scale
         const float m_use = Norm::kPasses == 2 ? row_lse2 : Norm::shift(st[r].m);
-        const float p_first = Norm::weight(LAST, x0[r], m_use, ctx).acc * scale;
-        const float p_max = Norm::weight(LAST, xmax[r], m_use, ctx).acc * scale;
-        const int outcomes = n + (Norm::kVirtualSink ? 1 : 0);
-        const float h = ea > 0.f ? logf(ea) - eb / ea : 0.f;
-        const float h_norm = outcomes > 1 ? h / logf(float(outcomes)) : 0.f;
-        const float range = -(rsum / float(n)) * kLn2;
-        atomicAdd(&bs->rows, 1u);
-        atomicAdd(&bs->first_key_mass, p_first);
-        if (Norm::kVirtualSink) atomicAdd(&bs->virtual_sink_mass, exp2f(ctx.sink2 - row_lse2));
-        atomicAdd(&bs->max_prob[unit_bin(p_max)], 1u);
-        atomicAdd(&bs->entropy[unit_bin(h_norm)], 1u);
-        atomicAdd(&bs->logit_range[range_bin(range)], 1u);
+        record_row<Norm>(*bs, ctx, RowTotals{n, rsum, ea, eb, x0[r], xmax[r]}, m_use, scale, row_lse2);
       }
     }
     if (!row_ok[r]) continue;
-    if (lane == 0 && p.lse != 0) {
-      const int64_t li = int64_t(b) * p.lse_stride_batch + int64_t(head) * p.lse_stride_head +
-                         seq.q_start + row[r];
-      qa::ptr<float>(p.lse)[li] = row_lse2 * kLn2;
-    }
+    if (lane == 0) store_lse(p, b, head, seq.q_start + row[r], row_lse2);
     if (!stores) continue;
     const int64_t orow = int64_t(row[r]) * o_rows.stride;
 QA_UNROLL
@@ -301,15 +279,7 @@ QA_UNROLL
       for (int c = 0; c < 4; ++c) {
         const float o = acc[r][g].v[c] * scale;  // o = acc / denominator, before the gate
         if constexpr (STATS) count_element(o, ch_o[g][c], bs->hist[QA_STAT_O]);
-        float f = 1.f;
-        if (p.gate_kind != QA_GATE_NONE) {
-          const QaTensorDesc& gd = p.gate;
-          int64_t gi = (varlen ? 0 : int64_t(b) * gd.stride_batch) +
-                       int64_t(seq.q_start + row[r]) * gd.stride_seq + int64_t(head) * gd.stride_head;
-          if (p.gate_kind == QA_GATE_SIGMOID_ELEMENTWISE) gi += c0 + c;
-          f = gate_sigmoid(load_any(gd.ptr, gd.dtype, gi));
-          if (p.gate_kind == QA_GATE_CONTEXT_SCALE) f *= 2.f;
-        }
+        const float f = gate_factor(p, varlen, b, seq.q_start + row[r], head, c0 + c);
         o_base[orow + c0 + c] = qa::from_float<T>(o * f);
       }
     }

@@ -1,11 +1,11 @@
-// Shared-memory tile storage of the CUDA-core attention kernel and its global-memory row access:
-// where a sequence's rows of q/k/v/o live (any strides, batched or varlen) and how a tile of them
-// is staged in shared memory as f32.
+// Shared-memory tile storage of the CUDA-core attention kernel: how a tile of rows (found with
+// attention/rows.cuh) is staged in shared memory as f32.
 #pragma once
 
-#include "stats.cuh"
+#include "../attention/rows.cuh"
+#include "../attention/stats.cuh"
+#include "../attention/variant.cuh"
 #include "traits.cuh"
-#include "variant.cuh"
 
 namespace qa::attn {
 
@@ -34,21 +34,6 @@ static_assert(sizeof(SharedStorage<64, true>) + sizeof(BlockStats) <= 48 * 1024,
 static_assert(sizeof(SharedStorage<128, true>) + sizeof(BlockStats) <= 48 * 1024, "d128 smem");
 static_assert(sizeof(SharedStorage<256, true>) + sizeof(BlockStats) <= 48 * 1024, "d256 smem");
 
-// The element strides of one tensor and the address of row 0 of (sequence, head).
-template <class T>
-struct RowPtr {
-  const T* base;
-  int64_t stride;
-};
-
-template <class T>
-__device__ __forceinline__ RowPtr<T> rows_of(const QaTensorDesc& t, bool varlen, int b, int start,
-                                              int head) {
-  const int64_t off = (varlen ? 0 : int64_t(b) * t.stride_batch) + int64_t(start) * t.stride_seq +
-                      int64_t(head) * t.stride_head;
-  return {qa::ptr<const T>(t.ptr) + off, t.stride_seq};
-}
-
 // Stages rows [0, valid) of `src` (zeros beyond, and in channels >= d) into a shared tile of
 // f32x4 rows; counts each element read when COUNT. Thread t always handles the same channels,
 // so its ChannelAcc registers stay per channel.
@@ -69,14 +54,5 @@ QA_UNROLL
     }
   }
 }
-
-// A gate logit of any dtype (the gate tensor's own, not necessarily q's).
-__device__ __forceinline__ float load_any(uint64_t addr, uint32_t dtype, int64_t i) {
-  if (dtype == QA_DTYPE_F16) return qa::to_float(qa::ptr<const qa::f16>(addr)[i]);
-  if (dtype == QA_DTYPE_BF16) return qa::to_float(qa::ptr<const qa::bf16>(addr)[i]);
-  return qa::ptr<const float>(addr)[i];
-}
-
-__device__ __forceinline__ float gate_sigmoid(float g) { return 1.f / (1.f + exp2f(-g * kLog2e)); }
 
 }  // namespace qa::attn

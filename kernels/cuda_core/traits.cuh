@@ -11,19 +11,8 @@
 // MAX_D = 64, 128, 256, sized so the static shared memory stays under 48 KiB on every sm_75+.
 #pragma once
 
+#include "../attention/unroll.cuh"
 #include "../qa/types.cuh"
-
-// `#pragma unroll` for nvcc only: host compilers (the emulator build) would warn on it.
-#ifndef QA_UNROLL
-#if defined(QA_EMULATED)
-#define QA_UNROLL
-#define QA_UNROLL_N(n)
-#else
-#define QA_PRAGMA_(x) _Pragma(#x)
-#define QA_UNROLL QA_PRAGMA_(unroll)
-#define QA_UNROLL_N(n) QA_PRAGMA_(unroll n)
-#endif
-#endif
 
 namespace qa::attn {
 

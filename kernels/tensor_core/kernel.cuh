@@ -1,0 +1,421 @@
+// The tensor-core flash-attention kernel body (sm_80+, f16/bf16), FlashAttention-2 style: one
+// template per normaliser policy (attention/variant.cuh), element type, head dim (traits.cuh)
+// and statistics switch.
+//
+// Block (m_tile, head, batch) owns 64 query rows; warp w owns rows 16w..16w+15 and keeps its Q
+// fragments in registers. Per key tile (a cp.async pipeline of kStages stages):
+//   S = Q·Kᵀ (mma, f32) -> logits in log2 units (scale·log2e folded, one ex2 per weight) ->
+//   mask on boundary tiles only -> row max over the quad -> weights through the policy ->
+//   P rounded to f16/bf16 in registers -> O += P·V (mma). Row sums stay per lane and are
+//   reduced over the quad once, in the epilogue. Tiles no row of the warp sees are skipped.
+// Clipped softmax: pass 0 computes only the row lse (Q·Kᵀ, no V loads), pass 1 weighs.
+// Statistics: Q counted from its shared tile, K/V from the staged tiles by one designated
+// block per (sequence, kv head), row statistics from the registers, O from an f32 tile staged
+// over the dead Q and K/V tiles; one global atomic per block and counter (attention/stats.cuh).
+#pragma once
+
+#include "../attention/mask.cuh"
+#include "../attention/online_softmax.cuh"
+#include "../attention/output.cuh"
+#include "../attention/row_stats.cuh"
+#include "../attention/stats.cuh"
+#include "../attention/variant.cuh"
+#include "fragments.cuh"
+#include "tile_io.cuh"
+#include "traits.cuh"
+
+namespace qa::tc {
+
+using namespace qa::attn;
+
+// Test-only seeds (kernels/testing/seeded_bugs.cu): one pipeline mistake each, which the
+// emulator must expose. Production kernels are instantiated with BUG_NONE.
+enum Bug { BUG_NONE = 0, BUG_NO_WAIT = 1, BUG_WRONG_SWIZZLE = 2 };
+
+// The loader's view of a tile without the XOR swizzle (BUG_WRONG_SWIZZLE).
+template <class Tr>
+struct Unswizzled : Tr {
+  __device__ __forceinline__ static int chunk(int r, int c) { return r * Tr::kStride + c; }
+};
+
+template <bool B, class A, class C>
+struct Pick {
+  using type = A;
+};
+template <class A, class C>
+struct Pick<false, A, C> {
+  using type = C;
+};
+
+template <class Norm, class T, int D, bool STATS, int BUG = BUG_NONE>
+__device__ __forceinline__ void attention_body(const QaAttnParams& p) {
+  using Tr = Traits<D, STATS>;
+  using KvLoad = typename Pick<BUG == BUG_WRONG_SWIZZLE, Unswizzled<Tr>, Tr>::type;
+  constexpr int BM = Tr::kBlockM, BN = Tr::kBlockN, S = Tr::kStages, NT = Tr::kThreads;
+  constexpr int NS = BN / 8, NO = D / 8, KQ = D / 16, KP = BN / 16;
+  constexpr int LAST = Norm::kPasses - 1;
+
+  QA_DYNAMIC_SMEM(Chunk, smem);
+  Chunk* const sq = smem;
+  Chunk* const sk = sq + Tr::kQChunks;
+  Chunk* const sv = sk + S * Tr::kKvChunks;
+
+  const int warp = int(threadIdx.x) / WARP_SIZE, lane = int(threadIdx.x) % WARP_SIZE;
+  const int g = lane >> 2, t = lane & 3;
+  const int head = int(blockIdx.y), b = int(blockIdx.z);
+  const int group = int(p.heads / p.kv_heads), kvh = head / group;
+  const bool varlen = p.cu_seqlens_q != 0;
+  const Sequence seq = sequence_of(p, b);
+  const Mask mask(p, seq);
+  const int row0 = int(blockIdx.x) * BM;
+  const int rows_here = seq.q_len - row0 < 0 ? 0 : (seq.q_len - row0 > BM ? BM : seq.q_len - row0);
+  const bool counts_kv = STATS && blockIdx.x == 0 && head % group == 0;
+  if (rows_here == 0 && !counts_kv) return;  // whole block: no barrier is skipped by a subset
+
+  // Keys any row of the block sees (the designated K/V counter still sweeps all of them), and
+  // the rows of this warp and the keys they see.
+  int kv_lo = 0, kv_hi = 0;
+  if (rows_here > 0) {
+    kv_lo = mask.kv_begin(row0);
+    kv_hi = mask.kv_end(row0 + rows_here - 1);
+    if (kv_lo >= kv_hi) kv_lo = kv_hi = 0;
+  }
+  const int wr0 = row0 + 16 * warp;
+  const int w_rows = rows_here - 16 * warp < 0 ? 0 : (rows_here - 16 * warp > 16 ? 16 : rows_here - 16 * warp);
+  int w_lo = 0, w_hi = 0;
+  if (w_rows > 0) {
+    w_lo = mask.kv_begin(wr0);
+    w_hi = mask.kv_end(wr0 + w_rows - 1);
+    if (w_lo >= w_hi) w_lo = w_hi = 0;
+  }
+  const int rows[2] = {wr0 + g, wr0 + g + 8};  // the accumulator rows of this lane
+  const bool row_ok[2] = {g < w_rows, g + 8 < w_rows};
+
+  const NormCtx ctx = norm_ctx<Norm>(p, seq.k_len, head);
+  const LogitMap logit(p);
+
+  BlockStats* bs = nullptr;
+  ChannelScratch<D>* scratch = nullptr;
+  float* x0s = nullptr;  // the first key's logit per row, kept by lane t = 0 of its quad
+  // Each thread's entropy and logit-range partials of its two rows live in shared memory
+  // between key tiles (own slots, no barrier): in registers they would be live through the
+  // whole key loop, and d256 with statistics spilled on sm_90.
+  EntropyAcc* ent_s = nullptr;
+  RangeAcc* rng_s = nullptr;
+  if constexpr (STATS) {
+    __shared__ BlockStats sstats;
+    __shared__ float sx0[BM];
+    // Raw words: a __shared__ array cannot have the accumulators' default initialisers.
+    __shared__ __align__(8) float sent[2 * 2 * NT];
+    __shared__ __align__(8) float srng[2 * 2 * NT];
+    static_assert(sizeof(EntropyAcc) == 8 && sizeof(RangeAcc) == 8, "two words each");
+    bs = &sstats;
+    x0s = sx0;
+    ent_s = reinterpret_cast<EntropyAcc*>(sent) + 2 * threadIdx.x;
+    rng_s = reinterpret_cast<RangeAcc*>(srng) + 2 * threadIdx.x;
+    if (t == 0) x0s[16 * warp + g] = x0s[16 * warp + g + 8] = -INFINITY;
+    scratch = reinterpret_cast<ChannelScratch<D>*>(sv + S * Tr::kKvChunks);
+    zero_block_stats<NT>(*bs);
+    zero_channels<D, NT>(*scratch);
+  }
+
+  const RowPtr<T> q_rows = rows_of<T>(p.q, varlen, b, seq.q_start + row0, head);
+  const RowPtr<T> k_rows = rows_of<T>(p.k, varlen, b, seq.k_start, kvh);
+  const RowPtr<T> v_rows = rows_of<T>(p.v, varlen, b, seq.k_start, kvh);
+  const bool k_aligned = rows_aligned(k_rows), v_aligned = rows_aligned(v_rows);
+  load_tile<Tr, T>(sq, q_rows, BM, rows_here, rows_aligned(q_rows));
+  qa::ptx::cp_async_commit();
+  qa::ptx::cp_async_wait<0>();
+  __syncthreads();
+  if constexpr (STATS) count_tile<Tr, T>(sq, rows_here, QA_STAT_Q, *scratch, bs->hist[QA_STAT_Q]);
+
+  const LaneChunks<Tr> qc = a_chunks<Tr>(16 * warp, lane), kc = k_chunks<Tr>(lane), vc = v_chunks<Tr>(lane);
+  uint32_t qf[Tr::kQInRegs ? KQ : 1][4];
+  if constexpr (Tr::kQInRegs) {
+    if (w_rows > 0) {
+QA_UNROLL
+      for (int kk = 0; kk < KQ; ++kk) load_a<Tr>(qf[kk], sq, qc, kk);
+    }
+  }
+
+  float o[NO][4];
+QA_UNROLL
+  for (int j = 0; j < NO; ++j)
+QA_UNROLL
+    for (int e = 0; e < 4; ++e) o[j][e] = 0.f;
+  OnlineRow st[2];
+  float xmax[2], lse2[2];
+QA_UNROLL
+  for (int h = 0; h < 2; ++h) {
+    st[h].m = Norm::start_max(ctx);
+    st[h].l = t == 0 ? Norm::kStartMass : 0.f;  // one lane of the quad holds the start mass
+    if constexpr (STATS) {
+      ent_s[h] = EntropyAcc{};
+      if (t == 0) ent_s[h].a = Norm::kStartMass;  // the virtual sink outcome, weight 2^0
+      rng_s[h] = RangeAcc{};
+    }
+    xmax[h] = lse2[h] = -INFINITY;
+  }
+
+QA_UNROLL_N(1)
+  for (int pass = 0; pass < Norm::kPasses; ++pass) {
+    const bool counting = counts_kv && pass == 0;
+    const bool weighs = pass == LAST;  // this pass accumulates O += P·V
+    const bool loads_v = weighs || counting;
+    const bool finds_max = Norm::kRescales && pass == 0;
+    if (pass == 1) {  // two-pass policies: the row's lse from pass 0, uniform over the quad
+QA_UNROLL
+      for (int h = 0; h < 2; ++h) lse2[h] = Norm::lse2(st[h].m, quad_sum(st[h].l), ctx);
+    }
+    const int begin = counting ? 0 : kv_lo / BN * BN;
+    const int end = counting ? seq.k_len : kv_hi;
+    const int n_tiles = end > begin ? (end - begin + BN - 1) / BN : 0;
+
+    // Tile i into stage i % S; one commit group per call, empty past the last tile, so the
+    // wait below always leaves exactly the S - 1 newest groups in flight.
+    auto issue = [&](int i) {
+      if (i < n_tiles) {
+        const int kv0 = begin + i * BN;
+        const int valid = seq.k_len - kv0 < BN ? seq.k_len - kv0 : BN;
+        const RowPtr<T> kr{k_rows.base + int64_t(kv0) * k_rows.stride, k_rows.stride};
+        load_tile<KvLoad, T>(sk + (i % S) * Tr::kKvChunks, kr, BN, valid, k_aligned);
+        if (loads_v) {
+          const RowPtr<T> vr{v_rows.base + int64_t(kv0) * v_rows.stride, v_rows.stride};
+          load_tile<KvLoad, T>(sv + (i % S) * Tr::kKvChunks, vr, BN, valid, v_aligned);
+        }
+      }
+      qa::ptx::cp_async_commit();
+    };
+    for (int i = 0; i < S - 1; ++i) issue(i);
+
+QA_UNROLL_N(1)
+    for (int i = 0; i < n_tiles; ++i) {
+      issue(i + S - 1);
+      if constexpr (BUG == BUG_NO_WAIT) qa::ptx::cp_async_wait<S>();  // tile i still in flight
+      else qa::ptx::cp_async_wait<S - 1>();
+      __syncthreads();  // tile i landed for every thread's copies
+      const Chunk* kt = sk + (i % S) * Tr::kKvChunks;
+      const Chunk* vt = sv + (i % S) * Tr::kKvChunks;
+      const int kv0 = begin + i * BN;
+      if constexpr (STATS) {
+        if (counting) {
+          const int valid = seq.k_len - kv0 < BN ? seq.k_len - kv0 : BN;
+          count_tile<Tr, T>(kt, valid, QA_STAT_K, *scratch, bs->hist[QA_STAT_K]);
+          count_tile<Tr, T>(vt, valid, QA_STAT_V, *scratch, bs->hist[QA_STAT_V]);
+        }
+      }
+      if (w_rows > 0 && kv0 < w_hi && kv0 + BN > w_lo) {  // warp-uniform: some row sees the tile
+        // ---- S = Q·Kᵀ over the warp's 16 rows and the tile's BN keys ----
+        float s[NS][4];
+QA_UNROLL
+        for (int j = 0; j < NS; ++j)
+QA_UNROLL
+          for (int e = 0; e < 4; ++e) s[j][e] = 0.f;
+QA_UNROLL
+        for (int kk = 0; kk < KQ; ++kk) {
+          uint32_t a_smem[4];
+          const uint32_t* a = qf[Tr::kQInRegs ? kk : 0];
+          if constexpr (!Tr::kQInRegs) {
+            load_a<Tr>(a_smem, sq, qc, kk);
+            a = a_smem;
+          }
+QA_UNROLL
+          for (int j = 0; j < NS; j += 2) {
+            uint32_t bk[4];
+            load_k<Tr>(bk, kt, kc, j, kk);
+            mma<T>(s[j], a, bk[0], bk[1]);
+            mma<T>(s[j + 1], a, bk[2], bk[3]);
+          }
+        }
+
+        // ---- logits; the mask only where some (row, key) of the tile may be invisible ----
+        const bool full = kv0 >= mask.lo(wr0 + w_rows - 1) && kv0 + BN - 1 <= mask.hi(wr0) &&
+                          kv0 + BN <= seq.k_len;
+        uint32_t vis = 0xffffffffu;  // bit 4j + e: element e of key tile j is visible
+QA_UNROLL
+        for (int j = 0; j < NS; ++j)
+QA_UNROLL
+          for (int e = 0; e < 4; ++e) {
+            const int key = kv0 + 8 * j + 2 * t + (e & 1);
+            const bool v = full || (key < seq.k_len && mask.visible(rows[e >> 1], key));
+            if (!v) vis &= ~(1u << ((4 * j + e) & 31));
+            s[j][e] = v ? logit(s[j][e]) : -INFINITY;
+          }
+
+        // ---- row max over the quad (and the first key's logit) ----
+        float tmax[2] = {-INFINITY, -INFINITY};
+        if (finds_max || (STATS && pass == 0)) {
+QA_UNROLL
+          for (int j = 0; j < NS; ++j) {
+            tmax[0] = fmaxf(tmax[0], fmaxf(s[j][0], s[j][1]));
+            tmax[1] = fmaxf(tmax[1], fmaxf(s[j][2], s[j][3]));
+          }
+          tmax[0] = quad_max(tmax[0]);
+          tmax[1] = quad_max(tmax[1]);
+          if constexpr (STATS) {
+            if (kv0 == 0 && t == 0) {  // key 0 is element 0 (row g) / 2 (row g + 8) of lane t = 0
+              x0s[16 * warp + g] = s[0][0];
+              x0s[16 * warp + g + 8] = s[0][2];
+            }
+          }
+        }
+
+        // ---- online update per row: m' = max(m, rowmax), α = 2^(m - m') rescales l, O ----
+        float m_use[2];
+        EntropyAcc ent[2];
+        RangeAcc rng[2];
+        if constexpr (STATS) {
+          ent[0] = ent_s[0];
+          ent[1] = ent_s[1];
+          rng[0] = rng_s[0];
+          rng[1] = rng_s[1];
+        }
+QA_UNROLL
+        for (int h = 0; h < 2; ++h) {
+          float alpha = 1.f, ln_alpha = 0.f;
+          if (finds_max) {
+            const float m_old = st[h].m;
+            alpha = st[h].template advance<Norm>(tmax[h]);
+            ln_alpha = (m_old - Norm::shift(st[h].m)) * kLn2;
+QA_UNROLL
+            for (int j = 0; j < NO; ++j) {
+              o[j][2 * h] *= alpha;
+              o[j][2 * h + 1] *= alpha;
+            }
+          }
+          m_use[h] = pass == 1 ? lse2[h] : Norm::shift(st[h].m);
+          if constexpr (STATS) {
+            if (pass == 0) {  // logit range against the growing quad-uniform max
+              const float xm = fmaxf(xmax[h], tmax[h]);
+              rng[h].reanchor(xmax[h], xm);
+              xmax[h] = xm;
+            }
+            if (weighs && finds_max) ent[h].rescale(alpha, ln_alpha);
+          }
+        }
+
+        // ---- weights through the policy; s becomes P (f32) ----
+QA_UNROLL
+        for (int j = 0; j < NS; ++j)
+QA_UNROLL
+          for (int e = 0; e < 4; ++e) {
+            const int h = e >> 1;
+            const Weight w = Norm::weight(pass, s[j][e], m_use[h], ctx);
+            st[h].l += w.den;
+            if constexpr (STATS) {
+              if (pass == 0 && ((vis >> ((4 * j + e) & 31)) & 1u)) {
+                ++rng[h].n;
+                rng[h].sum += s[j][e] - xmax[h];
+              }
+              if (weighs) ent[h].add(w.acc);
+            }
+            s[j][e] = w.acc;
+          }
+        if constexpr (STATS) {
+          ent_s[0] = ent[0];
+          ent_s[1] = ent[1];
+          rng_s[0] = rng[0];
+          rng_s[1] = rng[1];
+        }
+
+        // ---- O += P·V, P rounded to T in registers as the A operand ----
+        if (weighs) {
+QA_UNROLL
+          for (int kk = 0; kk < KP; ++kk) {
+            const uint32_t a[4] = {pack2<T>(s[2 * kk][0], s[2 * kk][1]), pack2<T>(s[2 * kk][2], s[2 * kk][3]),
+                                   pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                                   pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+QA_UNROLL
+            for (int j = 0; j < NO; j += 2) {
+              uint32_t bv[4];
+              load_v<Tr>(bv, vt, vc, j, kk);
+              mma<T>(o[j], a, bv[0], bv[1]);
+              mma<T>(o[j + 1], a, bv[2], bv[3]);
+            }
+          }
+        }
+      }
+      __syncthreads();  // every warp is done with stage i % S before it is refilled
+    }
+  }
+
+  // ---- epilogue: quad totals, normalisation, gate, stores ----
+  const RowPtr<T> o_rows = rows_of<T>(p.o, varlen, b, seq.q_start, head);
+  T* o_base = const_cast<T*>(o_rows.base);
+  float scale[2];
+QA_UNROLL
+  for (int h = 0; h < 2; ++h) {
+    const float l_tot = Norm::kPasses == 2 ? 1.f : quad_sum(st[h].l);
+    const float row_lse2 = Norm::kPasses == 2 ? lse2[h] : Norm::lse2(st[h].m, l_tot, ctx);
+    scale[h] = Norm::out_scale(st[h].m, l_tot, ctx);
+    if constexpr (STATS) {
+      RowTotals r{quad_sum(rng_s[h].n), quad_sum(rng_s[h].sum), quad_sum(ent_s[h].a), quad_sum(ent_s[h].b),
+                  -INFINITY, xmax[h]};
+      if (t == 0 && row_ok[h] && r.n > 0) {
+        r.x0 = x0s[16 * warp + g + 8 * h];
+        const float m_use = Norm::kPasses == 2 ? row_lse2 : Norm::shift(st[h].m);
+        record_row<Norm>(*bs, ctx, r, m_use, scale[h], row_lse2);
+      }
+    }
+    if (t == 0 && row_ok[h]) store_lse(p, b, head, seq.q_start + rows[h], row_lse2);
+  }
+  float* o_tile = reinterpret_cast<float*>(sq);  // statistics: f32 O over the dead Q, K/V tiles
+  if constexpr (STATS) __syncthreads();  // no warp still reads Q (a pass may have had no tile)
+QA_UNROLL
+  for (int j = 0; j < NO; ++j)
+QA_UNROLL
+    for (int e = 0; e < 4; ++e) {
+      const int h = e >> 1, c = 8 * j + 2 * t + (e & 1);
+      if (!row_ok[h]) continue;
+      const float v = o[j][e] * scale[h];  // o = acc / denominator, before the gate
+      if constexpr (STATS) o_tile[(rows[h] - row0) * D + c] = v;
+      const float f = gate_factor(p, varlen, b, seq.q_start + rows[h], head, c);
+      o_base[int64_t(rows[h]) * o_rows.stride + c] = qa::from_float<T>(v * f);
+    }
+
+  // ---- statistics: O channels from the staged tile, then one global atomic per counter ----
+  if constexpr (STATS) {
+    __syncthreads();
+    const int c0 = int(threadIdx.x) % Tr::kThreadsPerRow;
+QA_UNROLL
+    for (int k = 0; k < Tr::kDimsPerThread; ++k) {
+      ChannelAcc ch;
+      const int c = c0 + k * Tr::kThreadsPerRow;
+      if (c >= D) break;
+      for (int r = int(threadIdx.x) / Tr::kThreadsPerRow; r < rows_here; r += Tr::kRowsPerPass)
+        count_element(o_tile[r * D + c], ch, bs->hist[QA_STAT_O]);
+      merge_channel(*scratch, QA_STAT_O, c, ch);
+    }
+    __syncthreads();
+    flush_channels<D, NT>(*scratch, QA_STAT_Q, p.stats.channels[QA_STAT_Q], head * D, D);
+    flush_channels<D, NT>(*scratch, QA_STAT_O, p.stats.channels[QA_STAT_O], head * D, D);
+    if (counts_kv) {
+      flush_channels<D, NT>(*scratch, QA_STAT_K, p.stats.channels[QA_STAT_K], kvh * D, D);
+      flush_channels<D, NT>(*scratch, QA_STAT_V, p.stats.channels[QA_STAT_V], kvh * D, D);
+    }
+    flush_block_stats<NT>(*bs, p.stats, head);
+  }
+}
+
+}  // namespace qa::tc
+
+// One kernel symbol per (normaliser, dtype, head dim, statistics): qa_tc_<norm>_<dtype>_d<D>[_stats].
+#define QA_TC_KERNEL(NAME, NORM, T, D, STATS) \
+  QA_KERNEL_BOUNDS(NAME, QaAttnParams, p, 128, 1) { qa::tc::attention_body<NORM, T, D, STATS>(p); }
+
+#define QA_TC_KERNELS_FOR_DIM(norm, NORM, dt, T, D)                  \
+  QA_TC_KERNEL(qa_tc_##norm##_##dt##_d##D, NORM, T, D, false) \
+  QA_TC_KERNEL(qa_tc_##norm##_##dt##_d##D##_stats, NORM, T, D, true)
+
+#define QA_TC_KERNELS_FOR_DTYPE(norm, NORM, dt, T)     \
+  QA_TC_KERNELS_FOR_DIM(norm, NORM, dt, T, 32)         \
+  QA_TC_KERNELS_FOR_DIM(norm, NORM, dt, T, 64)         \
+  QA_TC_KERNELS_FOR_DIM(norm, NORM, dt, T, 96)         \
+  QA_TC_KERNELS_FOR_DIM(norm, NORM, dt, T, 128)        \
+  QA_TC_KERNELS_FOR_DIM(norm, NORM, dt, T, 192)        \
+  QA_TC_KERNELS_FOR_DIM(norm, NORM, dt, T, 256)
+
+// Every kernel of one normaliser: f16, bf16 × d32/64/96/128/192/256 × statistics off/on.
+#define QA_TC_KERNELS(norm, NORM)                   \
+  QA_TC_KERNELS_FOR_DTYPE(norm, NORM, f16, qa::f16) \
+  QA_TC_KERNELS_FOR_DTYPE(norm, NORM, bf16, qa::bf16)
