@@ -10,20 +10,6 @@ use cli_parts::*;
 use quietattn::io::{TensorFile, TensorRef, write_file};
 use quietattn::{DType, Tensor};
 
-fn run_ref(input: &str, output: &str, extra: &[&str]) -> std::process::Output {
-    let mut args = vec![
-        "run",
-        "--device",
-        "reference",
-        "--input",
-        input,
-        "--output",
-        output,
-    ];
-    args.extend_from_slice(extra);
-    quietattn(&args)
-}
-
 #[test]
 fn cu_seqlens_that_end_before_the_rows_are_rejected() {
     let t = Scratch::new("cu-short");

@@ -12,17 +12,7 @@ const OLD: &[u8] = b"previous content";
 
 /// `run` on the reference with `--output out` and `--stats stats`.
 fn run(input: &str, output: &str, stats: &str) -> std::process::Output {
-    quietattn(&[
-        "run",
-        "--device",
-        "reference",
-        "--input",
-        input,
-        "--output",
-        output,
-        "--stats",
-        stats,
-    ])
+    run_ref(input, output, &["--stats", stats])
 }
 
 #[test]

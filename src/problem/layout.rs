@@ -38,7 +38,7 @@ impl TensorLayout {
     }
 
     /// True when the last axis is contiguous (or has at most one element).
-    fn last_contiguous(&self) -> bool {
+    pub(crate) fn last_contiguous(&self) -> bool {
         match (self.shape.last(), self.strides.last()) {
             (Some(&n), Some(&s)) => s == 1 || n <= 1,
             _ => true,

@@ -156,7 +156,7 @@ impl PagedCache {
                     t.shape
                 ));
             }
-            if t.strides[3] != 1 && t.shape[3] > 1 {
+            if !t.last_contiguous() {
                 return Err(shape_err!(
                     "{name}: the head dimension must be contiguous, got strides {:?}",
                     t.strides

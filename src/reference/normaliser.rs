@@ -100,6 +100,17 @@ fn with_sink(logits: &[f64], sink: f64) -> RowWeights {
     }
 }
 
+/// Softpick's numerator `N = e^{-m}·(e^s − 1)` shifted by `m ≥ 0` (`shift = e^{-m}`). Near 0,
+/// e^s − 1 cancels: expm1 keeps full relative precision there; elsewhere the shifted difference
+/// loses at most a factor e/(e−1). Shared with the split-KV partials (`reference::split`).
+pub(crate) fn softpick_numerator(s: f64, m: f64, shift: f64) -> f64 {
+    if s.abs() < 1.0 {
+        s.exp_m1() * shift
+    } else {
+        (s - m).exp() - shift
+    }
+}
+
 /// softpick: `N_j = e^{s_j} - 1`, `p = relu(N) / (Σ|N| + ε)`, `lse = ln Σ|N|`, all computed
 /// as `N·e^{-m}` with `m = max(0, max s)` so that large logits do not overflow.
 ///
@@ -111,15 +122,7 @@ fn softpick(logits: &[f64]) -> RowWeights {
     let shift = (-m).exp();
     let scaled: Vec<f64> = logits
         .iter()
-        .map(|&s| {
-            // Near 0, e^s - 1 cancels: expm1 keeps full relative precision there; elsewhere the
-            // shifted difference loses at most a factor e/(e-1).
-            if s.abs() < 1.0 {
-                s.exp_m1() * shift
-            } else {
-                (s - m).exp() - shift
-            }
-        })
+        .map(|&s| softpick_numerator(s, m, shift))
         .collect();
     let l: f64 = scaled.iter().map(|n| n.abs()).sum();
     let denom = l + SOFTPICK_EPS * shift;

@@ -135,3 +135,18 @@ pub fn small_input(path: &Path) {
 pub fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
+
+/// `quietattn run --device reference --input IN --output OUT EXTRA...`.
+pub fn run_ref(input: &str, output: &str, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "run",
+        "--device",
+        "reference",
+        "--input",
+        input,
+        "--output",
+        output,
+    ];
+    args.extend_from_slice(extra);
+    quietattn(&args)
+}

@@ -149,6 +149,13 @@ fn normaliser_index(normaliser: u32) -> Result<usize> {
     }
 }
 
+/// The grid of a prefill launch: query tiles of `block_m` rows × heads × sequences. At least one
+/// query tile even for empty queries, because block 0 of each (sequence, kv head) counts K and V.
+fn query_tile_grid(params: &QaAttnParams, block_m: u32) -> [u32; 3] {
+    let m_tiles = params.seqlen_q.div_ceil(block_m).max(1);
+    [m_tiles, params.heads, params.batch]
+}
+
 /// A kernel of `module`: `<prefix>_<norm>_<dtype>_d<dim>[_stats]`.
 fn kernel_ref(
     modules: &[&'static str; 6],

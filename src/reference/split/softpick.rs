@@ -2,6 +2,7 @@
 
 use super::absolute::plogp;
 use super::chunk::{Chunk, LogitRange, axpy, rescaled_sum};
+use crate::reference::normaliser::softpick_numerator;
 
 /// What one chunk of softpick keeps, in units shifted by its own `m = max(0, max s)`: with
 /// `N_j = (e^{s_j} − 1)·e^{−m}`, `l = Σ |N_j|`, `acc = Σ relu(N_j)·v_j`, `pos = Σ relu(N_j)` and
@@ -54,14 +55,7 @@ impl SoftpickPartial {
         let n: Vec<f64> = chunk
             .logits()
             .iter()
-            .map(|&s| {
-                // Near 0, e^s − 1 cancels: expm1 keeps full relative precision there.
-                if s.abs() < 1.0 {
-                    s.exp_m1() * shift
-                } else {
-                    (s - m).exp() - shift
-                }
-            })
+            .map(|&s| softpick_numerator(s, m, shift))
             .collect();
         let mut acc = vec![0.0; chunk.dim()];
         for (j, &x) in n.iter().enumerate() {

@@ -3,7 +3,7 @@
 //! (`Traits<MAX_D>::kBlockM`); the emulator tests with sequences longer than one tile would
 //! catch a drift.
 
-use super::{KernelFamily, Launch, THREADS, kernel_ref};
+use super::{KernelFamily, Launch, THREADS, kernel_ref, query_tile_grid};
 use crate::abi::QaAttnParams;
 use crate::error::{Error, Result};
 use crate::launch::LaunchGeometry;
@@ -64,12 +64,10 @@ impl KernelFamily for CudaCore {
 
     fn plan(&self, params: &QaAttnParams) -> Result<Launch> {
         let (max_d, block_m) = tile(params.head_dim as usize);
-        // At least one query tile: block 0 of each (sequence, kv head) counts K and V.
-        let m_tiles = params.seqlen_q.div_ceil(block_m).max(1);
         Ok(Launch {
             kernel: kernel_ref(&MODULES, "qa_attn", params, max_d)?,
             geometry: LaunchGeometry {
-                grid: [m_tiles, params.heads, params.batch],
+                grid: query_tile_grid(params, block_m),
                 block: [THREADS, 1, 1],
                 dynamic_smem: 0,
             },

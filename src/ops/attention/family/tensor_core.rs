@@ -4,7 +4,7 @@
 //! and the emulator tests (sequences longer than one tile, shared memory poisoned past the
 //! declared size) would catch a drift here.
 
-use super::{KernelFamily, Launch, THREADS, kernel_ref, wants_stats};
+use super::{KernelFamily, Launch, THREADS, kernel_ref, query_tile_grid, wants_stats};
 use crate::abi::{self, QaAttnParams};
 use crate::error::{Error, Result};
 use crate::launch::LaunchGeometry;
@@ -83,12 +83,10 @@ impl KernelFamily for TensorCore {
 
     fn plan(&self, params: &QaAttnParams) -> Result<Launch> {
         let d = params.head_dim;
-        // At least one query tile: block 0 of each (sequence, kv head) counts K and V.
-        let m_tiles = params.seqlen_q.div_ceil(BLOCK_M).max(1);
         Ok(Launch {
             kernel: kernel_ref(&MODULES, "qa_tc", params, d)?,
             geometry: LaunchGeometry {
-                grid: [m_tiles, params.heads, params.batch],
+                grid: query_tile_grid(params, BLOCK_M),
                 block: [THREADS, 1, 1],
                 dynamic_smem: smem_bytes(d, wants_stats(params)),
             },
