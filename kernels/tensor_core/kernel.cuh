@@ -21,6 +21,7 @@
 #include "../attention/stats.cuh"
 #include "../attention/variant.cuh"
 #include "fragments.cuh"
+#include "kv_rows.cuh"
 #include "tile_io.cuh"
 #include "traits.cuh"
 
@@ -119,10 +120,12 @@ __device__ __forceinline__ void attention_body(const QaAttnParams& p) {
     zero_channels<D, NT>(*scratch);
   }
 
+  // The K/V row pointers are block-uniform and needed once per tile: read from shared memory
+  // there, not kept in registers through the key loop (at d256 with statistics, ptxas spilled
+  // them; in shared memory the loop is spill-free).
+  __shared__ KvRows<T> kv_rows;
+  if (threadIdx.x == 0) kv_rows = kv_rows_of<T>(p, varlen, b, seq.k_start, kvh);
   const RowPtr<T> q_rows = rows_of<T>(p.q, varlen, b, seq.q_start + row0, head);
-  const RowPtr<T> k_rows = rows_of<T>(p.k, varlen, b, seq.k_start, kvh);
-  const RowPtr<T> v_rows = rows_of<T>(p.v, varlen, b, seq.k_start, kvh);
-  const bool k_aligned = rows_aligned(k_rows), v_aligned = rows_aligned(v_rows);
   load_tile<Tr, T>(sq, q_rows, BM, rows_here, rows_aligned(q_rows));
   qa::ptx::cp_async_commit();
   qa::ptx::cp_async_wait<0>();
@@ -177,12 +180,9 @@ QA_UNROLL
       if (i < n_tiles) {
         const int kv0 = begin + i * BN;
         const int valid = seq.k_len - kv0 < BN ? seq.k_len - kv0 : BN;
-        const RowPtr<T> kr{k_rows.base + int64_t(kv0) * k_rows.stride, k_rows.stride};
-        load_tile<KvLoad, T>(sk + (i % S) * Tr::kKvChunks, kr, BN, valid, k_aligned);
-        if (loads_v) {
-          const RowPtr<T> vr{v_rows.base + int64_t(kv0) * v_rows.stride, v_rows.stride};
-          load_tile<KvLoad, T>(sv + (i % S) * Tr::kKvChunks, vr, BN, valid, v_aligned);
-        }
+        const KvRows<T> kv = kv_rows;
+        load_tile<KvLoad, T>(sk + (i % S) * Tr::kKvChunks, KvRows<T>::from(kv.k, kv0), BN, valid, kv.k_aligned);
+        if (loads_v) load_tile<KvLoad, T>(sv + (i % S) * Tr::kKvChunks, KvRows<T>::from(kv.v, kv0), BN, valid, kv.v_aligned);
       }
       qa::ptx::cp_async_commit();
     };
