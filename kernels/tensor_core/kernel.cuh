@@ -14,7 +14,7 @@
 // over the dead Q and K/V tiles; one global atomic per block and counter (attention/stats.cuh).
 #pragma once
 
-#include "../attention/mask.cuh"
+#include "../attention/block_info.cuh"
 #include "../attention/online_softmax.cuh"
 #include "../attention/output.cuh"
 #include "../attention/row_stats.cuh"
@@ -63,32 +63,19 @@ __device__ __forceinline__ void attention_body(const QaAttnParams& p) {
 
   const int warp = int(threadIdx.x) / WARP_SIZE, lane = int(threadIdx.x) % WARP_SIZE;
   const int g = lane >> 2, t = lane & 3;
-  const int head = int(blockIdx.y), b = int(blockIdx.z);
-  const int group = int(p.heads / p.kv_heads), kvh = head / group;
-  const bool varlen = p.cu_seqlens_q != 0;
-  const Sequence seq = sequence_of(p, b);
-  const Mask mask(p, seq);
-  const int row0 = int(blockIdx.x) * BM;
-  const int rows_here = seq.q_len - row0 < 0 ? 0 : (seq.q_len - row0 > BM ? BM : seq.q_len - row0);
-  const bool counts_kv = STATS && blockIdx.x == 0 && head % group == 0;
-  if (rows_here == 0 && !counts_kv) return;  // whole block: no barrier is skipped by a subset
-
+  const BlockInfo blk(p, BM, STATS);
+  if (blk.idle()) return;  // whole block: no barrier is skipped by a subset
+  const int head = blk.head, b = blk.b, kvh = blk.kvh;
+  const bool varlen = blk.varlen, counts_kv = blk.counts_kv;
+  const Sequence& seq = blk.seq;
+  const Mask& mask = blk.mask;
   // Keys any row of the block sees (the designated K/V counter still sweeps all of them), and
   // the rows of this warp and the keys they see.
-  int kv_lo = 0, kv_hi = 0;
-  if (rows_here > 0) {
-    kv_lo = mask.kv_begin(row0);
-    kv_hi = mask.kv_end(row0 + rows_here - 1);
-    if (kv_lo >= kv_hi) kv_lo = kv_hi = 0;
-  }
+  const int row0 = blk.row0, rows_here = blk.rows, kv_lo = blk.keys.lo, kv_hi = blk.keys.hi;
   const int wr0 = row0 + 16 * warp;
-  const int w_rows = rows_here - 16 * warp < 0 ? 0 : (rows_here - 16 * warp > 16 ? 16 : rows_here - 16 * warp);
-  int w_lo = 0, w_hi = 0;
-  if (w_rows > 0) {
-    w_lo = mask.kv_begin(wr0);
-    w_hi = mask.kv_end(wr0 + w_rows - 1);
-    if (w_lo >= w_hi) w_lo = w_hi = 0;
-  }
+  const int w_rows = clamp_rows(rows_here - 16 * warp, 16);
+  const KeyRange w_keys = blk.keys_of(wr0, w_rows);
+  const int w_lo = w_keys.lo, w_hi = w_keys.hi;
   const int rows[2] = {wr0 + g, wr0 + g + 8};  // the accumulator rows of this lane
   const bool row_ok[2] = {g < w_rows, g + 8 < w_rows};
 
