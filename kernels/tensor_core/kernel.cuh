@@ -22,6 +22,7 @@
 #include "../attention/variant.cuh"
 #include "fragments.cuh"
 #include "kv_rows.cuh"
+#include "o_tile.cuh"
 #include "tile_io.cuh"
 #include "traits.cuh"
 
@@ -327,8 +328,6 @@ QA_UNROLL
   }
 
   // ---- epilogue: quad totals, normalisation, gate, stores ----
-  const RowPtr<T> o_rows = rows_of<T>(p.o, varlen, b, seq.q_start, head);
-  T* o_base = const_cast<T*>(o_rows.base);
   float scale[2];
 QA_UNROLL
   for (int h = 0; h < 2; ++h) {
@@ -346,23 +345,14 @@ QA_UNROLL
     }
     if (t == 0 && row_ok[h]) store_lse(p, b, head, seq.q_start + rows[h], row_lse2);
   }
-  float* o_tile = reinterpret_cast<float*>(sq);  // statistics: f32 O over the dead Q, K/V tiles
-  if constexpr (STATS) __syncthreads();  // no warp still reads Q (a pass may have had no tile)
-QA_UNROLL
-  for (int j = 0; j < NO; ++j)
-QA_UNROLL
-    for (int e = 0; e < 4; ++e) {
-      const int h = e >> 1, c = 8 * j + 2 * t + (e & 1);
-      if (!row_ok[h]) continue;
-      const float v = o[j][e] * scale[h];  // o = acc / denominator, before the gate
-      if constexpr (STATS) o_tile[(rows[h] - row0) * D + c] = v;
-      const float f = gate_factor(p, varlen, b, seq.q_start + rows[h], head, c);
-      o_base[int64_t(rows[h]) * o_rows.stride + c] = qa::from_float<T>(v * f);
-    }
-
-  // ---- statistics: O channels from the staged tile, then one global atomic per counter ----
-  if constexpr (STATS) {
-    __syncthreads();
+  // O = acc / denominator (before the gate) as f32 over the dead Q and K/V tiles, then out in
+  // 16-byte chunks (o_tile.cuh); the statistics count O from the same tile.
+  float* o_tile = reinterpret_cast<float*>(sq);
+  __syncthreads();  // no warp still reads Q or a K/V stage (a pass may have had no tile)
+  const int local_rows[2] = {16 * warp + g, 16 * warp + g + 8};
+  stage_o<D>(o_tile, o, local_rows, row_ok, scale, t);
+  __syncthreads();
+  if constexpr (STATS) {  // O channels, before the tile is written out (no barrier: both read)
     const int c0 = int(threadIdx.x) % Tr::kThreadsPerRow;
 QA_UNROLL
     for (int k = 0; k < Tr::kDimsPerThread; ++k) {
@@ -370,9 +360,15 @@ QA_UNROLL
       const int c = c0 + k * Tr::kThreadsPerRow;
       if (c >= D) break;
       for (int r = int(threadIdx.x) / Tr::kThreadsPerRow; r < rows_here; r += Tr::kRowsPerPass)
-        count_element(o_tile[r * D + c], ch, bs->hist[QA_STAT_O]);
+        count_element(o_tile[OTile<D>::at(r, c)], ch, bs->hist[QA_STAT_O]);
       merge_channel(*scratch, QA_STAT_O, c, ch);
     }
+  }
+  store_o<Tr, T>(o_tile, rows_of<T>(p.o, varlen, b, seq.q_start + row0, head), rows_here, p, varlen, b,
+                 seq.q_start + row0, head);
+
+  // ---- statistics: one global atomic per counter ----
+  if constexpr (STATS) {
     __syncthreads();
     flush_channels<D, NT>(*scratch, QA_STAT_Q, p.stats.channels[QA_STAT_Q], head * D, D);
     flush_channels<D, NT>(*scratch, QA_STAT_O, p.stats.channels[QA_STAT_O], head * D, D);
