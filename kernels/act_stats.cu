@@ -11,14 +11,16 @@
 // registers (f32), are summed over the block's warps in shared memory, then each block issues ONE
 // global atomic per channel and counter (f64 add / u64 add / u32 max on the absmax bits). The log2
 // histogram is privatised in shared memory with one column per lane (bank = lane, so a warp never
-// conflicts with itself), with two more rows for zeros and non-finite values: every element costs
-// exactly one shared atomic and no branch (a non-finite element enters the moments as 0, which
-// changes no sum and no maximum of magnitudes); each row is then flushed with one global atomic
-// per block. Whole 16-byte groups (every lane but the last block's) run without per-element
-// bounds checks. Per-token
+// conflicts with itself), with two more rows for zeros and non-finite values, and each row is
+// flushed with one global atomic per block. Every element costs one shared atomic. A lane's
+// 16-byte group of one row is "plain" when whole and every element is finite, non-zero and
+// normal with |x| >= 2^-24 (nearly every activation): then the bin is the exponent minus a
+// constant and no element is classified or counted one by one (LaneSums::add_row). Other groups
+// go element by element without branches: a non-finite element enters the moments as 0, which
+// changes no sum and no maximum of magnitudes, and its histogram row says what it was. Per-token
 // absmax is a warp max-reduction (the warp covers all of the block's channels of that row) and one
 // global atomicMax per token and block.
-//
+
 // f32 partial sums bound what one block can represent: |x|^4 overflows f32 above ~1.8e19, and a
 // block sums at most tokens_per_block terms per channel (relative rounding ~ tokens_per_block *
 // 2^-24 before the f64 merge).
