@@ -101,33 +101,38 @@ QA_UNROLL
   // Any other group goes element by element through add().
   template <class T>
   __device__ __forceinline__ float add_row(const Group<T>& g, int nvalid, uint32_t* hist_col) {
+    float row_max = 0.f;
+    if (nvalid != VEC) {  // the last block's partial group (or none): only loaded elements
+QA_UNROLL
+      for (int j = 0; j < VEC; ++j)
+        if (j < nvalid) row_max = add(j, qa::to_float(g.v[j]), hist_col, row_max);
+      return row_max;
+    }
     float v[VEC];
     uint32_t bin[VEC];
-    bool is_plain = nvalid == VEC;
+    bool is_plain = true;
 QA_UNROLL
     for (int j = 0; j < VEC; ++j) {
       v[j] = qa::to_float(g.v[j]);
       bin[j] = ((__float_as_uint(v[j]) >> 23) & 0xffu) - uint32_t(127 - QA_LOG2_BIN_OFFSET);
       is_plain = is_plain && bin[j] <= uint32_t(254 - 127 + QA_LOG2_BIN_OFFSET);
     }
-    float row_max = 0.f;
-    if (is_plain) {
-      ++plain;
+    if (!is_plain) {
 QA_UNROLL
-      for (int j = 0; j < VEC; ++j) {
-        const float x = v[j], a = fabsf(x), x2 = x * x;
-        amax[j] = fmaxf(amax[j], a);
-        s1[j] += x;
-        s2[j] += x2;
-        s3[j] += x2 * x;
-        s4[j] += x2 * x2;
-        row_max = fmaxf(row_max, a);
-        atomicAdd(&hist_col[(bin[j] < ACT_BINS - 1 ? bin[j] : ACT_BINS - 1) * ACT_LANES], 1u);
-      }
-    } else {
+      for (int j = 0; j < VEC; ++j) row_max = add(j, v[j], hist_col, row_max);
+      return row_max;
+    }
+    ++plain;
 QA_UNROLL
-      for (int j = 0; j < VEC; ++j)
-        if (j < nvalid) row_max = add(j, v[j], hist_col, row_max);
+    for (int j = 0; j < VEC; ++j) {
+      const float x = v[j], a = fabsf(x), x2 = x * x;
+      amax[j] = fmaxf(amax[j], a);
+      s1[j] += x;
+      s2[j] += x2;
+      s3[j] += x2 * x;
+      s4[j] += x2 * x2;
+      row_max = fmaxf(row_max, a);
+      atomicAdd(&hist_col[(bin[j] < ACT_BINS - 1 ? bin[j] : ACT_BINS - 1) * ACT_LANES], 1u);
     }
     return row_max;
   }
@@ -263,6 +268,6 @@ QA_UNROLL
 
 }  // namespace
 
-QA_KERNEL_BOUNDS(qa_act_stats_f32, QaActStatsParams, p, 256, 1) { act_stats<float>(p); }
-QA_KERNEL_BOUNDS(qa_act_stats_f16, QaActStatsParams, p, 256, 1) { act_stats<qa::f16>(p); }
-QA_KERNEL_BOUNDS(qa_act_stats_bf16, QaActStatsParams, p, 256, 1) { act_stats<qa::bf16>(p); }
+QA_KERNEL_BOUNDS(qa_act_stats_f32, QaActStatsParams, p, 256, 4) { act_stats<float>(p); }
+QA_KERNEL_BOUNDS(qa_act_stats_f16, QaActStatsParams, p, 256, 2) { act_stats<qa::f16>(p); }
+QA_KERNEL_BOUNDS(qa_act_stats_bf16, QaActStatsParams, p, 256, 2) { act_stats<qa::bf16>(p); }
