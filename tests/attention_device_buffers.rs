@@ -17,8 +17,8 @@ use quietattn::ops::attention::{
 };
 use quietattn::stats::compare::check_reproducible;
 use quietattn::{
-    AttentionOptions, AttentionOutput, AttentionProblem, DType, Device, Error, Gate, Normaliser,
-    OutlierStats, Tensor, TensorData,
+    AttentionOptions, AttentionOutput, AttentionProblem, DType, Device, Error, Gate, KernelChoice,
+    Normaliser, OutlierStats, Tensor, TensorData,
 };
 
 fn emulator() -> Device {
@@ -44,8 +44,58 @@ struct DeviceRun {
     stats: Option<OutlierStats>,
 }
 
+/// Where the device path writes `o`: `offset` elements into its buffer, token rows of
+/// `heads · d + token_pad` elements; the rest of the buffer starts as NaN bits and must stay so.
+#[derive(Clone, Copy)]
+struct OView {
+    offset: usize,
+    token_pad: usize,
+}
+
+impl OView {
+    const DENSE: OView = OView {
+        offset: 0,
+        token_pad: 0,
+    };
+
+    /// Element strides of `shape` (`[.., tokens, heads, d]`) in this view.
+    fn strides(&self, shape: &[usize]) -> Vec<usize> {
+        let n = shape.len();
+        let mut strides = vec![1; n];
+        strides[n - 2] = shape[n - 1];
+        strides[n - 3] = shape[n - 2] * shape[n - 1] + self.token_pad;
+        for i in (0..n - 3).rev() {
+            strides[i] = strides[i + 1] * shape[i + 1];
+        }
+        strides
+    }
+
+    /// Buffer element of each element of `shape`, in row-major order.
+    fn positions(&self, shape: &[usize]) -> Vec<usize> {
+        let strides = self.strides(shape);
+        let mut at = vec![self.offset];
+        for (&len, &stride) in shape.iter().zip(&strides) {
+            at = at
+                .iter()
+                .flat_map(|&a| (0..len).map(move |i| a + i * stride))
+                .collect();
+        }
+        at
+    }
+}
+
 /// Runs `data` through `attention_device` on buffers holding exactly the inputs' storage.
 fn run_device(device: &Device, data: &CaseData, options: &AttentionOptions) -> DeviceRun {
+    run_device_with(device, data, options, OView::DENSE)
+}
+
+/// `run_device` with `o` written through `view` (16-bit dtypes when not dense).
+fn run_device_with(
+    device: &Device,
+    data: &CaseData,
+    options: &AttentionOptions,
+    view: OView,
+) -> DeviceRun {
     let e = exec(device);
     let problem = AttentionProblem::new(&data.inputs(), options).expect("valid case");
     let g = problem.geometry();
@@ -62,7 +112,19 @@ fn run_device(device: &Device, data: &CaseData, options: &AttentionOptions) -> D
     });
     let o_shape = g.o_shape();
     let mut o = Tensor::zeros(g.dtype, &o_shape).expect("o");
-    let mut o_buf = e.alloc_zeroed(o.data.as_bytes().len()).expect("alloc");
+    let positions = view.positions(&o_shape);
+    let o_elems = positions
+        .iter()
+        .max()
+        .map_or(0, |&m| m + 1 + view.token_pad);
+    let mut o_buf = if view.offset == 0 && view.token_pad == 0 {
+        e.alloc_zeroed(o.data.as_bytes().len()).expect("alloc")
+    } else {
+        e.upload(&vec![0xff; 2 * o_elems]).expect("upload")
+    };
+    let o_desc = DeviceTensor::from_buffer_mut(&mut o_buf, g.dtype, &[o_elems.max(1)])
+        .and_then(|t| t.strided(&o_shape, &view.strides(&o_shape), view.offset))
+        .expect("o view fits its buffer");
     let lse_len: usize = g.lse_shape().iter().product();
     let mut lse = vec![f32::NAN; lse_len];
     let mut lse_buf = e.upload(bytemuck::cast_slice(&lse)).expect("upload");
@@ -74,7 +136,7 @@ fn run_device(device: &Device, data: &CaseData, options: &AttentionOptions) -> D
         describe(&q, &data.q),
         describe(&k, &data.k),
         describe(&v, &data.v),
-        DeviceTensor::from_buffer_mut(&mut o_buf, g.dtype, &o_shape).expect("o"),
+        o_desc,
         DeviceTensor::from_buffer_mut(&mut lse_buf, DType::F32, &g.lse_shape()).expect("lse"),
     );
     args.sinks = (options.normaliser == Normaliser::Sink)
@@ -95,7 +157,25 @@ fn run_device(device: &Device, data: &CaseData, options: &AttentionOptions) -> D
     assert_eq!(got, g, "the device path resolved another geometry");
     drop(args);
 
-    e.download(&o_buf, o.data.as_bytes_mut()).expect("download");
+    if view.offset == 0 && view.token_pad == 0 {
+        e.download(&o_buf, o.data.as_bytes_mut()).expect("download");
+    } else {
+        let mut raw = vec![0u8; 2 * o_elems];
+        e.download(&o_buf, &mut raw).expect("download");
+        let mut written = vec![false; o_elems];
+        let bytes = o.data.as_bytes_mut();
+        for (i, &at) in positions.iter().enumerate() {
+            bytes[2 * i..2 * i + 2].copy_from_slice(&raw[2 * at..2 * at + 2]);
+            written[at] = true;
+        }
+        for (at, w) in written.iter().enumerate() {
+            let bits = [raw[2 * at], raw[2 * at + 1]];
+            assert!(
+                *w || bits == [0xff, 0xff],
+                "o buffer element {at} outside the view was written"
+            );
+        }
+    }
     e.download(&lse_buf, bytemuck::cast_slice_mut(&mut lse))
         .expect("download");
     DeviceRun {
@@ -207,6 +287,48 @@ fn varlen_with_device_offsets_matches_host_path_and_reference() {
     let mut s = case(Normaliser::Softmax, DType::F32, Batching::Varlen);
     s.stats = true;
     check_case(&s, 22);
+}
+
+/// `o` written through a strided view: rows 16-byte aligned (the tensor-core epilogue's 16-byte
+/// chunk stores) and misaligned by one element (its element stores), for each family: the same
+/// bits as the dense host path, nothing outside the view touched.
+#[test]
+fn strided_and_misaligned_o_matches_host_path() {
+    let device = emulator();
+    let mut c = case(
+        Normaliser::Softmax,
+        DType::BF16,
+        Batching::Batched {
+            q_len: 70,
+            k_len: 45,
+        },
+    );
+    c.mask = MaskKind::Causal;
+    c.gate = Gate::SigmoidElementwise;
+    c.stats = true;
+    let data = CaseData::new(&c, 31);
+    for kernel in [KernelChoice::TensorCore, KernelChoice::CudaCore] {
+        let options = AttentionOptions {
+            kernel,
+            ..c.options()
+        };
+        let host = quietattn::attention(&device, &data.inputs(), &options).expect("host path");
+        for view in [
+            OView {
+                offset: 8,
+                token_pad: 8,
+            },
+            OView {
+                offset: 1,
+                token_pad: 3,
+            },
+        ] {
+            let dev = run_device_with(&device, &data, &options, view);
+            let at = format!("{kernel:?}, offset {}, pad {}", view.offset, view.token_pad);
+            assert_eq!(dev.o, host.o, "{at}: o differs from the dense host path");
+            assert_eq!(dev.stats, host.stats, "{at}: statistics differ");
+        }
+    }
 }
 
 #[test]

@@ -11,7 +11,7 @@
 // see none of them (or it has no rows at all).
 #pragma once
 
-#include "../attention/mask.cuh"
+#include "../attention/block_info.cuh"
 #include "../attention/online_softmax.cuh"
 #include "../attention/output.cuh"
 #include "../attention/row_stats.cuh"
@@ -32,24 +32,15 @@ __device__ __forceinline__ void attention_body(const QaAttnParams& p) {
   __shared__ SharedStorage<MAX_D, STATS> sm;
 
   const int warp = threadIdx.x / WARP_SIZE, lane = threadIdx.x % WARP_SIZE;
-  const int head = blockIdx.y, b = blockIdx.z;
-  const int group = int(p.heads / p.kv_heads), kvh = head / group;
   const int d = int(p.head_dim), d4 = d / 4;
-  const bool varlen = p.cu_seqlens_q != 0;
-  const Sequence seq = sequence_of(p, b);
-  const Mask mask(p, seq);
-  const int row0 = int(blockIdx.x) * BM;
-  const int rows_here = seq.q_len - row0 < 0 ? 0 : (seq.q_len - row0 > BM ? BM : seq.q_len - row0);
-  const bool counts_kv = STATS && blockIdx.x == 0 && head % group == 0;
-  if (rows_here == 0 && !counts_kv) return;  // whole block: no barrier is skipped by a subset
-
+  const BlockInfo blk(p, BM, STATS);
+  if (blk.idle()) return;  // whole block: no barrier is skipped by a subset
+  const int head = blk.head, b = blk.b, kvh = blk.kvh;
+  const bool varlen = blk.varlen, counts_kv = blk.counts_kv;
+  const Sequence& seq = blk.seq;
+  const Mask& mask = blk.mask;
   // Keys any row of the block sees; the designated K/V counter still sweeps all of them.
-  int kv_lo = 0, kv_hi = 0;
-  if (rows_here > 0) {
-    kv_lo = mask.kv_begin(row0);
-    kv_hi = mask.kv_end(row0 + rows_here - 1);
-    if (kv_lo >= kv_hi) kv_lo = kv_hi = 0;
-  }
+  const int row0 = blk.row0, rows_here = blk.rows, kv_lo = blk.keys.lo, kv_hi = blk.keys.hi;
 
   const NormCtx ctx = norm_ctx<Norm>(p, seq.k_len, head);
   const LogitMap logit(p);

@@ -14,13 +14,15 @@
 // over the dead Q and K/V tiles; one global atomic per block and counter (attention/stats.cuh).
 #pragma once
 
-#include "../attention/mask.cuh"
+#include "../attention/block_info.cuh"
 #include "../attention/online_softmax.cuh"
 #include "../attention/output.cuh"
 #include "../attention/row_stats.cuh"
 #include "../attention/stats.cuh"
 #include "../attention/variant.cuh"
 #include "fragments.cuh"
+#include "kv_rows.cuh"
+#include "o_tile.cuh"
 #include "tile_io.cuh"
 #include "traits.cuh"
 
@@ -62,32 +64,19 @@ __device__ __forceinline__ void attention_body(const QaAttnParams& p) {
 
   const int warp = int(threadIdx.x) / WARP_SIZE, lane = int(threadIdx.x) % WARP_SIZE;
   const int g = lane >> 2, t = lane & 3;
-  const int head = int(blockIdx.y), b = int(blockIdx.z);
-  const int group = int(p.heads / p.kv_heads), kvh = head / group;
-  const bool varlen = p.cu_seqlens_q != 0;
-  const Sequence seq = sequence_of(p, b);
-  const Mask mask(p, seq);
-  const int row0 = int(blockIdx.x) * BM;
-  const int rows_here = seq.q_len - row0 < 0 ? 0 : (seq.q_len - row0 > BM ? BM : seq.q_len - row0);
-  const bool counts_kv = STATS && blockIdx.x == 0 && head % group == 0;
-  if (rows_here == 0 && !counts_kv) return;  // whole block: no barrier is skipped by a subset
-
+  const BlockInfo blk(p, BM, STATS);
+  if (blk.idle()) return;  // whole block: no barrier is skipped by a subset
+  const int head = blk.head, b = blk.b, kvh = blk.kvh;
+  const bool varlen = blk.varlen, counts_kv = blk.counts_kv;
+  const Sequence& seq = blk.seq;
+  const Mask& mask = blk.mask;
   // Keys any row of the block sees (the designated K/V counter still sweeps all of them), and
   // the rows of this warp and the keys they see.
-  int kv_lo = 0, kv_hi = 0;
-  if (rows_here > 0) {
-    kv_lo = mask.kv_begin(row0);
-    kv_hi = mask.kv_end(row0 + rows_here - 1);
-    if (kv_lo >= kv_hi) kv_lo = kv_hi = 0;
-  }
+  const int row0 = blk.row0, rows_here = blk.rows, kv_lo = blk.keys.lo, kv_hi = blk.keys.hi;
   const int wr0 = row0 + 16 * warp;
-  const int w_rows = rows_here - 16 * warp < 0 ? 0 : (rows_here - 16 * warp > 16 ? 16 : rows_here - 16 * warp);
-  int w_lo = 0, w_hi = 0;
-  if (w_rows > 0) {
-    w_lo = mask.kv_begin(wr0);
-    w_hi = mask.kv_end(wr0 + w_rows - 1);
-    if (w_lo >= w_hi) w_lo = w_hi = 0;
-  }
+  const int w_rows = clamp_rows(rows_here - 16 * warp, 16);
+  const KeyRange w_keys = blk.keys_of(wr0, w_rows);
+  const int w_lo = w_keys.lo, w_hi = w_keys.hi;
   const int rows[2] = {wr0 + g, wr0 + g + 8};  // the accumulator rows of this lane
   const bool row_ok[2] = {g < w_rows, g + 8 < w_rows};
 
@@ -119,10 +108,12 @@ __device__ __forceinline__ void attention_body(const QaAttnParams& p) {
     zero_channels<D, NT>(*scratch);
   }
 
+  // The K/V row pointers are block-uniform and needed once per tile: read from shared memory
+  // there, not kept in registers through the key loop (at d256 with statistics, ptxas spilled
+  // them; in shared memory the loop is spill-free).
+  __shared__ KvRows<T> kv_rows;
+  if (threadIdx.x == 0) kv_rows = kv_rows_of<T>(p, varlen, b, seq.k_start, kvh);
   const RowPtr<T> q_rows = rows_of<T>(p.q, varlen, b, seq.q_start + row0, head);
-  const RowPtr<T> k_rows = rows_of<T>(p.k, varlen, b, seq.k_start, kvh);
-  const RowPtr<T> v_rows = rows_of<T>(p.v, varlen, b, seq.k_start, kvh);
-  const bool k_aligned = rows_aligned(k_rows), v_aligned = rows_aligned(v_rows);
   load_tile<Tr, T>(sq, q_rows, BM, rows_here, rows_aligned(q_rows));
   qa::ptx::cp_async_commit();
   qa::ptx::cp_async_wait<0>();
@@ -177,12 +168,9 @@ QA_UNROLL
       if (i < n_tiles) {
         const int kv0 = begin + i * BN;
         const int valid = seq.k_len - kv0 < BN ? seq.k_len - kv0 : BN;
-        const RowPtr<T> kr{k_rows.base + int64_t(kv0) * k_rows.stride, k_rows.stride};
-        load_tile<KvLoad, T>(sk + (i % S) * Tr::kKvChunks, kr, BN, valid, k_aligned);
-        if (loads_v) {
-          const RowPtr<T> vr{v_rows.base + int64_t(kv0) * v_rows.stride, v_rows.stride};
-          load_tile<KvLoad, T>(sv + (i % S) * Tr::kKvChunks, vr, BN, valid, v_aligned);
-        }
+        const KvRows<T> kv = kv_rows;
+        load_tile<KvLoad, T>(sk + (i % S) * Tr::kKvChunks, KvRows<T>::from(kv.k, kv0), BN, valid, kv.k_aligned);
+        if (loads_v) load_tile<KvLoad, T>(sv + (i % S) * Tr::kKvChunks, KvRows<T>::from(kv.v, kv0), BN, valid, kv.v_aligned);
       }
       qa::ptx::cp_async_commit();
     };
@@ -340,8 +328,6 @@ QA_UNROLL
   }
 
   // ---- epilogue: quad totals, normalisation, gate, stores ----
-  const RowPtr<T> o_rows = rows_of<T>(p.o, varlen, b, seq.q_start, head);
-  T* o_base = const_cast<T*>(o_rows.base);
   float scale[2];
 QA_UNROLL
   for (int h = 0; h < 2; ++h) {
@@ -359,23 +345,14 @@ QA_UNROLL
     }
     if (t == 0 && row_ok[h]) store_lse(p, b, head, seq.q_start + rows[h], row_lse2);
   }
-  float* o_tile = reinterpret_cast<float*>(sq);  // statistics: f32 O over the dead Q, K/V tiles
-  if constexpr (STATS) __syncthreads();  // no warp still reads Q (a pass may have had no tile)
-QA_UNROLL
-  for (int j = 0; j < NO; ++j)
-QA_UNROLL
-    for (int e = 0; e < 4; ++e) {
-      const int h = e >> 1, c = 8 * j + 2 * t + (e & 1);
-      if (!row_ok[h]) continue;
-      const float v = o[j][e] * scale[h];  // o = acc / denominator, before the gate
-      if constexpr (STATS) o_tile[(rows[h] - row0) * D + c] = v;
-      const float f = gate_factor(p, varlen, b, seq.q_start + rows[h], head, c);
-      o_base[int64_t(rows[h]) * o_rows.stride + c] = qa::from_float<T>(v * f);
-    }
-
-  // ---- statistics: O channels from the staged tile, then one global atomic per counter ----
-  if constexpr (STATS) {
-    __syncthreads();
+  // O = acc / denominator (before the gate) as f32 over the dead Q and K/V tiles, then out in
+  // 16-byte chunks (o_tile.cuh); the statistics count O from the same tile.
+  float* o_tile = reinterpret_cast<float*>(sq);
+  __syncthreads();  // no warp still reads Q or a K/V stage (a pass may have had no tile)
+  const int local_rows[2] = {16 * warp + g, 16 * warp + g + 8};
+  stage_o<D>(o_tile, o, local_rows, row_ok, scale, t);
+  __syncthreads();
+  if constexpr (STATS) {  // O channels, before the tile is written out (no barrier: both read)
     const int c0 = int(threadIdx.x) % Tr::kThreadsPerRow;
 QA_UNROLL
     for (int k = 0; k < Tr::kDimsPerThread; ++k) {
@@ -383,9 +360,15 @@ QA_UNROLL
       const int c = c0 + k * Tr::kThreadsPerRow;
       if (c >= D) break;
       for (int r = int(threadIdx.x) / Tr::kThreadsPerRow; r < rows_here; r += Tr::kRowsPerPass)
-        count_element(o_tile[r * D + c], ch, bs->hist[QA_STAT_O]);
+        count_element(o_tile[OTile<D>::at(r, c)], ch, bs->hist[QA_STAT_O]);
       merge_channel(*scratch, QA_STAT_O, c, ch);
     }
+  }
+  store_o<Tr, T>(o_tile, rows_of<T>(p.o, varlen, b, seq.q_start + row0, head), rows_here, p, varlen, b,
+                 seq.q_start + row0, head);
+
+  // ---- statistics: one global atomic per counter ----
+  if constexpr (STATS) {
     __syncthreads();
     flush_channels<D, NT>(*scratch, QA_STAT_Q, p.stats.channels[QA_STAT_Q], head * D, D);
     flush_channels<D, NT>(*scratch, QA_STAT_O, p.stats.channels[QA_STAT_O], head * D, D);
