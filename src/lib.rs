@@ -54,6 +54,7 @@ pub mod kernels;
 pub mod launch;
 pub mod ops;
 pub mod perf;
+pub mod probe;
 pub mod problem;
 pub mod reference;
 pub mod stats;

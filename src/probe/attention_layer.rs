@@ -35,8 +35,11 @@ pub struct HeadProbe {
     /// The same without row 0, which in a causal model can only look at key 0 (`None` for
     /// encoders, where every row sees every key).
     pub sink_score_without_row0: Option<f64>,
-    /// Mean normalised entropy of the rows (from the kernel's entropy histogram).
+    /// Mean normalised entropy `H_i / ln(n_i)` of the rows, from the weights rebuilt out of
+    /// the kernel's `lse` (softmax runs; `None` otherwise).
     pub mean_entropy: Option<f64>,
+    /// The same read from the kernel's 16-bin entropy histogram (bin mid-points: within 1/32).
+    pub mean_entropy_binned: Option<f64>,
     /// `‖v_0‖ ÷ mean_j ‖v_j‖` of the head's value vectors (its KV head under GQA).
     pub value_norm_ratio: Option<f64>,
 }
@@ -70,10 +73,11 @@ pub fn attend(
         kv_heads,
         head_dim,
     } = layout;
-    let view = |m: &'_ Matrix, h: usize| -> Result<TensorView<'_>> {
-        TensorView::contiguous(DataRef::F32(&m.data), &[1, tokens, h, head_dim])
-    };
-    let inputs = AttentionInputs::new(view(q, heads)?, view(k, kv_heads)?, view(v, kv_heads)?);
+    let inputs = AttentionInputs::new(
+        heads_view(q, heads, head_dim)?,
+        heads_view(k, kv_heads, head_dim)?,
+        heads_view(v, kv_heads, head_dim)?,
+    );
     let options = AttentionOptions {
         stats: true,
         ..options.clone()
@@ -89,16 +93,26 @@ pub fn attend(
     };
     let output = Matrix::new(tokens, heads * head_dim, values)?;
     let logits = Logits::new(layout, q, k, options.scale);
-    let heads_out = (0..heads)
+    let mut heads_out: Vec<HeadProbe> = (0..heads)
         .map(|h| head_probe(h, &stats, &logits, v, &options))
         .collect();
     let map = (options.normaliser == Normaliser::Softmax).then(|| logits.map(&lse, options.causal));
+    if let Some(m) = &map {
+        for (h, head) in heads_out.iter_mut().enumerate() {
+            head.mean_entropy = Some(mean_normalised_entropy(m, h, tokens, options.causal));
+        }
+    }
     Ok(AttentionLayer {
         output,
         stats,
         heads: heads_out,
         map,
     })
+}
+
+/// `[tokens, heads · d]` seen as the `[1, tokens, heads, d]` tensor attention takes.
+fn heads_view(m: &Matrix, heads: usize, head_dim: usize) -> Result<TensorView<'_>> {
+    TensorView::contiguous(DataRef::F32(&m.data), &[1, m.rows, heads, head_dim])
 }
 
 /// Scaled logits `s_ij = scale · q_i·k_j` of every head, on the host in f64.
@@ -175,7 +189,8 @@ fn head_probe(
         head: h,
         sink_score: report.sink_score,
         sink_score_without_row0: without_row0.flatten(),
-        mean_entropy: report.mean_entropy,
+        mean_entropy: None,
+        mean_entropy_binned: report.mean_entropy,
         value_norm_ratio: value_norm_ratio(v, logits.kv_head(h), logits.layout.head_dim),
     }
 }
@@ -191,4 +206,25 @@ fn value_norm_ratio(v: &Matrix, kh: usize, d: usize) -> Option<f64> {
     };
     let mean = (0..v.rows).map(norm).sum::<f64>() / v.rows as f64;
     (v.rows > 0 && mean > 0.0).then(|| norm(0) / mean)
+}
+
+/// Mean over the rows of head `h` of `H_i / ln(n_i)` (0 for a row with one visible key).
+fn mean_normalised_entropy(map: &[f32], h: usize, t: usize, causal: bool) -> f64 {
+    let total: f64 = (0..t)
+        .map(|i| {
+            let n = if causal { i + 1 } else { t };
+            if n < 2 {
+                return 0.0;
+            }
+            let row = &map[(h * t + i) * t..(h * t + i) * t + n];
+            let entropy: f64 = row
+                .iter()
+                .map(|&p| f64::from(p))
+                .filter(|&p| p > 0.0)
+                .map(|p| -p * p.ln())
+                .sum();
+            entropy / (n as f64).ln()
+        })
+        .sum();
+    total / t.max(1) as f64
 }

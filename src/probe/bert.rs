@@ -81,11 +81,7 @@ impl Bert {
     /// Reads the checkpoint `weights` for `config`.
     pub fn load(config: BertConfig, weights: &Path) -> Result<Self> {
         check_config(&config)?;
-        let w = Weights::read(
-            weights,
-            &["", "bert."],
-            "embeddings.word_embeddings.weight",
-        )?;
+        let w = Weights::read(weights, &["", "bert."], "embeddings.word_embeddings.weight")?;
         let h = config.hidden_size;
         let norm = |name: &str| -> Result<Norm> {
             Ok(Norm {
@@ -103,7 +99,11 @@ impl Bert {
                 config.max_position_embeddings,
                 h,
             )?,
-            types: w.table("embeddings.token_type_embeddings.weight", config.type_vocab_size, h)?,
+            types: w.table(
+                "embeddings.token_type_embeddings.weight",
+                config.type_vocab_size,
+                h,
+            )?,
             embed_norm: norm("embeddings.LayerNorm")?,
             layers,
             config,

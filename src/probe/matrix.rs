@@ -151,7 +151,10 @@ mod tests {
         let layer = Linear::new(w, Some(vec![10.0, 20.0])).unwrap();
         let x = Matrix::new(2, 3, vec![1.0, 0.0, -1.0, 2.0, 1.0, 0.0]).unwrap();
         let y = layer.forward(&x).unwrap();
-        assert_eq!(y.data, vec![1.0 - 3.0 + 10.0, 4.0 - 6.0 + 20.0, 4.0 + 10.0, 13.0 + 20.0]);
+        assert_eq!(
+            y.data,
+            vec![1.0 - 3.0 + 10.0, 4.0 - 6.0 + 20.0, 4.0 + 10.0, 13.0 + 20.0]
+        );
     }
 
     #[test]
