@@ -14,9 +14,12 @@ mod llama_stub;
 pub mod loaded;
 pub mod matrix;
 pub mod norm;
+pub mod replay;
+pub mod report;
 pub mod tokenizer;
 pub mod trace;
 pub mod weights;
 
 pub use loaded::LoadedModel;
+pub use report::ProbeReport;
 pub use trace::Trace;
