@@ -52,6 +52,7 @@ pub mod files;
 pub mod io;
 pub mod kernels;
 pub mod launch;
+pub mod model;
 pub mod ops;
 pub mod perf;
 pub mod probe;
