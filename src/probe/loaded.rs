@@ -6,9 +6,11 @@ use std::path::Path;
 use tokenizers::Tokenizer;
 
 use crate::device::Device;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::model::gguf_tokenizer::GgufTokenizer;
 use crate::probe::bert::Bert;
 use crate::probe::checkpoint::Checkpoint;
+use crate::probe::llama::Llama;
 use crate::probe::tokenizer::{Encoded, encode, read_tokenizer};
 use crate::probe::trace::Trace;
 use crate::variant::AttentionOptions;
@@ -17,6 +19,8 @@ use crate::variant::AttentionOptions;
 pub enum Architecture {
     /// A BERT-family encoder.
     Bert(Box<Bert>),
+    /// A Llama-family causal decoder.
+    Llama(Box<Llama>),
 }
 
 /// A model with its tokenizer.
@@ -46,7 +50,21 @@ impl LoadedModel {
                     source: weights.display().to_string(),
                 })
             }
-            Checkpoint::Gguf(file) => crate::probe::llama_stub::load(&file),
+            Checkpoint::Gguf(path) => {
+                let (model, file) = Llama::load(&path)?;
+                let tok = GgufTokenizer::from_gguf(&file)?;
+                if tok.add_bos() {
+                    return Err(Error::Unsupported(format!(
+                        "{}: the model wants a BOS token first, which the probe does not add yet",
+                        path.display()
+                    )));
+                }
+                Ok(LoadedModel {
+                    architecture: Architecture::Llama(Box::new(model)),
+                    tokenizer: tok.tokenizer().clone(),
+                    source: path.display().to_string(),
+                })
+            }
         }
     }
 
@@ -54,17 +72,19 @@ impl LoadedModel {
     pub fn kind(&self) -> &'static str {
         match self.architecture {
             Architecture::Bert(_) => "bert",
+            Architecture::Llama(_) => "llama",
         }
     }
 
     /// True for a causal decoder.
     pub fn is_causal(&self) -> bool {
-        false
+        matches!(self.architecture, Architecture::Llama(_))
     }
 
     /// Tokenizes `text` as the model expects (special tokens included).
     pub fn encode(&self, text: &str) -> Result<Encoded> {
-        encode(&self.tokenizer, text, true)
+        // BERT adds [CLS] … [SEP]; the GGUF tokenizer has no post-processor to add.
+        encode(&self.tokenizer, text, !self.is_causal())
     }
 
     /// Runs the forward pass over `input` with attention `options` on `device`.
@@ -76,6 +96,7 @@ impl LoadedModel {
     ) -> Result<Trace> {
         match &self.architecture {
             Architecture::Bert(m) => m.forward(device, &input.ids, &input.type_ids, options),
+            Architecture::Llama(m) => m.forward(device, &input.ids, options),
         }
     }
 }
