@@ -6,7 +6,7 @@ mod cli_parts;
 mod probe_parts;
 
 use cli_parts::{Scratch, assert_fails, assert_ok, quietattn, s, stdout};
-use probe_parts::{MINILM, model_or_skip};
+use probe_parts::{MINILM, SMOLLM2, model_or_skip};
 use serde_json::Value;
 
 #[test]
@@ -208,4 +208,43 @@ fn variant_is_a_labelled_replay() {
         &dir.path("p.json"),
     );
     assert!(plain["replay"].is_null());
+}
+
+#[test]
+fn smollm2_reports_causal_sinks_and_a_replay_kl() {
+    let Some(model) = model_or_skip("smollm2_reports_causal_sinks_and_a_replay_kl", SMOLLM2) else {
+        return;
+    };
+    let dir = Scratch::new("probe-smollm2");
+    let args = [
+        "--text",
+        "The capital of France is",
+        "--variant",
+        "off-by-one",
+    ];
+    let doc = report(s(&model), "reference", &args, &dir.path("s.json"));
+    assert_eq!(doc["architecture"], "llama");
+    assert_eq!(doc["ids"], serde_json::json!([504, 3575, 282, 4649, 314]));
+    let layers = doc["report"]["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 30);
+    for l in layers {
+        let heads = l["heads"].as_array().unwrap();
+        assert_eq!(heads.len(), 9);
+        for h in heads {
+            // Row 0 puts all its weight on key 0, so leaving it out lowers the score.
+            let (with, without) = (
+                h["sink_score"].as_f64().unwrap(),
+                h["sink_score_without_row0"].as_f64().unwrap(),
+            );
+            assert!(
+                without <= with + 1e-12 && without >= 0.0,
+                "{with} vs {without}"
+            );
+        }
+    }
+    let m = &doc["replay"]["movement"];
+    let kl = m["next_token_kl"].as_f64().unwrap();
+    assert!(kl > 0.0 && kl.is_finite(), "{kl}");
+    assert!(m["same_top_token"].is_boolean());
+    assert!(m["relative_change"].is_null());
 }
