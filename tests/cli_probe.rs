@@ -248,3 +248,51 @@ fn smollm2_reports_causal_sinks_and_a_replay_kl() {
     assert!(m["same_top_token"].is_boolean());
     assert!(m["relative_change"].is_null());
 }
+
+#[test]
+fn plots_are_svg_and_png_with_text() {
+    let Some(model) = model_or_skip("plots_are_svg_and_png_with_text", MINILM) else {
+        return;
+    };
+    let dir = Scratch::new("probe-plots");
+    let plots = dir.path("plots");
+    let o = quietattn(&[
+        "probe",
+        "--model",
+        s(&model),
+        "--device",
+        "reference",
+        "--text",
+        "hello world",
+        "--plots",
+        s(&plots),
+    ]);
+    assert_ok(&o);
+    for stem in ["sink_heatmap", "layer_curves", "log2_histograms"] {
+        let svg = std::fs::read_to_string(plots.join(format!("{stem}.svg"))).unwrap();
+        assert!(
+            svg.starts_with("<svg") && svg.contains("<text"),
+            "{stem}.svg"
+        );
+        assert!(svg.contains("model"), "{stem}.svg names the model");
+        let png = std::fs::read(plots.join(format!("{stem}.png"))).unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{stem}.png");
+    }
+    let svg = std::fs::read_to_string(plots.join("sink_heatmap.svg")).unwrap();
+    // 6 layers × 12 heads, each cell labelled with its score.
+    assert_eq!(svg.matches("<rect").count() >= 72, true);
+    // A plots folder that is a file is an error before any work.
+    let file = dir.path("not-a-dir");
+    std::fs::write(&file, "x").unwrap();
+    let o = quietattn(&[
+        "probe",
+        "--model",
+        s(&model),
+        "--text",
+        "hi",
+        "--plots",
+        s(&file),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
+}

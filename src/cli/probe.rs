@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use clap::Args;
 use quietattn::files::{OutputSet, read_input};
+use quietattn::probe::plots::{plot_paths, stage_plots};
 use quietattn::probe::replay::{Movement, movement};
 use quietattn::probe::tokenizer::Encoded;
 use quietattn::probe::{LoadedModel, ProbeReport};
@@ -54,6 +55,10 @@ pub struct ProbeArgs {
     /// Also write the report to this JSON file (replaced atomically; a failed run leaves it).
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Also draw the pictures into this folder (created if missing): sink-score heat map,
+    /// per-layer kurtosis and inf-norm curves, log2 histograms, each as SVG and PNG.
+    #[arg(long)]
+    plots: Option<PathBuf>,
 }
 
 /// The replay under `--variant`.
@@ -83,7 +88,15 @@ struct ProbeDoc {
 pub fn probe(args: &ProbeArgs) -> Result<()> {
     let mut inputs: Vec<&Path> = vec![&args.model];
     inputs.extend(args.text_file.as_deref());
-    let targets: Vec<&Path> = args.json.iter().map(PathBuf::as_path).collect();
+    let plot_files = match &args.plots {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            plot_paths(dir)
+        }
+        None => Vec::new(),
+    };
+    let mut targets: Vec<&Path> = args.json.iter().map(PathBuf::as_path).collect();
+    targets.extend(plot_files.iter().map(PathBuf::as_path));
     let mut outputs = OutputSet::prepare(&inputs, &targets)?;
     let variant = replay_normaliser(args)?;
     let text = read_text(args)?;
@@ -118,12 +131,51 @@ pub fn probe(args: &ProbeArgs) -> Result<()> {
         report,
         replay,
     };
-    if let Some(path) = &args.json {
+    if args.json.is_some() {
         outputs.stage(0, &super::json_bytes(&doc)?)?;
-        outputs.commit()?;
+    }
+    if args.plots.is_some() {
+        let title = model_title(&doc.model);
+        stage_plots(
+            &doc.report,
+            &title,
+            &mut outputs,
+            usize::from(args.json.is_some()),
+        )?;
+    }
+    outputs.commit()?;
+    if let Some(path) = &args.json {
         println!("report written to {}", path.display());
     }
+    if let Some(dir) = &args.plots {
+        println!(
+            "plots written to {} ({} files)",
+            dir.display(),
+            plot_files.len()
+        );
+    }
     Ok(())
+}
+
+/// A short model name for plot titles: the file name, or its folder for `model.safetensors`.
+fn model_title(source: &str) -> String {
+    let path = Path::new(source);
+    let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
+    match name(path).as_deref() {
+        Some("model.safetensors") => path
+            .parent()
+            .and_then(|p| {
+                if p.ends_with("model") {
+                    p.parent()
+                } else {
+                    Some(p)
+                }
+            })
+            .and_then(name)
+            .unwrap_or_else(|| source.to_string()),
+        Some(n) => n.trim_end_matches(".gguf").to_string(),
+        None => source.to_string(),
+    }
 }
 
 /// The replay's normaliser (`None` for softmax: nothing to replay).

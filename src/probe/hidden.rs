@@ -28,6 +28,8 @@ pub struct HiddenProbe {
     pub report: ActivationReport,
     /// Massive activations, largest |x| first.
     pub massive: Vec<MassiveActivation>,
+    /// The op's log2 histogram of |x| (bin `b` holds `2^(b−24) ≤ |x| < 2^(b−23)`).
+    pub log2_hist: Vec<u64>,
 }
 
 /// Most massive activations listed per layer.
@@ -42,7 +44,11 @@ pub fn hidden_probe(device: &Device, x: &Matrix) -> Result<HiddenProbe> {
         .tensor
         .median_abs
         .map_or_else(Vec::new, |median| massive_activations(x, median));
-    Ok(HiddenProbe { report, massive })
+    Ok(HiddenProbe {
+        report,
+        massive,
+        log2_hist: raw.tensor.log2_hist.to_vec(),
+    })
 }
 
 /// Elements with `|x| ≥ 100` and `≥ 1000 × median`, largest first, at most [`MASSIVE_LISTED`].

@@ -28,6 +28,8 @@ pub struct HiddenSummary {
     pub massive: Vec<MassiveActivation>,
     /// Tokens with the largest inf-norm, `(token, |x|)`.
     pub top_tokens: Vec<(usize, f64)>,
+    /// Log2 histogram of |x| (bin `b`: `2^(b−24) ≤ |x| < 2^(b−23)`, ends open).
+    pub log2_hist: Vec<u64>,
 }
 
 impl HiddenSummary {
@@ -45,6 +47,7 @@ impl HiddenSummary {
             outliers: t.outliers.clone(),
             massive: h.probe.massive.clone(),
             top_tokens: h.probe.report.top_tokens.clone(),
+            log2_hist: h.probe.log2_hist.clone(),
         }
     }
 }
@@ -120,6 +123,7 @@ fn empty_summary() -> HiddenSummary {
         outliers: OutlierChannels::default(),
         massive: Vec::new(),
         top_tokens: Vec::new(),
+        log2_hist: Vec::new(),
     }
 }
 
