@@ -20,7 +20,7 @@ const FAMILY: &str = "DejaVu Sans";
 /// The pictures, by file stem.
 pub const PLOTS: [&str; 3] = ["sink_heatmap", "layer_curves", "log2_histograms"];
 
-/// The files [`write_plots`] writes into `dir` (SVG and PNG of each of [`PLOTS`]).
+/// The files [`stage_plots`] writes into `dir` (SVG and PNG of each of [`PLOTS`]).
 pub fn plot_paths(dir: &Path) -> Vec<PathBuf> {
     PLOTS
         .iter()

@@ -1,5 +1,5 @@
 //! Text to token ids with a Hugging Face `tokenizers::Tokenizer`, padding and truncation off
-//! (MiniLM's `tokenizer.json` pads every text to 128 tokens, and [PAD] rows would look like
+//! (MiniLM's `tokenizer.json` pads every text to 128 tokens, and `[PAD]` rows would look like
 //! sinks and outliers).
 
 use std::path::Path;
@@ -38,7 +38,7 @@ pub fn without_padding(tok: &mut Tokenizer) -> Result<()> {
     Ok(())
 }
 
-/// Tokenizes `text`, adding the model's special tokens when `special` (BERT's [CLS] … [SEP]).
+/// Tokenizes `text`, adding the model's special tokens when `special` (BERT's `[CLS]` … `[SEP]`).
 /// Empty (or all-whitespace) text is an error: there is nothing to probe.
 pub fn encode(tok: &Tokenizer, text: &str, special: bool) -> Result<Encoded> {
     if text.trim().is_empty() {
