@@ -8,28 +8,11 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-/// `QUIETATTN_MODELS`, else `$HOME/.cache/quietattn/models` (where scripts/fetch-models.sh puts them).
-pub fn models_dir() -> PathBuf {
-    std::env::var_os("QUIETATTN_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME").unwrap_or_default();
-            PathBuf::from(home).join(".cache/quietattn/models")
-        })
-}
-
-/// The model file or directory `rel` under [`models_dir`], or `None` after printing SKIP.
+/// The model file or directory `rel` under the models cache (`QUIETATTN_MODELS`, else
+/// `~/.cache/quietattn/models`), or `None` after printing SKIP (a failure under
+/// `QUIETATTN_REQUIRE_MODELS=1`): the library's rule, [`quietattn::model::cache::model_or_skip`].
 pub fn model_or_skip(test: &str, rel: &str) -> Option<PathBuf> {
-    let path = models_dir().join(rel);
-    if path.exists() {
-        Some(path)
-    } else {
-        println!(
-            "SKIP {test}: {} is absent (run scripts/fetch-models.sh)",
-            path.display()
-        );
-        None
-    }
+    quietattn::model::cache::model_or_skip(test, quietattn::model::cache::models_dir().join(rel))
 }
 
 /// MiniLM's directory inside the models dir.
