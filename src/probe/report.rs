@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::probe::attention_layer::HeadProbe;
 use crate::probe::hidden::MassiveActivation;
 use crate::probe::trace::{HiddenTrace, Trace};
-use crate::stats::report::{OutlierChannels, SINK_EPSILON};
+use crate::stats::report::{AttentionReport, OutlierChannels, SINK_EPSILON};
 
 /// One hidden state, summarised.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -18,6 +18,8 @@ pub struct HiddenSummary {
     pub max_channel_kurtosis: Option<(usize, f64)>,
     /// Mean of the resolved per-channel kurtoses.
     pub mean_channel_kurtosis: Option<f64>,
+    /// Every channel's kurtosis over the tokens (`None` where f32 power sums cannot resolve it).
+    pub channel_kurtosis: Vec<Option<f64>>,
     /// Largest |x| (inf-norm of the state).
     pub inf_norm: f64,
     /// Median |x| from the log2 histogram (within a factor √2).
@@ -42,6 +44,7 @@ impl HiddenSummary {
             max_channel_kurtosis: t.max_kurtosis,
             mean_channel_kurtosis: (!resolved.is_empty())
                 .then(|| resolved.iter().sum::<f64>() / resolved.len() as f64),
+            channel_kurtosis: t.channels.iter().map(|c| c.kurtosis).collect(),
             inf_norm: t.max_inf_norm,
             median_abs: t.median_abs,
             outliers: t.outliers.clone(),
@@ -67,6 +70,8 @@ pub struct LayerReport {
     pub sink_rate_without_row0: Option<f64>,
     /// Mean normalised entropy over heads.
     pub mean_entropy: Option<f64>,
+    /// Whole-tensor kurtosis of the attention call's Q, K, V and O as the kernel counted them.
+    pub qkvo_tensor_kurtosis: [Option<f64>; 4],
     /// The layer's output.
     pub hidden: HiddenSummary,
 }
@@ -98,6 +103,9 @@ impl ProbeReport {
                         .iter()
                         .map(|h| h.mean_entropy.or(h.mean_entropy_binned)),
                 ),
+                qkvo_tensor_kurtosis: AttentionReport::new(&a.stats)
+                    .tensors
+                    .map(|t| t.tensor_kurtosis),
                 heads: a.heads.clone(),
                 hidden: HiddenSummary::new(h),
             })
@@ -118,6 +126,7 @@ fn empty_summary() -> HiddenSummary {
         tensor_kurtosis: None,
         max_channel_kurtosis: None,
         mean_channel_kurtosis: None,
+        channel_kurtosis: Vec::new(),
         inf_norm: 0.0,
         median_abs: None,
         outliers: OutlierChannels::default(),
