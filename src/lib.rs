@@ -55,6 +55,7 @@ pub mod launch;
 pub mod model;
 pub mod ops;
 pub mod perf;
+pub mod probe;
 pub mod problem;
 pub mod reference;
 pub mod stats;

@@ -5,6 +5,8 @@ mod check;
 mod demo;
 mod numeric_policy;
 mod options;
+mod probe;
+mod probe_table;
 mod ptx;
 mod run;
 mod stats;
@@ -38,6 +40,9 @@ enum Command {
     /// The correctness suite: every kernel family against the f64 reference (exit 0 only when
     /// all pass).
     Check(check::CheckArgs),
+    /// A real checkpoint's forward pass with quietattn's attention: sink scores, entropies,
+    /// kurtosis, outlier channels and massive activations per layer and head.
+    Probe(probe::ProbeArgs),
 }
 
 /// Runs the parsed command line.
@@ -50,6 +55,7 @@ pub fn execute(cli: Cli) -> Result<()> {
         Some(Command::Ptx(a)) => ptx::ptx(&a),
         Some(Command::Bench(a)) => bench::bench(&a),
         Some(Command::Check(a)) => check::check(&a),
+        Some(Command::Probe(a)) => probe::probe(&a),
     }
 }
 

@@ -152,7 +152,9 @@ fn print_report(r: &ActivationReport) {
         .map(|(i, a)| format!("{i} ({})", num(Some(*a))))
         .collect();
     println!(
-        "  max channel kurtosis {kurt}; largest token inf-norms: {}",
+        "  tensor kurtosis {} (all values pooled); max channel kurtosis {kurt}; \
+         largest token inf-norms: {}",
+        num(t.tensor_kurtosis),
         tokens.join(", ")
     );
     let absmax = |c: usize| num(Some(t.channels[c].absmax));

@@ -148,6 +148,11 @@ pub struct TensorReport {
     pub pooled: ChannelMoments,
     /// Standard deviation of all finite elements (the σ of the 6σ rule).
     pub sigma: Option<f64>,
+    /// Pearson kurtosis `μ4/σ⁴` (non-excess) of all finite elements of the tensor taken as one
+    /// population, as Bondarenko et al. (2023) report it for a layer's output. It follows
+    /// exactly from the channels' pooled `Σx, Σx², Σx³, Σx⁴` and counts (`pooled.kurtosis`);
+    /// unlike the per-channel kurtosis it grows with a few channels that sit far from the rest.
+    pub tensor_kurtosis: Option<f64>,
     /// Median |x| read from the log2 histogram: the geometric mid-point `2^(b-24+0.5)` of the bin
     /// holding the median element (0 when the median element is a zero). Accurate to a factor √2.
     pub median_abs: Option<f64>,
@@ -260,6 +265,7 @@ impl TensorReport {
             non_finite: tensor.non_finite,
             pooled,
             sigma,
+            tensor_kurtosis: pooled.kurtosis,
             median_abs,
             max_inf_norm: absmax,
             max_kurtosis,

@@ -330,3 +330,57 @@ fn overflowed_power_sums_give_no_made_up_moments() {
     let mean = 2e10 / 3.0;
     assert!(close(m.variance.unwrap(), 6e20 / 3.0 - mean * mean));
 }
+
+#[test]
+fn tensor_kurtosis_of_one_spike_among_zeros() {
+    // One non-zero value among N (a Bernoulli(1/N) population up to scale) has kurtosis
+    // (N² − 3N + 3)/(N − 1), whatever the scale; here N = 4 channels × 25 tokens = 100.
+    let n = 100usize;
+    let mut cols: Vec<Vec<f64>> = vec![vec![0.0; 25]; 4];
+    cols[2][7] = -300.0;
+    let channels: Vec<QaChannelStats> = cols.iter().map(|c| channel(c)).collect();
+    let all: Vec<f64> = cols.concat();
+    let r = TensorReport::new(&channels, &tensor(&all));
+    let nf = n as f64;
+    let want = (nf * nf - 3.0 * nf + 3.0) / (nf - 1.0);
+    assert!(
+        close(r.tensor_kurtosis.unwrap(), want),
+        "{:?}",
+        r.tensor_kurtosis
+    );
+    assert!(close(want, kurtosis_by_definition(&all)));
+    // The all-zero channels have no kurtosis; the spiked one has its own (N = 25).
+    assert_eq!(r.channels[0].kurtosis, None);
+    assert!(close(
+        r.channels[2].kurtosis.unwrap(),
+        (625.0 - 75.0 + 3.0) / 24.0
+    ));
+}
+
+#[test]
+fn tensor_kurtosis_exists_where_no_channel_has_one() {
+    // Two constant channels, +3 and −3: every channel is constant (no kurtosis) while the
+    // tensor is a symmetric two-point population, kurtosis exactly 1.
+    let channels = [channel(&[3.0; 8]), channel(&[-3.0; 8])];
+    let all: Vec<f64> = [[3.0; 8], [-3.0; 8]].concat();
+    let r = TensorReport::new(&channels, &tensor(&all));
+    assert!(r.channels.iter().all(|c| c.kurtosis.is_none()));
+    assert!(close(r.tensor_kurtosis.unwrap(), 1.0));
+    assert_eq!(r.tensor_kurtosis, r.pooled.kurtosis);
+}
+
+#[test]
+fn tensor_kurtosis_pools_channels_with_different_means() {
+    // Channels of different means and spreads: the pooled kurtosis is that of the union,
+    // not a mean of the channel kurtoses.
+    let a = [1.0, 2.0, 3.0, 4.0, 5.0];
+    let b = [-20.0, -10.0, 0.5, 10.0, 40.0];
+    let c = [100.0, 101.0, 99.0, 100.5, 99.5];
+    let channels = [channel(&a), channel(&b), channel(&c)];
+    let all: Vec<f64> = [a, b, c].concat();
+    let r = TensorReport::new(&channels, &tensor(&all));
+    assert!(close(
+        r.tensor_kurtosis.unwrap(),
+        kurtosis_by_definition(&all)
+    ));
+}

