@@ -5,7 +5,10 @@
 
 mod probe_parts;
 
-use probe_parts::{MINILM, assert_close, fixture, floats, ints, model_or_skip, num};
+use probe_parts::{
+    AttentionTolerance, MINILM, assert_close, check_attention_layer, fixture, floats, ints,
+    model_or_skip, num,
+};
 use quietattn::probe::{LoadedModel, Trace};
 use quietattn::{AttentionOptions, Device};
 use serde_json::Value;
@@ -175,30 +178,17 @@ fn channel_kurtosis(x: &[f64], cols: usize, c: usize) -> f64 {
 /// Attention map and per-head readings of layer `l`: weights within 1e-5 absolute, readings
 /// within 1e-4 relative (1e-5 absolute for near-zero values).
 fn check_attention(l: usize, trace: &Trace, map: &Value, stats: &Value) {
+    let tol = AttentionTolerance {
+        map_abs: 1e-5,
+        abs: 1e-5,
+        rel: 1e-4,
+        readings: &["sink_score", "mean_normalised_entropy", "value_norm_ratio"],
+    };
+    check_attention_layer(l, trace, map, stats, &tol);
     let a = &trace.attention[l];
-    let got: Vec<f64> = a
-        .map
-        .as_ref()
-        .expect("softmax map")
-        .iter()
-        .map(|&p| f64::from(p))
-        .collect();
-    assert_close(&format!("attention[{l}]"), &got, &floats(map), 1e-5, 0.0);
     let pick = |f: fn(&quietattn::probe::attention_layer::HeadProbe) -> Option<f64>| -> Vec<f64> {
         a.heads.iter().map(|h| f(h).expect("defined")).collect()
     };
-    let tol = |name: &str, got: Vec<f64>| {
-        assert_close(
-            &format!("layer {l} {name}"),
-            &got,
-            &floats(&stats[name]),
-            1e-5,
-            1e-4,
-        )
-    };
-    tol("sink_score", pick(|h| h.sink_score));
-    tol("mean_normalised_entropy", pick(|h| h.mean_entropy));
-    tol("value_norm_ratio", pick(|h| h.value_norm_ratio));
     // The kernel's binned entropy is the exact one up to half a bin.
     let binned = pick(|h| h.mean_entropy_binned);
     assert_close(

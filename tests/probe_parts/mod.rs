@@ -78,3 +78,56 @@ pub fn max_diff(a: &[f64], b: &[f64]) -> f64 {
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f64::max)
 }
+
+/// How closely one layer's attention must match the fixture: `map_abs` for every weight,
+/// `abs` / `rel` for the per-head readings named in `readings`.
+pub struct AttentionTolerance<'a> {
+    pub map_abs: f64,
+    pub abs: f64,
+    pub rel: f64,
+    pub readings: &'a [&'a str],
+}
+
+/// The per-head reading the fixture calls `name`, from the probe's head record.
+fn reading(h: &quietattn::probe::attention_layer::HeadProbe, name: &str) -> Option<f64> {
+    match name {
+        "sink_score" => h.sink_score,
+        "sink_score_without_row0" => h.sink_score_without_row0,
+        "mean_normalised_entropy" => h.mean_entropy,
+        "value_norm_ratio" => h.value_norm_ratio,
+        other => panic!("no probe reading for fixture field {other}"),
+    }
+}
+
+/// Layer `l`'s softmax attention map and per-head readings against the fixture's `map` and
+/// `stats`, within `tol`.
+pub fn check_attention_layer(
+    l: usize,
+    trace: &quietattn::probe::Trace,
+    map: &Value,
+    stats: &Value,
+    tol: &AttentionTolerance,
+) {
+    let a = &trace.attention[l];
+    let weights = a
+        .map
+        .as_ref()
+        .expect("a softmax run keeps its attention map");
+    let got: Vec<f64> = weights.iter().map(|&p| f64::from(p)).collect();
+    assert_close(
+        &format!("attention[{l}]"),
+        &got,
+        &floats(map),
+        tol.map_abs,
+        0.0,
+    );
+    for &name in tol.readings {
+        let got: Vec<f64> = a
+            .heads
+            .iter()
+            .map(|h| reading(h, name).unwrap_or_else(|| panic!("layer {l}: {name} undefined")))
+            .collect();
+        let what = format!("layer {l} {name}");
+        assert_close(&what, &got, &floats(&stats[name]), tol.abs, tol.rel);
+    }
+}
