@@ -153,4 +153,35 @@ typedef struct QaAttnParams {
   QaAttnStatsPtrs stats;
 } QaAttnParams;
 
+/* ---- decode against a paged KV cache (SPEC section 7, kernels/decode/) ---- */
+
+/* The first bad device-side index a decode kernel met (all zero: none). 16 bytes. */
+enum QaDecodeErrorCode { QA_DECODE_OK = 0, QA_DECODE_BAD_SEQ_LEN = 1, QA_DECODE_BAD_PAGE = 2 };
+typedef struct QaDecodeError {
+  int32_t code;   /* QaDecodeErrorCode */
+  int32_t seq;    /* sequence */
+  int32_t column; /* block-table column, or -1 */
+  int32_t value;  /* the offending value */
+} QaDecodeError;
+
+/* One decode launch (chunk or combine kernel). `attn` describes q, o, gate, lse, sinks, options
+ * and dims as for attention with batched queries [b, q_len, heads, d] (seqlen_q = q_len); its k
+ * and v are the caches [num_pages, page_size, kv_heads, d] with stride_batch = the page stride
+ * and stride_seq = the slot stride; seqlen_k is the host-declared longest sequence (a bound
+ * the kernels check seq_lens_k against); cu_seqlens_* are 0. */
+typedef struct QaDecodeParams {
+  QaAttnParams attn;
+  uint64_t block_table; /* int32 [batch, max_pages], row stride table_stride */
+  uint64_t seq_lens_k;  /* int32 [batch] */
+  uint64_t partials;    /* float [splits, batch, heads, q_len, head_dim + 2]: acc, then m, l */
+  uint64_t errors;      /* QaDecodeError */
+  int64_t table_stride;
+  uint32_t max_pages;
+  uint32_t num_pages;
+  uint32_t log2_page;
+  uint32_t splits;      /* chunks per sequence; 1 = the chunk kernel writes o and lse */
+  uint32_t chunk;       /* keys per chunk of the visible range */
+  uint32_t pass;        /* clipped with splits > 1: 0 = lse pass, 1 = weights pass */
+} QaDecodeParams;
+
 #endif /* QUIETATTN_ABI_H */

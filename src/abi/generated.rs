@@ -281,3 +281,71 @@ const _: () = {
     ["Offset of field: QaAttnParams::stats"]
         [::std::mem::offset_of!(QaAttnParams, stats) - 320usize];
 };
+pub const QaDecodeErrorCode_QA_DECODE_OK: QaDecodeErrorCode = 0;
+pub const QaDecodeErrorCode_QA_DECODE_BAD_SEQ_LEN: QaDecodeErrorCode = 1;
+pub const QaDecodeErrorCode_QA_DECODE_BAD_PAGE: QaDecodeErrorCode = 2;
+pub type QaDecodeErrorCode = ::std::os::raw::c_uint;
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone, PartialEq)]
+pub struct QaDecodeError {
+    pub code: i32,
+    pub seq: i32,
+    pub column: i32,
+    pub value: i32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of QaDecodeError"][::std::mem::size_of::<QaDecodeError>() - 16usize];
+    ["Alignment of QaDecodeError"][::std::mem::align_of::<QaDecodeError>() - 4usize];
+    ["Offset of field: QaDecodeError::code"][::std::mem::offset_of!(QaDecodeError, code) - 0usize];
+    ["Offset of field: QaDecodeError::seq"][::std::mem::offset_of!(QaDecodeError, seq) - 4usize];
+    ["Offset of field: QaDecodeError::column"]
+        [::std::mem::offset_of!(QaDecodeError, column) - 8usize];
+    ["Offset of field: QaDecodeError::value"]
+        [::std::mem::offset_of!(QaDecodeError, value) - 12usize];
+};
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone, PartialEq)]
+pub struct QaDecodeParams {
+    pub attn: QaAttnParams,
+    pub block_table: u64,
+    pub seq_lens_k: u64,
+    pub partials: u64,
+    pub errors: u64,
+    pub table_stride: i64,
+    pub max_pages: u32,
+    pub num_pages: u32,
+    pub log2_page: u32,
+    pub splits: u32,
+    pub chunk: u32,
+    pub pass: u32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of QaDecodeParams"][::std::mem::size_of::<QaDecodeParams>() - 432usize];
+    ["Alignment of QaDecodeParams"][::std::mem::align_of::<QaDecodeParams>() - 8usize];
+    ["Offset of field: QaDecodeParams::attn"]
+        [::std::mem::offset_of!(QaDecodeParams, attn) - 0usize];
+    ["Offset of field: QaDecodeParams::block_table"]
+        [::std::mem::offset_of!(QaDecodeParams, block_table) - 368usize];
+    ["Offset of field: QaDecodeParams::seq_lens_k"]
+        [::std::mem::offset_of!(QaDecodeParams, seq_lens_k) - 376usize];
+    ["Offset of field: QaDecodeParams::partials"]
+        [::std::mem::offset_of!(QaDecodeParams, partials) - 384usize];
+    ["Offset of field: QaDecodeParams::errors"]
+        [::std::mem::offset_of!(QaDecodeParams, errors) - 392usize];
+    ["Offset of field: QaDecodeParams::table_stride"]
+        [::std::mem::offset_of!(QaDecodeParams, table_stride) - 400usize];
+    ["Offset of field: QaDecodeParams::max_pages"]
+        [::std::mem::offset_of!(QaDecodeParams, max_pages) - 408usize];
+    ["Offset of field: QaDecodeParams::num_pages"]
+        [::std::mem::offset_of!(QaDecodeParams, num_pages) - 412usize];
+    ["Offset of field: QaDecodeParams::log2_page"]
+        [::std::mem::offset_of!(QaDecodeParams, log2_page) - 416usize];
+    ["Offset of field: QaDecodeParams::splits"]
+        [::std::mem::offset_of!(QaDecodeParams, splits) - 420usize];
+    ["Offset of field: QaDecodeParams::chunk"]
+        [::std::mem::offset_of!(QaDecodeParams, chunk) - 424usize];
+    ["Offset of field: QaDecodeParams::pass"]
+        [::std::mem::offset_of!(QaDecodeParams, pass) - 428usize];
+};

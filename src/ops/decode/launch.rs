@@ -1,0 +1,139 @@
+//! The raw decode entry: a finished [`QaDecodeParams`] (device addresses), a [`SplitPlan`] and a
+//! workspace the caller sized once ([`crate::problem::workspace_bytes`]) → the chunk and combine
+//! launches of `kernels/decode/`. Nothing is allocated or copied here.
+
+use crate::abi::{self, QaDecodeParams};
+use crate::error::{Error, Result};
+use crate::launch::{Buffer, Executor, KernelRef, LaunchGeometry};
+use crate::ops::attention::check_head_dim;
+use crate::ops::attention::family::{check_common, dtype_stem, normaliser_stem};
+use crate::problem::{ERROR_RECORD_BYTES, SplitPlan};
+
+/// Threads per block of the chunk and combine kernels; the combine takes one row per warp.
+const THREADS: u32 = 128;
+const COMBINE_ROWS_PER_BLOCK: u32 = THREADS / 32;
+
+/// The module of each normaliser, in ABI order.
+const MODULES: [&str; 6] = [
+    "decode_softmax",
+    "decode_off_by_one",
+    "decode_sink",
+    "decode_clipped",
+    "decode_softpick",
+    "decode_sigmoid",
+];
+
+/// The chunk and combine kernels serving `params` (names only; nothing is loaded).
+fn kernels(params: &QaDecodeParams) -> Result<(KernelRef, KernelRef)> {
+    let p = &params.attn;
+    let head_dim = p.head_dim as usize;
+    check_head_dim(head_dim)?;
+    let bound = match head_dim {
+        0..=64 => 64,
+        65..=128 => 128,
+        _ => 256,
+    };
+    let module = MODULES
+        .get(p.normaliser as usize)
+        .copied()
+        .ok_or_else(|| Error::InvalidOption(format!("normaliser ABI value {}", p.normaliser)))?;
+    let name = format!(
+        "qa_decode_{}_{}_d{bound}",
+        normaliser_stem(p.normaliser)?,
+        dtype_stem(p.q.dtype)?
+    );
+    let combine = KernelRef {
+        module,
+        name: format!("{name}_combine"),
+    };
+    Ok((KernelRef { module, name }, combine))
+}
+
+/// Runs decode: the chunk kernel over grid `(splits, kv heads, batch)`, then (when
+/// `plan.splits > 1`) the combine; clipped with a split runs chunk, combine, chunk, combine.
+/// `workspace` holds the error record (first [`ERROR_RECORD_BYTES`]) and the partials; the
+/// call fills `params.errors`, `params.partials`, `params.splits`, `params.chunk`, `params.pass`.
+///
+/// The error record is sticky: kernels only set it. Read it with
+/// [`super::DecodeErrors::read`] when the stream is synchronised anyway, and zero it again
+/// (a fresh zeroed workspace, or an upload of 16 zero bytes) after an error.
+pub fn decode_raw(
+    executor: &dyn Executor,
+    params: &QaDecodeParams,
+    plan: &SplitPlan,
+    workspace: &Buffer,
+) -> Result<()> {
+    check_common(&params.attn)?;
+    let p = &params.attn;
+    if p.cu_seqlens_q != 0 || p.cu_seqlens_k != 0 {
+        return Err(Error::Unsupported(
+            "decode takes batched queries [b, q_len, heads, d], not cu_seqlens".into(),
+        ));
+    }
+    if p.stats.heads != 0 || p.stats.tensors != 0 || p.stats.channels.iter().any(|&c| c != 0) {
+        return Err(Error::Unsupported(
+            "statistics are not implemented in the decode kernels yet".into(),
+        ));
+    }
+    if p.kv_heads > 65_535 {
+        return Err(Error::Unsupported(format!(
+            "{} kv heads: the grid holds at most 65535",
+            p.kv_heads
+        )));
+    }
+    let (chunk, combine) = kernels(params)?;
+    let need = plan
+        .partial_bytes(
+            p.batch as usize,
+            p.heads as usize,
+            p.seqlen_q as usize,
+            p.head_dim as usize,
+            false,
+        )
+        .saturating_add(ERROR_RECORD_BYTES);
+    if workspace.len() < need {
+        return Err(Error::InvalidOption(format!(
+            "decode workspace of {} bytes, this call's plan ({} splits) needs {need}",
+            workspace.len(),
+            plan.splits
+        )));
+    }
+    let splits = u32::try_from(plan.splits.max(1))
+        .map_err(|_| Error::Overflow(format!("{} splits", plan.splits)))?;
+    let chunk_len = u32::try_from(plan.chunk)
+        .map_err(|_| Error::Overflow(format!("chunk of {} keys", plan.chunk)))?;
+    if p.batch == 0 || p.heads == 0 || p.seqlen_q == 0 {
+        return Ok(());
+    }
+    let mut dp = *params;
+    dp.errors = workspace.addr();
+    dp.partials = workspace.addr() + ERROR_RECORD_BYTES as u64;
+    dp.splits = splits;
+    dp.chunk = chunk_len;
+    let rows = u64::from(p.batch) * u64::from(p.heads) * u64::from(p.seqlen_q);
+    let combine_blocks = u32::try_from(rows.div_ceil(u64::from(COMBINE_ROWS_PER_BLOCK)))
+        .map_err(|_| Error::Overflow(format!("{rows} query rows")))?;
+    let chunk_geometry = geometry([splits, p.kv_heads, p.batch]);
+    let combine_geometry = geometry([combine_blocks, 1, 1]);
+    let passes = if splits > 1 && p.normaliser == abi::QaNormaliser_QA_NORM_CLIPPED {
+        2
+    } else {
+        1
+    };
+    for pass in 0..passes {
+        dp.pass = pass;
+        executor.launch(&chunk, abi::as_bytes(&dp), &chunk_geometry)?;
+        if splits > 1 {
+            executor.launch(&combine, abi::as_bytes(&dp), &combine_geometry)?;
+        }
+    }
+    Ok(())
+}
+
+fn geometry(grid: [u32; 3]) -> LaunchGeometry {
+    LaunchGeometry {
+        grid,
+        block: [THREADS, 1, 1],
+        dynamic_smem: 0,
+    }
+}

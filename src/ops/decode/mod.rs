@@ -1,0 +1,14 @@
+//! Decode against a paged KV cache (SPEC §7, docs/decode.md): the split-KV chunk and combine
+//! kernels of `kernels/decode/`.
+//!
+//! Engines call [`decode_raw`] with device addresses, a [`crate::problem::SplitPlan`] and a
+//! workspace sized once by [`crate::problem::workspace_bytes`]; [`paged_decode`] is the host-tensor
+//! path (validation, uploads, error record checked after the call).
+
+mod errors;
+mod host;
+mod launch;
+
+pub use errors::DecodeErrors;
+pub use host::{DecodeCall, paged_decode, visible_span};
+pub use launch::decode_raw;
