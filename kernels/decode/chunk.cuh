@@ -207,11 +207,10 @@ __device__ __forceinline__ KeyRange checked_keys(const QaDecodeParams& dp, int b
 }
 
 template <class Norm, class T, int MAX_D, bool kSplit>
-__device__ __forceinline__ void chunk_body(const QaDecodeParams& dp) {
+__device__ __forceinline__ void chunk_body(const QaDecodeParams& dp, SharedStorage<MAX_D, false>& sm) {
   using Tr = Traits<MAX_D>;
   using N = typename ChunkPolicy<Norm, kSplit>::type;
   constexpr int R = Tr::kRowsPerWarp, BM = Tr::kBlockM, BN = Tr::kBlockN;
-  __shared__ SharedStorage<MAX_D, false> sm;
   const QaAttnParams& p = dp.attn;
   const int kvh = int(blockIdx.y), b = int(blockIdx.z), d = int(p.head_dim);
   int len = 0;
@@ -247,6 +246,14 @@ QA_UNROLL
     }
     finish_rows<N, T, Tr, kSplit>(w, dp, b, last);
   }
+}
+
+// One shared tile storage for both instantiations (a static __shared__ in each would count twice).
+template <class Norm, class T, int MAX_D>
+__device__ __forceinline__ void chunk_kernel(const QaDecodeParams& dp) {
+  __shared__ SharedStorage<MAX_D, false> sm;
+  if (dp.splits <= 1) chunk_body<Norm, T, MAX_D, false>(dp, sm);
+  else chunk_body<Norm, T, MAX_D, true>(dp, sm);
 }
 
 }  // namespace qa::decode

@@ -9,8 +9,7 @@
 
 #define QA_DECODE_KERNEL(NAME, NORM, T, MAX_D)                          \
   QA_KERNEL_BOUNDS(NAME, QaDecodeParams, p, 128, 1) {                   \
-    if (p.splits <= 1) qa::decode::chunk_body<NORM, T, MAX_D, false>(p); \
-    else qa::decode::chunk_body<NORM, T, MAX_D, true>(p);               \
+    qa::decode::chunk_kernel<NORM, T, MAX_D>(p);                        \
   }                                                                     \
   QA_KERNEL_BOUNDS(NAME##_combine, QaDecodeParams, p, 128, 1) {         \
     qa::decode::combine_body<NORM, T, MAX_D>(p);                        \
