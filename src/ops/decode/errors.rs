@@ -55,6 +55,10 @@ impl DecodeErrors {
                 "block_table[{}, {}] = {} is not a page of the cache (seen by the kernel)",
                 r.seq, r.column, r.value
             ))),
+            abi::QaDecodeErrorCode_QA_DECODE_BAD_SLOT => Err(Error::Index(format!(
+                "slot_mapping[{}] = {} is outside the cache (-1 skips a token; seen by the kernel)",
+                r.seq, r.value
+            ))),
             other => Err(Error::Index(format!(
                 "decode kernel error record with unknown code {other}"
             ))),

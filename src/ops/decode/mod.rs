@@ -3,12 +3,15 @@
 //!
 //! Engines call [`decode_raw`] with device addresses, a [`crate::problem::SplitPlan`] and a
 //! workspace sized once by [`crate::problem::workspace_bytes`]; [`paged_decode`] is the host-tensor
-//! path (validation, uploads, error record checked after the call).
+//! path (validation, uploads, error record checked after the call); [`append_kv_on`] writes a
+//! step's K/V rows into the pages.
 
+mod append_kv;
 mod errors;
 mod host;
 mod launch;
 
+pub use append_kv::append_kv_on;
 pub use errors::DecodeErrors;
 pub use host::{DecodeCall, paged_decode, visible_span};
 pub use launch::decode_raw;
