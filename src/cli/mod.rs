@@ -7,6 +7,7 @@ mod numeric_policy;
 mod options;
 mod ptx;
 mod run;
+mod run_paged;
 mod stats;
 mod table;
 mod workload;
