@@ -49,10 +49,90 @@ fn kernels(params: &QaDecodeParams) -> Result<(KernelRef, KernelRef)> {
     Ok((KernelRef { module, name }, combine))
 }
 
-/// Runs decode: the chunk kernel over grid `(splits, kv heads, batch)`, then (when
-/// `plan.splits > 1`) the combine; clipped with a split runs chunk, combine, chunk, combine.
-/// `workspace` holds the error record (first [`ERROR_RECORD_BYTES`]) and the partials; the
-/// call fills `params.errors`, `params.partials`, `params.splits`, `params.chunk`, `params.pass`.
+/// One kernel launch of a decode call: the kernel, its parameter block, its geometry.
+#[derive(Clone, Debug)]
+pub struct DecodeLaunch {
+    /// The kernel.
+    pub kernel: KernelRef,
+    /// Its parameters (pass `crate::abi::as_bytes(&params)`).
+    pub params: QaDecodeParams,
+    /// Grid and block.
+    pub geometry: LaunchGeometry,
+}
+
+/// The launches of one decode call, in order, without running them: the chunk kernel over grid
+/// `(splits, kv heads, batch)`, then (when `plan.splits > 1`) the combine; clipped with a split
+/// is chunk, combine, chunk, combine. An engine queues them on its own stream (e.g.
+/// [`crate::cuda::CudaDevice::launch_async`]): no allocation, no copy, no synchronisation.
+/// `workspace` (`workspace_addr`, `workspace_len` bytes) holds the error record (first
+/// [`ERROR_RECORD_BYTES`]) and the partials; the launches' `errors`, `partials`, `splits`,
+/// `chunk` and `pass` fields are filled here. Empty when there is no query row.
+pub fn decode_launches(
+    params: &QaDecodeParams,
+    plan: &SplitPlan,
+    workspace_addr: u64,
+    workspace_len: usize,
+) -> Result<Vec<DecodeLaunch>> {
+    check_common(&params.attn)?;
+    let p = &params.attn;
+    check_supported(params)?;
+    let (chunk, combine) = kernels(params)?;
+    let need = plan
+        .partial_bytes(
+            p.batch as usize,
+            p.heads as usize,
+            p.seqlen_q as usize,
+            p.head_dim as usize,
+            false,
+        )
+        .saturating_add(ERROR_RECORD_BYTES);
+    if workspace_len < need {
+        return Err(Error::InvalidOption(format!(
+            "decode workspace of {workspace_len} bytes, this call's plan ({} splits) needs {need}",
+            plan.splits
+        )));
+    }
+    let splits = u32::try_from(plan.splits.max(1))
+        .map_err(|_| Error::Overflow(format!("{} splits", plan.splits)))?;
+    let chunk_len = u32::try_from(plan.chunk)
+        .map_err(|_| Error::Overflow(format!("chunk of {} keys", plan.chunk)))?;
+    if p.batch == 0 || p.heads == 0 || p.seqlen_q == 0 {
+        return Ok(Vec::new());
+    }
+    let mut dp = *params;
+    dp.errors = workspace_addr;
+    dp.partials = workspace_addr + ERROR_RECORD_BYTES as u64;
+    dp.splits = splits;
+    dp.chunk = chunk_len;
+    let rows = u64::from(p.batch) * u64::from(p.heads) * u64::from(p.seqlen_q);
+    let combine_blocks = u32::try_from(rows.div_ceil(u64::from(COMBINE_ROWS_PER_BLOCK)))
+        .map_err(|_| Error::Overflow(format!("{rows} query rows")))?;
+    let passes = if splits > 1 && p.normaliser == abi::QaNormaliser_QA_NORM_CLIPPED {
+        2
+    } else {
+        1
+    };
+    let mut launches = Vec::new();
+    for pass in 0..passes {
+        dp.pass = pass;
+        launches.push(DecodeLaunch {
+            kernel: chunk.clone(),
+            params: dp,
+            geometry: geometry([splits, p.kv_heads, p.batch]),
+        });
+        if splits > 1 {
+            launches.push(DecodeLaunch {
+                kernel: combine.clone(),
+                params: dp,
+                geometry: geometry([combine_blocks, 1, 1]),
+            });
+        }
+    }
+    Ok(launches)
+}
+
+/// Runs the [`decode_launches`] of a call on `executor`, each launch waited for (the host path;
+/// engines queue the launches themselves).
 ///
 /// The error record is sticky: kernels only set it. Read it with
 /// [`super::DecodeErrors::read`] when the stream is synchronised anyway, and zero it again
@@ -63,7 +143,14 @@ pub fn decode_raw(
     plan: &SplitPlan,
     workspace: &Buffer,
 ) -> Result<()> {
-    check_common(&params.attn)?;
+    for l in decode_launches(params, plan, workspace.addr(), workspace.len())? {
+        executor.launch(&l.kernel, abi::as_bytes(&l.params), &l.geometry)?;
+    }
+    Ok(())
+}
+
+/// What the decode kernels do not serve.
+fn check_supported(params: &QaDecodeParams) -> Result<()> {
     let p = &params.attn;
     if p.cu_seqlens_q != 0 || p.cu_seqlens_k != 0 {
         return Err(Error::Unsupported(
@@ -80,52 +167,6 @@ pub fn decode_raw(
             "{} kv heads: the grid holds at most 65535",
             p.kv_heads
         )));
-    }
-    let (chunk, combine) = kernels(params)?;
-    let need = plan
-        .partial_bytes(
-            p.batch as usize,
-            p.heads as usize,
-            p.seqlen_q as usize,
-            p.head_dim as usize,
-            false,
-        )
-        .saturating_add(ERROR_RECORD_BYTES);
-    if workspace.len() < need {
-        return Err(Error::InvalidOption(format!(
-            "decode workspace of {} bytes, this call's plan ({} splits) needs {need}",
-            workspace.len(),
-            plan.splits
-        )));
-    }
-    let splits = u32::try_from(plan.splits.max(1))
-        .map_err(|_| Error::Overflow(format!("{} splits", plan.splits)))?;
-    let chunk_len = u32::try_from(plan.chunk)
-        .map_err(|_| Error::Overflow(format!("chunk of {} keys", plan.chunk)))?;
-    if p.batch == 0 || p.heads == 0 || p.seqlen_q == 0 {
-        return Ok(());
-    }
-    let mut dp = *params;
-    dp.errors = workspace.addr();
-    dp.partials = workspace.addr() + ERROR_RECORD_BYTES as u64;
-    dp.splits = splits;
-    dp.chunk = chunk_len;
-    let rows = u64::from(p.batch) * u64::from(p.heads) * u64::from(p.seqlen_q);
-    let combine_blocks = u32::try_from(rows.div_ceil(u64::from(COMBINE_ROWS_PER_BLOCK)))
-        .map_err(|_| Error::Overflow(format!("{rows} query rows")))?;
-    let chunk_geometry = geometry([splits, p.kv_heads, p.batch]);
-    let combine_geometry = geometry([combine_blocks, 1, 1]);
-    let passes = if splits > 1 && p.normaliser == abi::QaNormaliser_QA_NORM_CLIPPED {
-        2
-    } else {
-        1
-    };
-    for pass in 0..passes {
-        dp.pass = pass;
-        executor.launch(&chunk, abi::as_bytes(&dp), &chunk_geometry)?;
-        if splits > 1 {
-            executor.launch(&combine, abi::as_bytes(&dp), &combine_geometry)?;
-        }
     }
     Ok(())
 }
