@@ -3,8 +3,9 @@
 //!
 //! The matrix is a covering set, not a product, so it runs in minutes on 2 cores: every
 //! normaliser meets both page sizes, one split and several (including chunks shorter than a
-//! key tile and chunks that are empty for the short sequences), a GQA ratio with G·q_len both
-//! inside and beyond one row group, and each of the variants (causal, window + softcap, gate).
+//! key tile and chunks that are empty for the short sequences), GQA 2:1, 3:1 and 8:1 with
+//! G·q_len from 2 to 128 (inside and beyond one row group), and each of the variants (causal,
+//! window + softcap, gate).
 //! Every run holds the ragged lengths 0, 1, 13, 16, 70 and 129 in shuffled pages. Other dtypes
 //! and head dims run on fewer normalisers (their arithmetic differs only in loads and stores).
 
@@ -77,31 +78,22 @@ fn every_normaliser_matches_the_paged_reference_split_or_not() {
 
 #[test]
 fn half_types_and_wide_heads_match_the_reference() {
-    let cases = [
-        (DType::F16, 64, Normaliser::OffByOne, 1),
-        (DType::BF16, 128, Normaliser::Softpick, 3),
-        (DType::F16, 256, Normaliser::Softmax, 2),
-        (
-            DType::BF16,
-            64,
-            Normaliser::Clipped {
-                gamma: -0.1,
-                zeta: 1.1,
-            },
-            2,
-        ),
-    ];
+    // Every normaliser in f16 and bf16, the head-dim bounds 64/128/256 rotating, split and not.
     for device in common::devices("decode half types") {
-        for (i, (dtype, dim, norm, splits)) in cases.into_iter().enumerate() {
-            let s = shape(dtype, dim, 16, 2, (4, 1));
-            let f = Fixture::new(300 + i as u64, s);
-            let worst = f.compare(&device, &options(norm, i % 3), &plan(splits, 72));
-            assert!(
-                worst.is_ok(),
-                "{dtype:?} d{dim} {}: {}",
-                norm.name(),
-                worst.unwrap_err()
-            );
+        for (n, norm) in Normaliser::all_defaults().into_iter().enumerate() {
+            for (t, dtype) in [DType::F16, DType::BF16].into_iter().enumerate() {
+                let dim = [64, 128, 256][(n + t) % 3];
+                let splits = [1, 3][(n + t) % 2];
+                let s = shape(dtype, dim, 16, 2, (4, 1));
+                let f = Fixture::new(300 + 2 * n as u64 + t as u64, s);
+                let worst = f.compare(&device, &options(norm, (n + t) % 3), &plan(splits, 48));
+                assert!(
+                    worst.is_ok(),
+                    "{dtype:?} d{dim} {} splits {splits}: {}",
+                    norm.name(),
+                    worst.unwrap_err()
+                );
+            }
         }
     }
 }
