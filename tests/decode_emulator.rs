@@ -10,9 +10,9 @@
 //! and head dims run on fewer normalisers (their arithmetic differs only in loads and stores).
 
 mod common;
-mod decode_parts;
+mod paged_parts;
 
-use decode_parts::{Fixture, LENS, Shape, run};
+use paged_parts::{Fixture, LENS, Shape, run};
 use quietattn::ops::decode::DecodeCall;
 use quietattn::problem::SplitPlan;
 use quietattn::{AttentionOptions, DType, Error, Gate, Normaliser};

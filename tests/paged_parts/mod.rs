@@ -1,7 +1,7 @@
-//! The paged decode problem the decode tests run: the layout of `tests/paged_reference.rs`
-//! (pages shuffled, unused pages full of NaN, garbage table entries past each sequence, ragged
-//! lengths including 0 and 1) with any dtype and head dimension, and the comparison with the
-//! f64 paged reference under SPEC §6's tolerances (`quietattn::check::outputs`).
+//! The paged problem of the paged-cache tests (`paged_reference.rs`, `decode_emulator.rs`): pages
+//! shuffled, unused pages full of NaN, garbage table entries past each sequence, ragged lengths
+//! including 0 and 1, any dtype and head dimension; and the comparison of the decode kernels
+//! with the f64 paged reference under SPEC §6's tolerances (`quietattn::check::outputs`).
 #![allow(dead_code)]
 
 use quietattn::check::outputs::{lse_tolerance, o_tolerance};
@@ -31,6 +31,9 @@ pub struct Shape {
 pub struct Fixture {
     pub shape: Shape,
     pub q: Tensor,
+    /// Per sequence `[len, hkv, d]` keys and values, row-major (what the pages hold).
+    pub keys: Vec<Vec<f64>>,
+    pub values: Vec<Vec<f64>>,
     pub k_cache: Tensor,
     pub v_cache: Tensor,
     pub table: Vec<i32>,
@@ -84,6 +87,8 @@ impl Fixture {
         Fixture {
             shape: s,
             q,
+            keys,
+            values,
             k_cache: Tensor::from_f64(s.dtype, &kc, &cache).unwrap(),
             v_cache: Tensor::from_f64(s.dtype, &vc, &cache).unwrap(),
             table,
