@@ -178,3 +178,84 @@ fn geometry(grid: [u32; 3]) -> LaunchGeometry {
         dynamic_smem: 0,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(normaliser: u32, head_dim: u32) -> QaDecodeParams {
+        let mut attn = abi::QaAttnParams {
+            batch: 3,
+            heads: 8,
+            kv_heads: 2,
+            head_dim,
+            seqlen_q: 4,
+            normaliser,
+            sinks: 64,
+            ..Default::default()
+        };
+        for d in [&mut attn.q, &mut attn.k, &mut attn.v, &mut attn.o] {
+            d.dtype = abi::QaDtype_QA_DTYPE_BF16;
+        }
+        QaDecodeParams {
+            attn,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn launches_name_the_instantiation_and_cover_every_row() {
+        let p = params(abi::QaNormaliser_QA_NORM_SINK, 96);
+        let plan = SplitPlan {
+            splits: 5,
+            chunk: 64,
+        };
+        let need = plan.partial_bytes(3, 8, 4, 96, false) + ERROR_RECORD_BYTES;
+        let l = decode_launches(&p, &plan, 4096, need).unwrap();
+        assert_eq!(l.len(), 2);
+        assert_eq!(l[0].kernel.module, "decode_sink");
+        assert_eq!(l[0].kernel.name, "qa_decode_sink_bf16_d128");
+        assert_eq!(l[0].geometry.grid, [5, 2, 3]);
+        assert_eq!(l[1].kernel.name, "qa_decode_sink_bf16_d128_combine");
+        assert_eq!(l[1].geometry.grid, [24, 1, 1]); // 3 · 8 · 4 rows, 4 per block
+        assert_eq!(l[0].params.partials, 4096 + ERROR_RECORD_BYTES as u64);
+        assert_eq!((l[0].params.splits, l[0].params.chunk), (5, 64));
+    }
+
+    #[test]
+    fn clipped_with_a_split_is_four_launches_and_one_split_is_one() {
+        let p = params(abi::QaNormaliser_QA_NORM_CLIPPED, 64);
+        let split = SplitPlan {
+            splits: 2,
+            chunk: 64,
+        };
+        let l = decode_launches(&p, &split, 0, 1 << 20).unwrap();
+        let passes: Vec<u32> = l.iter().map(|l| l.params.pass).collect();
+        assert_eq!(passes, [0, 0, 1, 1]);
+        let whole = SplitPlan {
+            splits: 1,
+            chunk: 100,
+        };
+        let l = decode_launches(&p, &whole, 0, ERROR_RECORD_BYTES).unwrap();
+        assert_eq!(l.len(), 1);
+        assert_eq!(l[0].kernel.name, "qa_decode_clipped_bf16_d64");
+    }
+
+    #[test]
+    fn a_small_workspace_statistics_and_bad_head_dims_are_refused() {
+        let p = params(abi::QaNormaliser_QA_NORM_SOFTMAX, 128);
+        let plan = SplitPlan {
+            splits: 4,
+            chunk: 64,
+        };
+        let small = decode_launches(&p, &plan, 0, 1024);
+        assert!(matches!(small, Err(Error::InvalidOption(m)) if m.contains("workspace")));
+        let mut stats = p;
+        stats.attn.stats.tensors = 8;
+        assert!(matches!(
+            decode_launches(&stats, &plan, 0, 1 << 20),
+            Err(Error::Unsupported(_))
+        ));
+        assert!(decode_launches(&params(0, 12), &plan, 0, 1 << 20).is_err());
+    }
+}
