@@ -8,12 +8,14 @@
 //! window + softcap, gate).
 //! Every run holds the ragged lengths 0, 1, 13, 16, 70 and 129 in shuffled pages. Other dtypes
 //! and head dims run on fewer normalisers (their arithmetic differs only in loads and stores).
+//! Statistics (SPEC §5) are compared with the reference of the gathered problem by
+//! `quietattn::stats::compare`'s rules over the same covering set.
 
 mod common;
 mod paged_parts;
 
 use paged_parts::{Fixture, LENS, Shape, run};
-use quietattn::ops::decode::DecodeCall;
+use quietattn::ops::decode::{DecodeCall, paged_decode};
 use quietattn::problem::SplitPlan;
 use quietattn::{AttentionOptions, DType, Error, Gate, Normaliser};
 
@@ -171,16 +173,132 @@ fn bad_device_side_indices_give_the_error_and_no_out_of_bounds_read() {
 }
 
 #[test]
-fn a_plan_that_misses_keys_and_statistics_are_refused() {
+fn a_plan_that_misses_keys_is_refused() {
     let device = common::emulator();
     let f = Fixture::new(700, shape(DType::F32, 8, 16, 1, (2, 1)));
     let opts = AttentionOptions::default();
     let short = run(&device, &f, &opts, &plan(2, 32)); // 64 keys of 129
     assert!(matches!(short, Err(Error::InvalidOption(_))), "{short:?}");
+    // Statistics count every key: a plan that covers only a window's keys is refused then.
+    let window = AttentionOptions {
+        window: Some((20, 0)),
+        ..opts.clone()
+    };
+    assert!(run(&device, &f, &window, &plan(2, 48)).is_ok());
     let stats = AttentionOptions {
         stats: true,
-        ..opts
+        ..window
     };
-    let refused = run(&device, &f, &stats, &DecodeCall::default());
-    assert!(matches!(refused, Err(Error::Unsupported(_))), "{refused:?}");
+    let refused = run(&device, &f, &stats, &plan(2, 48));
+    assert!(
+        matches!(refused, Err(Error::InvalidOption(_))),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn statistics_match_the_reference_for_every_normaliser_split_or_not() {
+    // Row statistics merged over chunks (entropy via Σw ln w, first-key mass from the chunk
+    // holding key 0, logit range re-anchored), Q/K/V/O counted once, for every normaliser,
+    // both page sizes, 1 / 3 / 9 splits, GQA 2:1 and 3:1, and the three variants.
+    for device in common::devices("decode statistics") {
+        for (n, norm) in Normaliser::all_defaults().into_iter().enumerate() {
+            for (k, (page_size, q_len, heads)) in
+                [(16, 1, (4, 2)), (64, 4, (6, 2))].into_iter().enumerate()
+            {
+                let f = Fixture::new(
+                    800 + 10 * n as u64 + k as u64,
+                    shape(DType::F32, 8, page_size, q_len, heads),
+                );
+                for (splits, chunk) in [(1, 0), (3, 48), (9, 16)] {
+                    let variant = (n + k + splits) % 3;
+                    let worst =
+                        f.compare_stats(&device, &options(norm, variant), &plan(splits, chunk));
+                    assert!(
+                        worst.is_ok(),
+                        "{} on {}: page {page_size} q_len {q_len} heads {heads:?} splits {splits} variant {variant}: {}",
+                        norm.name(),
+                        device.name(),
+                        worst.unwrap_err()
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn statistics_in_half_types_wide_heads_and_many_row_groups() {
+    // The _stats kernels at every head-dim bound (d64 runs 4 rows per warp), f16 and bf16, and
+    // G·q_len = 128 rows (K/V counted by the first row group only).
+    for device in common::devices("decode statistics, wide") {
+        let cases = [
+            (Normaliser::Softmax, DType::BF16, 64, 2, (4, 1), 1),
+            (Normaliser::Sink, DType::F16, 128, 2, (4, 1), 3),
+            (Normaliser::Softpick, DType::BF16, 256, 2, (4, 1), 3),
+            (
+                Normaliser::Clipped {
+                    gamma: -0.1,
+                    zeta: 1.1,
+                },
+                DType::F16,
+                64,
+                2,
+                (4, 1),
+                3,
+            ),
+            (Normaliser::OffByOne, DType::F32, 64, 16, (8, 1), 2),
+        ];
+        for (c, (norm, dtype, dim, q_len, heads, splits)) in cases.into_iter().enumerate() {
+            let f = Fixture::new(900 + c as u64, shape(dtype, dim, 16, q_len, heads));
+            let worst = f.compare_stats(&device, &options(norm, c % 3), &plan(splits, 80));
+            assert!(
+                worst.is_ok(),
+                "{dtype:?} d{dim} {} splits {splits}: {}",
+                norm.name(),
+                worst.unwrap_err()
+            );
+        }
+    }
+}
+
+#[test]
+fn statistics_off_returns_none_and_on_counts_every_query_and_key_once() {
+    let device = common::emulator();
+    let executor = device.executor().unwrap();
+    let f = Fixture::new(1000, shape(DType::F32, 8, 16, 2, (4, 2)));
+    let off = paged_decode(
+        executor,
+        &f.paged(),
+        &AttentionOptions::default(),
+        &plan(3, 48),
+    )
+    .unwrap();
+    assert!(off.stats.is_none());
+    let on = AttentionOptions {
+        stats: true,
+        window: Some((5, 0)),
+        ..AttentionOptions::default()
+    };
+    let s = paged_decode(executor, &f.paged(), &on, &plan(3, 48))
+        .unwrap()
+        .stats
+        .unwrap();
+    let total: usize = LENS.iter().sum();
+    let count = |t: usize| s.channels[t].iter().map(|c| c.count).sum::<u64>();
+    assert_eq!(count(0), (LENS.len() * 2 * 4 * 8) as u64); // every Q element once
+    assert_eq!(count(1), (total * 2 * 8) as u64); // every key once, window or not
+    assert_eq!(count(2), (total * 2 * 8) as u64);
+    assert_eq!(count(3), (LENS.len() * 2 * 4 * 8) as u64);
+    // rows with a visible key (bottom-right aligned: a 1-key sequence's first row sees none),
+    // × 4 heads
+    let rows: u64 = s.heads.iter().map(|h| h.rows).sum();
+    let visible: usize = LENS.iter().map(|&n| n.min(2)).sum();
+    assert_eq!(rows, (visible * 4) as u64);
+    // without a split the chunk kernel counts every tensor itself: the same histograms
+    let again = paged_decode(executor, &f.paged(), &on, &plan(1, 0))
+        .unwrap()
+        .stats
+        .unwrap();
+    assert_eq!(again.tensors, s.tensors);
 }

@@ -80,11 +80,19 @@ __device__ __forceinline__ GroupRow group_row(int r, int q_len, int kvh, int gro
   return {kvh * group + r / q_len, r % q_len};
 }
 
-// The partial slot of (split c, sequence b, head, query i): head_dim accumulators, then m, l.
+// True when the call asks for any statistics (the _stats instantiations run).
+__device__ __forceinline__ bool wants_stats(const QaAttnParams& p) {
+  return p.stats.heads != 0 || p.stats.tensors != 0 || p.stats.channels[0] != 0 ||
+         p.stats.channels[1] != 0 || p.stats.channels[2] != 0 || p.stats.channels[3] != 0;
+}
+
+// The partial slot of (split c, sequence b, head, query i): head_dim accumulators, then m, l,
+// then (statistics) the 6 row-statistics scalars of stats.cuh; the host sizes it the same way
+// (SplitPlan::partial_bytes).
 __device__ __forceinline__ float* partial_slot(const QaDecodeParams& dp, int c, int b, int head, int i) {
   const QaAttnParams& p = dp.attn;
   const int64_t row = ((int64_t(c) * p.batch + b) * p.heads + head) * p.seqlen_q + i;
-  return qa::ptr<float>(dp.partials) + row * (int64_t(p.head_dim) + 2);
+  return qa::ptr<float>(dp.partials) + row * (int64_t(p.head_dim) + (wants_stats(p) ? 8 : 2));
 }
 
 // The keys any of the sequence's rows sees: [lo, hi) (every query head of a kv head shares one

@@ -4,11 +4,14 @@
 //! with the f64 paged reference under SPEC §6's tolerances (`quietattn::check::outputs`).
 #![allow(dead_code)]
 
+use quietattn::check::Expected;
 use quietattn::check::outputs::{lse_tolerance, o_tolerance};
 use quietattn::ops::decode::{DecodeCall, paged_decode};
 use quietattn::reference::paged_attention;
+use quietattn::stats::compare::check_against_reference;
 use quietattn::{
-    AttentionOptions, BlockTable, DType, Device, PagedAttentionInputs, Result, Tensor,
+    AttentionInputs, AttentionOptions, BlockTable, DType, Device, KernelChoice,
+    PagedAttentionInputs, Result, Tensor,
 };
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -158,6 +161,93 @@ impl Fixture {
                 worst = worst.max((g - w).abs() / lse_tolerance(dtype, w));
             }
         }
+        Ok(worst)
+    }
+}
+
+/// The same problem gathered into contiguous varlen tensors (what `paged_attention` builds):
+/// q `[b·q_len, h, d]`, k/v `[Σ len, hkv, d]` rounded to the dtype, gate `[b·q_len, h]`.
+pub struct Gathered {
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    gate: Tensor,
+    cu_q: Vec<i32>,
+    cu_k: Vec<i32>,
+}
+
+impl Gathered {
+    pub fn new(f: &Fixture) -> Self {
+        let s = f.shape;
+        let b = LENS.len();
+        let total: usize = LENS.iter().sum();
+        let kv = |rows: &[Vec<f64>]| {
+            Tensor::from_f64(s.dtype, &rows.concat(), &[total, s.kv_heads, s.dim]).unwrap()
+        };
+        let q = Tensor::from_f64(s.dtype, &f.q.to_f64(), &[b * s.q_len, s.heads, s.dim]).unwrap();
+        let gate = Tensor::from_f64(DType::F32, &f.gate.to_f64(), &[b * s.q_len, s.heads]).unwrap();
+        let cu_k = std::iter::once(0)
+            .chain(LENS.iter().scan(0, |at, &n| {
+                *at += n as i32;
+                Some(*at)
+            }))
+            .collect();
+        Gathered {
+            q,
+            k: kv(&f.keys),
+            v: kv(&f.values),
+            gate,
+            cu_q: (0..=b).map(|i| (i * s.q_len) as i32).collect(),
+            cu_k,
+        }
+    }
+
+    pub fn inputs<'a>(&'a self, f: &'a Fixture) -> AttentionInputs<'a> {
+        AttentionInputs {
+            q: self.q.view(),
+            k: self.k.view(),
+            v: self.v.view(),
+            sinks: Some(&f.sinks),
+            gate: Some(self.gate.view()),
+            cu_seqlens_q: Some(&self.cu_q),
+            cu_seqlens_k: Some(&self.cu_k),
+        }
+    }
+}
+
+impl Fixture {
+    /// The decode kernels' statistics (`options.stats` is turned on) against the f64
+    /// reference of the gathered problem under `quietattn::stats::compare`'s rules: counters
+    /// and Q/K/V histograms exactly, sums within the stated bounds, row histograms and O within
+    /// the reference's admissible bins. The outputs are compared too (`compare`).
+    pub fn compare_stats(
+        &self,
+        device: &Device,
+        options: &AttentionOptions,
+        call: &DecodeCall<'_>,
+    ) -> std::result::Result<f64, String> {
+        let options = AttentionOptions {
+            stats: true,
+            kernel: KernelChoice::CudaCore, // O error bounds of CUDA-core f32 arithmetic
+            ..options.clone()
+        };
+        let worst = self.compare(device, &options, call)?;
+        let executor = device.executor().expect("a device that runs kernels");
+        let got =
+            paged_decode(executor, &self.paged(), &options, call).map_err(|e| e.to_string())?;
+        let got = got.stats.ok_or("statistics requested, none returned")?;
+        let gathered = Gathered::new(self);
+        let want = Expected::new(&gathered.inputs(self), &options).map_err(|e| e.to_string())?;
+        let paged = paged_attention(&self.paged(), &options).map_err(|e| e.to_string())?;
+        // the gathered problem is the paged reference's problem: same counters
+        let rows = |h: &[quietattn::abi::QaHeadStats]| h.iter().map(|h| h.rows).collect::<Vec<_>>();
+        if paged.stats.tensors[..3] != want.reference.stats.tensors[..3]
+            || rows(&paged.stats.heads) != rows(&want.reference.stats.heads)
+        {
+            return Err("the gathered problem differs from the paged reference".into());
+        }
+        check_against_reference(&got, &want.reference.stats, &want.heads, &want.o)
+            .map_err(|m| m.0)?;
         Ok(worst)
     }
 }

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::launch::{Buffer, Executor};
 use crate::ops::AttentionOutput;
 use crate::ops::attention::params::{self, Operands};
-use crate::ops::attention::{upload_slice, upload_view};
+use crate::ops::attention::{StatsLayout, upload_slice, upload_view};
 use crate::problem::{
     AttentionGeometry, ERROR_RECORD_BYTES, NumericsReport, PagedAttentionInputs, PagedProblem,
     SplitPlan,
@@ -30,7 +30,8 @@ pub struct DecodeCall<'a> {
 }
 
 /// Paged attention through the decode kernels on `executor` (emulator or CUDA): batched
-/// queries `[b, q_len, h, d]`, statistics not yet supported.
+/// queries `[b, q_len, h, d]`, with the statistics of SPEC §5 when `options.stats` (counted as
+/// the prefill kernels count the gathered, contiguous problem).
 ///
 /// ```
 /// use quietattn::{AttentionOptions, BlockTable, DType, Device, PagedAttentionInputs, Tensor};
@@ -56,11 +57,6 @@ pub fn paged_decode(
     options: &AttentionOptions,
     call: &DecodeCall<'_>,
 ) -> Result<AttentionOutput> {
-    if options.stats {
-        return Err(Error::Unsupported(
-            "statistics are not implemented in the decode kernels yet".into(),
-        ));
-    }
     if inputs.cu_seqlens_q.is_some() {
         return Err(Error::Unsupported(
             "the decode kernels take batched queries [b, q_len, heads, d]".into(),
@@ -101,6 +97,12 @@ pub fn paged_decode(
     let o_buf = executor.alloc_zeroed(o.data.as_bytes().len().max(16))?;
     let mut lse = vec![0f32; g.lse_shape().iter().product()];
     let lse_buf = executor.alloc_zeroed((lse.len() * 4).max(16))?;
+    let layout = StatsLayout::new(g.heads, g.kv_heads, g.head_dim);
+    let stats_buf = if options.stats {
+        Some(executor.alloc_zeroed(layout.bytes)?)
+    } else {
+        None
+    };
     let operands = Operands {
         q: buffers.q.1,
         k: buffers.k.1,
@@ -111,7 +113,9 @@ pub fn paged_decode(
         lse_strides: params::lse_strides(false, &contiguous_strides(&g.lse_shape()))?,
         cu_seqlens: None,
         sinks: buffers.sinks.as_ref().map_or(0, Buffer::addr),
-        stats: Default::default(),
+        stats: stats_buf
+            .as_ref()
+            .map_or_else(Default::default, |b| layout.pointers(b.addr())),
     };
     let dp = QaDecodeParams {
         attn: params::build(g, options, &operands)?,
@@ -125,12 +129,21 @@ pub fn paged_decode(
         ..Default::default()
     };
     let workspace = executor.alloc_zeroed(
-        plan.partial_bytes(g.batch, g.heads, g.max_q, g.head_dim, false) + ERROR_RECORD_BYTES,
+        plan.partial_bytes(g.batch, g.heads, g.max_q, g.head_dim, options.stats)
+            + ERROR_RECORD_BYTES,
     )?;
     decode_raw(executor, &dp, &plan, &workspace)?;
     DecodeErrors::read(executor, &workspace)?.check()?;
     executor.download(&o_buf, o.data.as_bytes_mut())?;
     executor.download(&lse_buf, bytemuck::cast_slice_mut(&mut lse))?;
+    let stats = match stats_buf {
+        Some(buf) => {
+            let mut bytes = vec![0u8; layout.bytes];
+            executor.download(&buf, &mut bytes)?;
+            Some(layout.parse(&bytes)?)
+        }
+        None => None,
+    };
     let data = o.data.as_ref();
     let numerics = NumericsReport {
         non_finite_o: (0..data.len())
@@ -141,15 +154,16 @@ pub fn paged_decode(
     Ok(AttentionOutput {
         o,
         lse: Tensor::new(TensorData::F32(lse), &g.lse_shape())?,
-        stats: None,
+        stats,
         numerics,
     })
 }
 
 /// The most keys any query row block of one sequence can see: all of them, or under a window
-/// `left + right + q_len` (causal caps `right` at 0). The split plan cuts this range.
+/// `left + right + q_len` (causal caps `right` at 0). The split plan cuts this range. With
+/// statistics every key is read (K/V are counted like prefill counts them): `max_k`.
 pub fn visible_span(g: &AttentionGeometry, options: &AttentionOptions) -> usize {
-    let Some((left, right)) = options.window else {
+    let Some((left, right)) = options.window.filter(|_| !options.stats) else {
         return g.max_k;
     };
     if left < 0 {

@@ -6,7 +6,7 @@ use crate::abi::{self, QaDecodeParams};
 use crate::error::{Error, Result};
 use crate::launch::{Buffer, Executor, KernelRef, LaunchGeometry};
 use crate::ops::attention::check_head_dim;
-use crate::ops::attention::family::{check_common, dtype_stem, normaliser_stem};
+use crate::ops::attention::family::{check_common, dtype_stem, normaliser_stem, wants_stats};
 use crate::problem::{ERROR_RECORD_BYTES, SplitPlan};
 
 /// Threads per block of the chunk and combine kernels; the combine takes one row per warp.
@@ -23,7 +23,8 @@ const MODULES: [&str; 6] = [
     "decode_sigmoid",
 ];
 
-/// The chunk and combine kernels serving `params` (names only; nothing is loaded).
+/// The chunk and combine kernels serving `params` (names only; nothing is loaded): the
+/// `_stats` pair when any statistics pointer is set.
 fn kernels(params: &QaDecodeParams) -> Result<(KernelRef, KernelRef)> {
     let p = &params.attn;
     let head_dim = p.head_dim as usize;
@@ -38,9 +39,10 @@ fn kernels(params: &QaDecodeParams) -> Result<(KernelRef, KernelRef)> {
         .copied()
         .ok_or_else(|| Error::InvalidOption(format!("normaliser ABI value {}", p.normaliser)))?;
     let name = format!(
-        "qa_decode_{}_{}_d{bound}",
+        "qa_decode_{}_{}_d{bound}{}",
         normaliser_stem(p.normaliser)?,
-        dtype_stem(p.q.dtype)?
+        dtype_stem(p.q.dtype)?,
+        if wants_stats(p) { "_stats" } else { "" }
     );
     let combine = KernelRef {
         module,
@@ -67,6 +69,11 @@ pub struct DecodeLaunch {
 /// `workspace` (`workspace_addr`, `workspace_len` bytes) holds the error record (first
 /// [`ERROR_RECORD_BYTES`]) and the partials; the launches' `errors`, `partials`, `splits`,
 /// `chunk` and `pass` fields are filled here. Empty when there is no query row.
+///
+/// With statistics (any pointer in `params.attn.stats`, zeroed by the caller) the `_stats`
+/// kernels run and the partials hold 6 more scalars per row (`partial_bytes(.., true)`). They
+/// count every key of each sequence, as prefill does, so `plan` must cover `max_k` keys even
+/// under a window (`super::visible_span` with statistics on).
 pub fn decode_launches(
     params: &QaDecodeParams,
     plan: &SplitPlan,
@@ -83,7 +90,7 @@ pub fn decode_launches(
             p.heads as usize,
             p.seqlen_q as usize,
             p.head_dim as usize,
-            false,
+            wants_stats(p),
         )
         .saturating_add(ERROR_RECORD_BYTES);
     if workspace_len < need {
@@ -155,11 +162,6 @@ fn check_supported(params: &QaDecodeParams) -> Result<()> {
     if p.cu_seqlens_q != 0 || p.cu_seqlens_k != 0 {
         return Err(Error::Unsupported(
             "decode takes batched queries [b, q_len, heads, d], not cu_seqlens".into(),
-        ));
-    }
-    if p.stats.heads != 0 || p.stats.tensors != 0 || p.stats.channels.iter().any(|&c| c != 0) {
-        return Err(Error::Unsupported(
-            "statistics are not implemented in the decode kernels yet".into(),
         ));
     }
     if p.kv_heads > 65_535 {
@@ -242,7 +244,7 @@ mod tests {
     }
 
     #[test]
-    fn a_small_workspace_statistics_and_bad_head_dims_are_refused() {
+    fn a_small_workspace_and_bad_head_dims_are_refused_statistics_take_the_stats_pair() {
         let p = params(abi::QaNormaliser_QA_NORM_SOFTMAX, 128);
         let plan = SplitPlan {
             splits: 4,
@@ -252,10 +254,17 @@ mod tests {
         assert!(matches!(small, Err(Error::InvalidOption(m)) if m.contains("workspace")));
         let mut stats = p;
         stats.attn.stats.tensors = 8;
-        assert!(matches!(
-            decode_launches(&stats, &plan, 0, 1 << 20),
-            Err(Error::Unsupported(_))
-        ));
+        // the partials grow by 6 scalars a row: the plain size is too small now
+        let plain = plan.partial_bytes(3, 8, 4, 128, false) + ERROR_RECORD_BYTES;
+        let short = decode_launches(&stats, &plan, 0, plain);
+        assert!(matches!(short, Err(Error::InvalidOption(m)) if m.contains("workspace")));
+        let need = plan.partial_bytes(3, 8, 4, 128, true) + ERROR_RECORD_BYTES;
+        let l = decode_launches(&stats, &plan, 0, need).unwrap();
+        assert_eq!(l[0].kernel.name, "qa_decode_softmax_bf16_d128_stats");
+        assert_eq!(
+            l[1].kernel.name,
+            "qa_decode_softmax_bf16_d128_stats_combine"
+        );
         assert!(decode_launches(&params(0, 12), &plan, 0, 1 << 20).is_err());
     }
 }
