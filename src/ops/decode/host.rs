@@ -3,7 +3,7 @@
 //! `quietattn run` and of the tests; engines keep their tensors on the device and call
 //! [`super::decode_raw`] with a workspace they sized once.
 
-use super::{DecodeErrors, decode_raw};
+use super::{DecodeErrors, decode_launches, decode_raw};
 use crate::abi::QaDecodeParams;
 use crate::error::{Error, Result};
 use crate::launch::{Buffer, Executor};
@@ -57,6 +57,54 @@ pub fn paged_decode(
     options: &AttentionOptions,
     call: &DecodeCall<'_>,
 ) -> Result<AttentionOutput> {
+    Ok(decode_on(executor, inputs, options, call, false)?.0)
+}
+
+/// The split partials the chunk kernel alone writes (its first launch, before any combine), for
+/// tests that tell a chunk bug from a combine bug: f32 `[splits, batch, heads, q_len, d + s]`
+/// rows of `d` accumulators, then `m, l` (log2 units) and, with statistics, `A = Σw`,
+/// `B = Σw ln w`, `n`, `Σ(x − xmax)`, `x0`, `xmax` (`s` = 2 or 8). Empty without a split.
+///
+/// ```
+/// use quietattn::{AttentionOptions, BlockTable, DType, Device, PagedAttentionInputs, Tensor};
+/// use quietattn::ops::decode::{DecodeCall, chunk_partials};
+/// use quietattn::problem::SplitPlan;
+///
+/// # fn main() -> quietattn::Result<()> {
+/// let device = Device::emulator()?;
+/// let executor = device.executor().expect("the emulator runs kernels");
+/// let values = |n: usize| (0..n).map(|i| (i as f64 * 0.37).sin()).collect::<Vec<_>>();
+/// let q = Tensor::from_f64(DType::F32, &values(4 * 64), &[1, 1, 4, 64])?;
+/// let cache = Tensor::from_f64(DType::F32, &values(2 * 16 * 2 * 64), &[2, 16, 2, 64])?;
+/// let (table, lens) = ([1, 0], [20]);
+/// let inputs = PagedAttentionInputs::new(
+///     q.view(), cache.view(), cache.view(), BlockTable::new(&table, 1, 2)?, &lens);
+/// // Two chunks of 16 keys: the second holds keys 16..20.
+/// let call = DecodeCall { plan: Some(SplitPlan { splits: 2, chunk: 16 }), ..DecodeCall::default() };
+/// let p = chunk_partials(executor, &inputs, &AttentionOptions::default(), &call)?;
+/// assert_eq!(p.len(), 2 * 4 * (64 + 2)); // [splits, batch, heads, q_len, d + 2]
+/// let l = p[4 * 66 + 65]; // split 1, head 0: l = Σ 2^(x − m) over its 4 keys
+/// assert!(l >= 1.0 && l <= 4.0);
+/// # Ok(())
+/// # }
+/// ```
+pub fn chunk_partials(
+    executor: &dyn Executor,
+    inputs: &PagedAttentionInputs<'_>,
+    options: &AttentionOptions,
+    call: &DecodeCall<'_>,
+) -> Result<Vec<f32>> {
+    Ok(decode_on(executor, inputs, options, call, true)?.1)
+}
+
+/// A host-path call: all launches, or (`chunk_only`) the first chunk launch with its partials.
+fn decode_on(
+    executor: &dyn Executor,
+    inputs: &PagedAttentionInputs<'_>,
+    options: &AttentionOptions,
+    call: &DecodeCall<'_>,
+    chunk_only: bool,
+) -> Result<(AttentionOutput, Vec<f32>)> {
     if inputs.cu_seqlens_q.is_some() {
         return Err(Error::Unsupported(
             "the decode kernels take batched queries [b, q_len, heads, d]".into(),
@@ -132,7 +180,12 @@ pub fn paged_decode(
         plan.partial_bytes(g.batch, g.heads, g.max_q, g.head_dim, options.stats)
             + ERROR_RECORD_BYTES,
     )?;
-    decode_raw(executor, &dp, &plan, &workspace)?;
+    let partials = if chunk_only {
+        first_partials(executor, &dp, &plan, &workspace)?
+    } else {
+        decode_raw(executor, &dp, &plan, &workspace)?;
+        Vec::new()
+    };
     DecodeErrors::read(executor, &workspace)?.check()?;
     executor.download(&o_buf, o.data.as_bytes_mut())?;
     executor.download(&lse_buf, bytemuck::cast_slice_mut(&mut lse))?;
@@ -151,12 +204,38 @@ pub fn paged_decode(
             .count(),
         ..NumericsReport::default()
     };
-    Ok(AttentionOutput {
+    let out = AttentionOutput {
         o,
         lse: Tensor::new(TensorData::F32(lse), &g.lse_shape())?,
         stats,
         numerics,
-    })
+    };
+    Ok((out, partials))
+}
+
+/// Runs the call's first launch (a chunk kernel) and reads the partials it left.
+fn first_partials(
+    executor: &dyn Executor,
+    dp: &QaDecodeParams,
+    plan: &SplitPlan,
+    workspace: &Buffer,
+) -> Result<Vec<f32>> {
+    let launches = decode_launches(dp, plan, workspace.addr(), workspace.len())?;
+    let Some(first) = launches.first() else {
+        return Ok(Vec::new());
+    };
+    executor.launch(
+        &first.kernel,
+        crate::abi::as_bytes(&first.params),
+        &first.geometry,
+    )?;
+    let mut bytes = vec![0u8; workspace.len()];
+    executor.download(workspace, &mut bytes)?;
+    let floats = bytes.get(ERROR_RECORD_BYTES..).unwrap_or_default();
+    Ok(floats
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect())
 }
 
 /// The most keys any query row block of one sequence can see: all of them, or under a window

@@ -14,5 +14,5 @@ mod launch;
 
 pub use append_kv::append_kv_on;
 pub use errors::DecodeErrors;
-pub use host::{DecodeCall, paged_decode, visible_span};
+pub use host::{DecodeCall, chunk_partials, paged_decode, visible_span};
 pub use launch::{DecodeLaunch, decode_launches, decode_raw};
