@@ -153,4 +153,56 @@ typedef struct QaAttnParams {
   QaAttnStatsPtrs stats;
 } QaAttnParams;
 
+/* ---- decode against a paged KV cache (SPEC section 7, kernels/decode/) ---- */
+
+/* The first bad device-side index a decode kernel met (all zero: none). 16 bytes. */
+enum QaDecodeErrorCode { QA_DECODE_OK = 0, QA_DECODE_BAD_SEQ_LEN = 1, QA_DECODE_BAD_PAGE = 2, QA_DECODE_BAD_SLOT = 3 };
+typedef struct QaDecodeError {
+  int32_t code;   /* QaDecodeErrorCode */
+  int32_t seq;    /* sequence (append_kv: token) */
+  int32_t column; /* block-table column, or -1 */
+  int32_t value;  /* the offending value (a slot clamped to int32) */
+} QaDecodeError;
+
+/* One decode launch (chunk or combine kernel). `attn` describes q, o, gate, lse, sinks, options
+ * and dims as for attention with batched queries [b, q_len, heads, d] (seqlen_q = q_len); its k
+ * and v are the caches [num_pages, page_size, kv_heads, d] with stride_batch = the page stride
+ * and stride_seq = the slot stride; seqlen_k is the host-declared longest sequence (a bound
+ * the kernels check seq_lens_k against); cu_seqlens_* are 0. */
+typedef struct QaDecodeParams {
+  QaAttnParams attn;
+  uint64_t block_table; /* int32 [batch, max_pages], row stride table_stride */
+  uint64_t seq_lens_k;  /* int32 [batch] */
+  uint64_t partials;    /* float [splits, batch, heads, q_len, head_dim + 2]: acc, then m, l */
+  uint64_t errors;      /* QaDecodeError */
+  int64_t table_stride;
+  uint32_t max_pages;
+  uint32_t num_pages;
+  uint32_t log2_page;
+  uint32_t splits;      /* chunks per sequence; 1 = the chunk kernel writes o and lse */
+  uint32_t chunk;       /* keys per chunk of the visible range */
+  uint32_t pass;        /* clipped with splits > 1: 0 = lse pass, 1 = weights pass */
+} QaDecodeParams;
+
+/* append_kv (vLLM's reshape_and_cache): token t's [kv_heads, d] rows of k and v go to slot
+ * slot_mapping[t] = page * page_size + offset of the caches; -1 skips the token. */
+typedef struct QaAppendKvParams {
+  uint64_t k;            /* [tokens, kv_heads, d], head dimension contiguous */
+  uint64_t v;
+  int64_t k_stride_token;
+  int64_t k_stride_head;
+  int64_t v_stride_token;
+  int64_t v_stride_head;
+  uint64_t k_cache;      /* [num_pages, page_size, kv_heads, d], contiguous */
+  uint64_t v_cache;
+  uint64_t slot_mapping; /* int64 [tokens] */
+  uint64_t errors;       /* QaDecodeError */
+  uint32_t tokens;
+  uint32_t kv_heads;
+  uint32_t head_dim;
+  uint32_t slots;        /* num_pages * page_size */
+  uint32_t elem_bytes;   /* 2 or 4: the caches' dtype size */
+  uint32_t reserved;
+} QaAppendKvParams;
+
 #endif /* QUIETATTN_ABI_H */

@@ -188,11 +188,16 @@ impl TensorFile {
 
     /// The rank-1 i32 tensor `name` (`None` when absent).
     pub fn i32_vector(&self, name: &str) -> Result<Option<&[i32]>> {
+        Ok(self.i32_tensor(name, 1)?.map(|(data, _)| data))
+    }
+
+    /// The i32 tensor `name` of rank `rank` with its shape (`None` when absent).
+    pub fn i32_tensor(&self, name: &str, rank: usize) -> Result<Option<(&[i32], &[usize])>> {
         match self.tensors.get(name) {
             None => Ok(None),
-            Some(FileTensor::I32 { data, shape }) if shape.len() == 1 => Ok(Some(data)),
+            Some(FileTensor::I32 { data, shape }) if shape.len() == rank => Ok(Some((data, shape))),
             Some(FileTensor::I32 { shape, .. }) => Err(self.error(format!(
-                "tensor `{name}` has shape {shape:?}, expected rank 1"
+                "tensor `{name}` has shape {shape:?}, expected rank {rank}"
             ))),
             Some(other) => Err(self.error(format!(
                 "tensor `{name}` has dtype {}, expected i32",

@@ -9,107 +9,29 @@ use quietattn::{
     AttentionInputs, AttentionOptions, BlockTable, DType, Error, Gate, Normaliser,
     PagedAttentionInputs, Tensor,
 };
-use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
+
+mod paged_parts;
+
+use paged_parts::{Fixture, LENS, Shape};
 
 const DIM: usize = 8;
-/// Key lengths per sequence: empty, one key, inside a page, exactly a page, several pages.
-const LENS: [usize; 6] = [0, 1, 13, 16, 70, 129];
 
-/// One decode problem, stored twice: contiguous (varlen) and in pages.
-struct Fixture {
-    heads: usize,
-    kv_heads: usize,
-    q: Tensor,
-    /// Per sequence `[len, hkv, d]` keys and values, row-major.
-    keys: Vec<Vec<f64>>,
-    values: Vec<Vec<f64>>,
-    k_cache: Tensor,
-    v_cache: Tensor,
-    table: Vec<i32>,
-    max_pages: usize,
-    lens: Vec<i32>,
-    sinks: Vec<f32>,
-    gate: Tensor,
-}
-
-impl Fixture {
-    fn new(seed: u64, page_size: usize, q_len: usize, (heads, kv_heads): (usize, usize)) -> Self {
-        let mut rng = StdRng::seed_from_u64(seed);
-        let b = LENS.len();
-        let mut random =
-            |n: usize| -> Vec<f64> { (0..n).map(|_| rng.random_range(-2.0..2.0)).collect() };
-        let q = Tensor::from_f64(
-            DType::F32,
-            &random(b * q_len * heads * DIM),
-            &[b, q_len, heads, DIM],
-        )
-        .unwrap();
-        let row = kv_heads * DIM;
-        let keys: Vec<Vec<f64>> = LENS.iter().map(|&n| random(n * row)).collect();
-        let values: Vec<Vec<f64>> = LENS.iter().map(|&n| random(n * row)).collect();
-        let gate =
-            Tensor::from_f64(DType::F32, &random(b * q_len * heads), &[b, q_len, heads]).unwrap();
-        let sinks = random(heads).iter().map(|&x| x as f32).collect();
-
-        // Pages in shuffled order, plus two spare pages nobody owns.
-        let needed: Vec<usize> = LENS.iter().map(|n| n.div_ceil(page_size)).collect();
-        let num_pages = needed.iter().sum::<usize>() + 2;
-        let mut order: Vec<usize> = (0..num_pages).collect();
-        order.shuffle(&mut rng);
-        let max_pages = needed.iter().max().unwrap() + 1;
-        // Past a sequence's pages: values that would fault or read NaN if anyone looked.
-        let mut table = vec![-1i32; b * max_pages];
-        for (s, t) in table.chunks_mut(max_pages).enumerate() {
-            t[max_pages - 1] = i32::MAX - s as i32;
-        }
-        let page_elems = page_size * row;
-        let (mut kc, mut vc) = (
-            vec![f64::NAN; num_pages * page_elems],
-            vec![f64::NAN; num_pages * page_elems],
-        );
-        let mut next = order.into_iter();
-        for s in 0..b {
-            for p in 0..needed[s] {
-                let page = next.next().unwrap();
-                table[s * max_pages + p] = page as i32;
-                let keys_here = (LENS[s] - p * page_size).min(page_size) * row;
-                let (from, to) = (p * page_size * row, page * page_elems);
-                kc[to..to + keys_here].copy_from_slice(&keys[s][from..from + keys_here]);
-                vc[to..to + keys_here].copy_from_slice(&values[s][from..from + keys_here]);
-            }
-        }
-        let shape = [num_pages, page_size, kv_heads, DIM];
-        Fixture {
-            heads,
-            kv_heads,
-            q,
-            keys,
-            values,
-            k_cache: Tensor::from_f64(DType::F32, &kc, &shape).unwrap(),
-            v_cache: Tensor::from_f64(DType::F32, &vc, &shape).unwrap(),
-            table,
-            max_pages,
-            lens: LENS.iter().map(|&n| n as i32).collect(),
-            sinks,
-            gate,
-        }
-    }
-
-    fn paged(&self) -> PagedAttentionInputs<'_> {
-        let table = BlockTable::new(&self.table, LENS.len(), self.max_pages).unwrap();
-        let mut p = PagedAttentionInputs::new(
-            self.q.view(),
-            self.k_cache.view(),
-            self.v_cache.view(),
-            table,
-            &self.lens,
-        );
-        p.sinks = Some(&self.sinks);
-        p.gate = Some(self.gate.view());
-        p
-    }
+/// The shared paged fixture in f32 with head dim 8.
+fn fixture(
+    seed: u64,
+    page_size: usize,
+    q_len: usize,
+    (heads, kv_heads): (usize, usize),
+) -> Fixture {
+    let shape = Shape {
+        dtype: DType::F32,
+        dim: DIM,
+        page_size,
+        q_len,
+        heads,
+        kv_heads,
+    };
+    Fixture::new(seed, shape)
 }
 
 /// The same problem through the ordinary reference: varlen queries `[b·sq, h, d]` and keys
@@ -124,7 +46,7 @@ fn contiguous(
     let q = Tensor::from_f64(DType::F32, &f.q.to_f64(), &[b * sq, h, d]).unwrap();
     let gate = Tensor::from_f64(DType::F32, &f.gate.to_f64(), &[b * sq, h]).unwrap();
     let total: usize = LENS.iter().sum();
-    let shape = [total, f.kv_heads, DIM];
+    let shape = [total, f.shape.kv_heads, DIM];
     let k = Tensor::from_f64(DType::F32, &f.keys.concat(), &shape).unwrap();
     let v = Tensor::from_f64(DType::F32, &f.values.concat(), &shape).unwrap();
     let cu_q: Vec<i32> = (0..=b).map(|i| (i * sq) as i32).collect();
@@ -167,7 +89,7 @@ fn pages_in_any_order_give_the_contiguous_reference_exactly() {
     let mut cases = 0;
     for page_size in [16, 64] {
         for (q_len, heads) in [(1, (4, 2)), (4, (3, 1)), (16, (2, 2))] {
-            let f = Fixture::new(
+            let f = fixture(
                 page_size as u64 * 31 + q_len as u64,
                 page_size,
                 q_len,
@@ -192,7 +114,7 @@ fn pages_in_any_order_give_the_contiguous_reference_exactly() {
                     // Bottom-right alignment: with k keys, the last min(q_len, k) rows see one.
                     let rows: u64 = got.stats.heads.iter().map(|h| h.rows).sum();
                     let want: usize = LENS.iter().map(|&k| q_len.min(k)).sum();
-                    assert_eq!(rows, (want * f.heads) as u64, "{label}");
+                    assert_eq!(rows, (want * f.shape.heads) as u64, "{label}");
                     cases += 1;
                 }
             }
@@ -203,7 +125,7 @@ fn pages_in_any_order_give_the_contiguous_reference_exactly() {
 
 #[test]
 fn varlen_queries_against_pages_match_the_batched_form() {
-    let f = Fixture::new(5, 16, 2, (4, 2));
+    let f = fixture(5, 16, 2, (4, 2));
     let opts = options(Normaliser::Sink, 0);
     let batched = paged_attention(&f.paged(), &opts).unwrap();
     let q = Tensor::from_f64(DType::F32, &f.q.to_f64(), &[LENS.len() * 2, 4, DIM]).unwrap();
@@ -244,7 +166,7 @@ fn error_with<'a>(
 #[test]
 fn bad_tables_and_lengths_are_errors() {
     // A page index past the cache, or negative, inside a sequence's pages.
-    let f = Fixture::new(1, 16, 1, (4, 2));
+    let f = fixture(1, 16, 1, (4, 2));
     for bad in [f.k_cache.shape[0] as i32, -3] {
         let mut table = f.table.clone();
         table[4 * f.max_pages + 2] = bad; // sequence 4 (70 keys) reads pages 0..5
@@ -296,7 +218,7 @@ fn bad_tables_and_lengths_are_errors() {
 
 #[test]
 fn bad_caches_and_shapes_are_errors() {
-    let f = Fixture::new(1, 16, 1, (4, 2));
+    let f = fixture(1, 16, 1, (4, 2));
     for page_size in [8usize, 24, 48] {
         let cache = Tensor::zeros(DType::F32, &[4, page_size, 2, DIM]).unwrap();
         let q = Tensor::zeros(DType::F32, &[1, 1, 4, DIM]).unwrap();

@@ -281,3 +281,127 @@ const _: () = {
     ["Offset of field: QaAttnParams::stats"]
         [::std::mem::offset_of!(QaAttnParams, stats) - 320usize];
 };
+pub const QaDecodeErrorCode_QA_DECODE_OK: QaDecodeErrorCode = 0;
+pub const QaDecodeErrorCode_QA_DECODE_BAD_SEQ_LEN: QaDecodeErrorCode = 1;
+pub const QaDecodeErrorCode_QA_DECODE_BAD_PAGE: QaDecodeErrorCode = 2;
+pub const QaDecodeErrorCode_QA_DECODE_BAD_SLOT: QaDecodeErrorCode = 3;
+pub type QaDecodeErrorCode = ::std::os::raw::c_uint;
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone, PartialEq)]
+pub struct QaDecodeError {
+    pub code: i32,
+    pub seq: i32,
+    pub column: i32,
+    pub value: i32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of QaDecodeError"][::std::mem::size_of::<QaDecodeError>() - 16usize];
+    ["Alignment of QaDecodeError"][::std::mem::align_of::<QaDecodeError>() - 4usize];
+    ["Offset of field: QaDecodeError::code"][::std::mem::offset_of!(QaDecodeError, code) - 0usize];
+    ["Offset of field: QaDecodeError::seq"][::std::mem::offset_of!(QaDecodeError, seq) - 4usize];
+    ["Offset of field: QaDecodeError::column"]
+        [::std::mem::offset_of!(QaDecodeError, column) - 8usize];
+    ["Offset of field: QaDecodeError::value"]
+        [::std::mem::offset_of!(QaDecodeError, value) - 12usize];
+};
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone, PartialEq)]
+pub struct QaDecodeParams {
+    pub attn: QaAttnParams,
+    pub block_table: u64,
+    pub seq_lens_k: u64,
+    pub partials: u64,
+    pub errors: u64,
+    pub table_stride: i64,
+    pub max_pages: u32,
+    pub num_pages: u32,
+    pub log2_page: u32,
+    pub splits: u32,
+    pub chunk: u32,
+    pub pass: u32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of QaDecodeParams"][::std::mem::size_of::<QaDecodeParams>() - 432usize];
+    ["Alignment of QaDecodeParams"][::std::mem::align_of::<QaDecodeParams>() - 8usize];
+    ["Offset of field: QaDecodeParams::attn"]
+        [::std::mem::offset_of!(QaDecodeParams, attn) - 0usize];
+    ["Offset of field: QaDecodeParams::block_table"]
+        [::std::mem::offset_of!(QaDecodeParams, block_table) - 368usize];
+    ["Offset of field: QaDecodeParams::seq_lens_k"]
+        [::std::mem::offset_of!(QaDecodeParams, seq_lens_k) - 376usize];
+    ["Offset of field: QaDecodeParams::partials"]
+        [::std::mem::offset_of!(QaDecodeParams, partials) - 384usize];
+    ["Offset of field: QaDecodeParams::errors"]
+        [::std::mem::offset_of!(QaDecodeParams, errors) - 392usize];
+    ["Offset of field: QaDecodeParams::table_stride"]
+        [::std::mem::offset_of!(QaDecodeParams, table_stride) - 400usize];
+    ["Offset of field: QaDecodeParams::max_pages"]
+        [::std::mem::offset_of!(QaDecodeParams, max_pages) - 408usize];
+    ["Offset of field: QaDecodeParams::num_pages"]
+        [::std::mem::offset_of!(QaDecodeParams, num_pages) - 412usize];
+    ["Offset of field: QaDecodeParams::log2_page"]
+        [::std::mem::offset_of!(QaDecodeParams, log2_page) - 416usize];
+    ["Offset of field: QaDecodeParams::splits"]
+        [::std::mem::offset_of!(QaDecodeParams, splits) - 420usize];
+    ["Offset of field: QaDecodeParams::chunk"]
+        [::std::mem::offset_of!(QaDecodeParams, chunk) - 424usize];
+    ["Offset of field: QaDecodeParams::pass"]
+        [::std::mem::offset_of!(QaDecodeParams, pass) - 428usize];
+};
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone, PartialEq)]
+pub struct QaAppendKvParams {
+    pub k: u64,
+    pub v: u64,
+    pub k_stride_token: i64,
+    pub k_stride_head: i64,
+    pub v_stride_token: i64,
+    pub v_stride_head: i64,
+    pub k_cache: u64,
+    pub v_cache: u64,
+    pub slot_mapping: u64,
+    pub errors: u64,
+    pub tokens: u32,
+    pub kv_heads: u32,
+    pub head_dim: u32,
+    pub slots: u32,
+    pub elem_bytes: u32,
+    pub reserved: u32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of QaAppendKvParams"][::std::mem::size_of::<QaAppendKvParams>() - 104usize];
+    ["Alignment of QaAppendKvParams"][::std::mem::align_of::<QaAppendKvParams>() - 8usize];
+    ["Offset of field: QaAppendKvParams::k"][::std::mem::offset_of!(QaAppendKvParams, k) - 0usize];
+    ["Offset of field: QaAppendKvParams::v"][::std::mem::offset_of!(QaAppendKvParams, v) - 8usize];
+    ["Offset of field: QaAppendKvParams::k_stride_token"]
+        [::std::mem::offset_of!(QaAppendKvParams, k_stride_token) - 16usize];
+    ["Offset of field: QaAppendKvParams::k_stride_head"]
+        [::std::mem::offset_of!(QaAppendKvParams, k_stride_head) - 24usize];
+    ["Offset of field: QaAppendKvParams::v_stride_token"]
+        [::std::mem::offset_of!(QaAppendKvParams, v_stride_token) - 32usize];
+    ["Offset of field: QaAppendKvParams::v_stride_head"]
+        [::std::mem::offset_of!(QaAppendKvParams, v_stride_head) - 40usize];
+    ["Offset of field: QaAppendKvParams::k_cache"]
+        [::std::mem::offset_of!(QaAppendKvParams, k_cache) - 48usize];
+    ["Offset of field: QaAppendKvParams::v_cache"]
+        [::std::mem::offset_of!(QaAppendKvParams, v_cache) - 56usize];
+    ["Offset of field: QaAppendKvParams::slot_mapping"]
+        [::std::mem::offset_of!(QaAppendKvParams, slot_mapping) - 64usize];
+    ["Offset of field: QaAppendKvParams::errors"]
+        [::std::mem::offset_of!(QaAppendKvParams, errors) - 72usize];
+    ["Offset of field: QaAppendKvParams::tokens"]
+        [::std::mem::offset_of!(QaAppendKvParams, tokens) - 80usize];
+    ["Offset of field: QaAppendKvParams::kv_heads"]
+        [::std::mem::offset_of!(QaAppendKvParams, kv_heads) - 84usize];
+    ["Offset of field: QaAppendKvParams::head_dim"]
+        [::std::mem::offset_of!(QaAppendKvParams, head_dim) - 88usize];
+    ["Offset of field: QaAppendKvParams::slots"]
+        [::std::mem::offset_of!(QaAppendKvParams, slots) - 92usize];
+    ["Offset of field: QaAppendKvParams::elem_bytes"]
+        [::std::mem::offset_of!(QaAppendKvParams, elem_bytes) - 96usize];
+    ["Offset of field: QaAppendKvParams::reserved"]
+        [::std::mem::offset_of!(QaAppendKvParams, reserved) - 100usize];
+};

@@ -24,7 +24,10 @@ pub fn as_bytes<T: AbiParams>(p: &T) -> &[u8] {
     unsafe { std::slice::from_raw_parts((p as *const T).cast::<u8>(), std::mem::size_of::<T>()) }
 }
 
-// SAFETY: both are repr(C) plain data generated from kernels/abi.h, with explicit reserved fields
-// instead of implicit padding.
+// SAFETY: repr(C) plain data generated from kernels/abi.h, with explicit reserved fields instead
+// of implicit padding (QaDecodeParams: QaAttnParams, then 8-byte members, then six u32;
+// QaAppendKvParams: 8-byte members, then six u32).
 unsafe impl AbiParams for QaActStatsParams {}
 unsafe impl AbiParams for QaAttnParams {}
+unsafe impl AbiParams for QaDecodeParams {}
+unsafe impl AbiParams for QaAppendKvParams {}

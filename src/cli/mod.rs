@@ -9,6 +9,7 @@ mod probe;
 mod probe_table;
 mod ptx;
 mod run;
+mod run_paged;
 mod stats;
 mod table;
 mod workload;

@@ -10,15 +10,16 @@ use quietattn::ops::attention::check_head_dim;
 use quietattn::problem::InputNumerics;
 use quietattn::stats::json::AttentionStatsJson;
 use quietattn::{
-    AttentionInputs, AttentionOptions, AttentionProblem, Device, DeviceKind, Error, Gate,
-    Normaliser, Result, Tensor,
+    AttentionInputs, AttentionOptions, AttentionOutput, AttentionProblem, Device, DeviceKind,
+    Error, Gate, Normaliser, Result, Tensor,
 };
 
 use super::numeric_policy;
 use super::options::VariantArgs;
+use super::run_paged::PagedTensors;
 
 /// The tensor names `run` understands; any other name in the input is an error.
-const KNOWN: [&str; 7] = [
+const KNOWN: [&str; 11] = [
     "q",
     "k",
     "v",
@@ -26,13 +27,19 @@ const KNOWN: [&str; 7] = [
     "gate",
     "cu_seqlens_q",
     "cu_seqlens_k",
+    "k_cache",
+    "v_cache",
+    "block_table",
+    "seq_lens_k",
 ];
 
 /// Arguments of `quietattn run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Input: `q` [b, sq, h, d], `k`/`v` [b, sk, hkv, d] (f32/f16/bf16); optional `sinks` [h],
-    /// `gate`, and i32 `cu_seqlens_q`/`cu_seqlens_k` (then q is [total_q, h, d]).
+    /// `gate`, and i32 `cu_seqlens_q`/`cu_seqlens_k` (then q is [total_q, h, d]). A paged KV
+    /// cache instead of `k`/`v`: `k_cache`/`v_cache` [num_pages, page_size, hkv, d], i32
+    /// `block_table` [b, max_pages] and `seq_lens_k` [b] (decode kernels on emulator/cuda).
     #[arg(long)]
     input: PathBuf,
     /// Output: `o` (dtype of q) and f32 `lse` [b, h, sq] ([h, total_q] varlen). Replaced
@@ -69,7 +76,6 @@ struct RunTensors<'f> {
 
 impl<'f> RunTensors<'f> {
     fn from_file(file: &'f TensorFile) -> Result<Self> {
-        file.reject_unknown(&KNOWN)?;
         let cu_q = file.i32_vector("cu_seqlens_q")?;
         let cu_k = file.i32_vector("cu_seqlens_k")?;
         let rank = if cu_q.is_some() || cu_k.is_some() {
@@ -120,10 +126,15 @@ pub fn run(args: &RunArgs) -> Result<()> {
     // Every output is checked (and kept apart from the input) before anything is read or run.
     let mut targets = vec![args.output.as_path()];
     targets.extend(args.stats.as_deref());
-    let mut outputs = OutputSet::prepare(&[&args.input], &targets)?;
+    let outputs = OutputSet::prepare(&[&args.input], &targets)?;
     let file = TensorFile::read_limited(&args.input, args.max_input_bytes)?;
-    let tensors = RunTensors::from_file(&file)?;
+    file.reject_unknown(&KNOWN)?;
     let options = args.variant.options(args.stats.is_some())?;
+    if let Some(paged) = PagedTensors::from_file(&file)? {
+        let out = paged.run(args.device, &options, args.strict_numerics)?;
+        return write_outputs(args, outputs, &out);
+    }
+    let tensors = RunTensors::from_file(&file)?;
     args.variant
         .unused_notes()
         .iter()
@@ -143,21 +154,27 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let elapsed = start.elapsed();
     numeric_policy::after_launch(&out.numerics, args.strict_numerics)?;
 
+    write_outputs(args, outputs, &out)?;
+    let shapes = (tensors.q.shape.as_slice(), tensors.k.shape.as_slice());
+    summary(args, &device, &options, &problem, shapes, elapsed);
+    Ok(())
+}
+
+/// Writes `o`, `lse` and (when asked) the statistics, all or nothing.
+fn write_outputs(args: &RunArgs, mut outputs: OutputSet, out: &AttentionOutput) -> Result<()> {
     let tensors_out = [
         ("o", TensorRef::Float(&out.o)),
         ("lse", TensorRef::Float(&out.lse)),
     ];
     outputs.stage(0, &to_bytes(&args.output, &tensors_out)?)?;
     if args.stats.is_some() {
-        let stats = out.stats.as_ref().ok_or_else(|| {
-            Error::Unsupported(format!("{} returned no statistics", device.name()))
-        })?;
+        let stats = out
+            .stats
+            .as_ref()
+            .ok_or_else(|| Error::Unsupported("the device returned no statistics".into()))?;
         outputs.stage(1, &super::json_bytes(&AttentionStatsJson::new(stats))?)?;
     }
-    outputs.commit()?;
-    let shapes = (tensors.q.shape.as_slice(), tensors.k.shape.as_slice());
-    summary(args, &device, &options, &problem, shapes, elapsed);
-    Ok(())
+    outputs.commit()
 }
 
 /// The reference computes any head dim; say so when the kernels would refuse this one.

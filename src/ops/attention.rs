@@ -10,7 +10,7 @@ mod device;
 mod device_stats;
 mod device_tensor;
 pub mod family;
-mod params;
+pub(crate) mod params;
 mod plan;
 mod stats_buffer;
 
@@ -186,7 +186,7 @@ fn initial_lse(
 }
 
 /// Uploads `bytes` (at least 16, so an empty input still has an address).
-fn upload_slice(executor: &dyn Executor, bytes: &[u8]) -> Result<Buffer> {
+pub(crate) fn upload_slice(executor: &dyn Executor, bytes: &[u8]) -> Result<Buffer> {
     if bytes.len() < 16 {
         let mut padded = bytes.to_vec();
         padded.resize(16, 0);
@@ -198,7 +198,7 @@ fn upload_slice(executor: &dyn Executor, bytes: &[u8]) -> Result<Buffer> {
 /// Uploads the storage span a `[b, s, h, ...]` (or varlen `[t, h, ...]`) view covers and
 /// describes it with the view's own strides, so packed and strided layouts reach the kernel
 /// unchanged.
-fn upload_view(
+pub(crate) fn upload_view(
     executor: &dyn Executor,
     view: &TensorView<'_>,
     varlen: bool,

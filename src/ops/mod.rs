@@ -2,6 +2,7 @@
 
 pub mod act_stats;
 pub mod attention;
+pub mod decode;
 
 pub use act_stats::activation_stats;
 pub use attention::{AttentionOutput, attention};

@@ -102,7 +102,12 @@ pub fn slot_mapping(
 }
 
 /// `k` and `v` are `[tokens, hkv, d]` rows of the cache's dtype, one per slot-mapping entry.
-fn check_rows(cache: &PagedCache, k: &TensorView<'_>, v: &TensorView<'_>, n: usize) -> Result<()> {
+pub(crate) fn check_rows(
+    cache: &PagedCache,
+    k: &TensorView<'_>,
+    v: &TensorView<'_>,
+    n: usize,
+) -> Result<()> {
     let want = [n, cache.kv_heads, cache.head_dim];
     for (name, t) in [("k", k), ("v", v)] {
         if t.shape != want {

@@ -1,0 +1,110 @@
+// Page-aware addressing and the in-kernel checks of the indices only the GPU sees (SPEC §7).
+//
+// Key j of sequence b lives at cache[table[b, j >> log2P], j & (P - 1)]. seq_lens_k and the
+// table are device memory the host never validated, so a block checks every page entry of its
+// sequence's visible range before it forms an address from one: a bad entry is recorded in the
+// error record and the whole sequence is treated as empty by every block that reads it (each
+// block checks the same range, so all chunks of the sequence agree without communicating).
+#pragma once
+
+#include "../attention/mask.cuh"
+#include "../qa/types.cuh"
+
+namespace qa::decode {
+
+// Records the first error of the launch: whoever wins the compare-and-swap on the code word
+// writes the rest; later errors are dropped (one record, like a sticky CUDA error).
+__device__ __forceinline__ void record_error(uint64_t errors, int code, int seq, int column, int value) {
+  if (errors == 0) return;
+  QaDecodeError* e = qa::ptr<QaDecodeError>(errors);
+  if (atomicCAS(&e->code, 0, code) == 0) {
+    e->seq = seq;
+    e->column = column;
+    e->value = value;
+  }
+}
+
+// seq_lens_k[b] when 0 <= it <= min(declared longest, table capacity); else records the error
+// and returns -1.
+__device__ __forceinline__ int checked_seq_len(const QaDecodeParams& dp, int b) {
+  const int len = qa::ptr<const int>(dp.seq_lens_k)[b];
+  const long long cap = (long long)dp.max_pages << dp.log2_page;
+  const long long bound = cap < (long long)dp.attn.seqlen_k ? cap : (long long)dp.attn.seqlen_k;
+  if (len < 0 || (long long)len > bound) {
+    if (threadIdx.x == 0) record_error(dp.errors, QA_DECODE_BAD_SEQ_LEN, b, -1, len);
+    return -1;
+  }
+  return len;
+}
+
+// The block table row of sequence b.
+__device__ __forceinline__ const int* table_row(const QaDecodeParams& dp, int b) {
+  return qa::ptr<const int>(dp.block_table) + int64_t(b) * dp.table_stride;
+}
+
+// True when every page entry covering keys [lo, hi) is a page of the cache. Every thread of the
+// block must call it (it holds two barriers); the first bad entry is recorded.
+__device__ __forceinline__ bool pages_valid(const QaDecodeParams& dp, int b, int lo, int hi, int threads) {
+  __shared__ int bad;
+  if (threadIdx.x == 0) bad = 0;
+  __syncthreads();
+  if (lo < hi) {
+    const int* row = table_row(dp, b);
+    const int first = lo >> dp.log2_page, last = (hi - 1) >> dp.log2_page;
+    for (int c = first + int(threadIdx.x); c <= last; c += threads) {
+      const int page = row[c];
+      if (page < 0 || page >= int(dp.num_pages)) {
+        atomicExch(&bad, 1);
+        record_error(dp.errors, QA_DECODE_BAD_PAGE, b, c, page);
+      }
+    }
+  }
+  __syncthreads();
+  return bad == 0;
+}
+
+// Element offset of key j's row of kv head `kvh` in a cache described by `t` (stride_batch =
+// page stride, stride_seq = slot stride); the caller checked j's page entry.
+__device__ __forceinline__ int64_t key_offset(const QaDecodeParams& dp, const QaTensorDesc& t,
+                                              const int* row, int j, int kvh) {
+  const int page = row[j >> dp.log2_page];
+  const int slot = j & ((1 << dp.log2_page) - 1);
+  return int64_t(page) * t.stride_batch + int64_t(slot) * t.stride_seq + int64_t(kvh) * t.stride_head;
+}
+
+// Where row (query head of the group g, query i) of the block's G·q_len rows lives.
+struct GroupRow {
+  int head, i;
+};
+__device__ __forceinline__ GroupRow group_row(int r, int q_len, int kvh, int group) {
+  return {kvh * group + r / q_len, r % q_len};
+}
+
+// True when the call asks for any statistics (the _stats instantiations run).
+__device__ __forceinline__ bool wants_stats(const QaAttnParams& p) {
+  return p.stats.heads != 0 || p.stats.tensors != 0 || p.stats.channels[0] != 0 ||
+         p.stats.channels[1] != 0 || p.stats.channels[2] != 0 || p.stats.channels[3] != 0;
+}
+
+// The partial slot of (split c, sequence b, head, query i): head_dim accumulators, then m, l,
+// then (statistics) the 6 row-statistics scalars of stats.cuh; the host sizes it the same way
+// (SplitPlan::partial_bytes).
+__device__ __forceinline__ float* partial_slot(const QaDecodeParams& dp, int c, int b, int head, int i) {
+  const QaAttnParams& p = dp.attn;
+  const int64_t row = ((int64_t(c) * p.batch + b) * p.heads + head) * p.seqlen_q + i;
+  return qa::ptr<float>(dp.partials) + row * (int64_t(p.head_dim) + (wants_stats(p) ? 8 : 2));
+}
+
+// The keys any of the sequence's rows sees: [lo, hi) (every query head of a kv head shares one
+// mask, so this is the union over the block's rows).
+struct KeyRange {
+  int lo, hi;
+};
+__device__ __forceinline__ KeyRange visible_keys(const qa::attn::Mask& mask, int q_len) {
+  if (q_len == 0) return {0, 0};
+  int lo = mask.kv_begin(0), hi = mask.kv_end(q_len - 1);
+  if (lo >= hi) lo = hi = 0;
+  return {lo, hi};
+}
+
+}  // namespace qa::decode

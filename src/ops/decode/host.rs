@@ -1,0 +1,324 @@
+//! Decode on host tensors: validate the paged problem, upload, plan the split, launch through
+//! [`super::decode_raw`], download, and report bad kernel-side indices as errors. The path of
+//! `quietattn run` and of the tests; engines keep their tensors on the device and call
+//! [`super::decode_raw`] with a workspace they sized once.
+
+use super::{DecodeErrors, decode_launches, decode_raw};
+use crate::abi::QaDecodeParams;
+use crate::error::{Error, Result};
+use crate::launch::{Buffer, Executor};
+use crate::ops::AttentionOutput;
+use crate::ops::attention::params::{self, Operands};
+use crate::ops::attention::{StatsLayout, upload_slice, upload_view};
+use crate::problem::{
+    AttentionGeometry, ERROR_RECORD_BYTES, NumericsReport, PagedAttentionInputs, PagedProblem,
+    SplitPlan,
+};
+use crate::tensor::{Tensor, TensorData, contiguous_strides};
+use crate::variant::AttentionOptions;
+
+/// How a host-path decode call splits its keys and which indices its kernels read.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DecodeCall<'a> {
+    /// The split; `None`: [`SplitPlan::new`] for a GPU of `sm_count` SMs.
+    pub plan: Option<SplitPlan>,
+    /// SMs the automatic plan aims at (132 when 0: an H100/H200).
+    pub sm_count: usize,
+    /// The block table and `seq_lens_k` the kernels read instead of the validated ones: what an
+    /// engine's device-memory indices are, which no host check has seen (tests plant bad ones).
+    pub kernel_indices: Option<(&'a [i32], &'a [i32])>,
+}
+
+/// Paged attention through the decode kernels on `executor` (emulator or CUDA): batched
+/// queries `[b, q_len, h, d]`, with the statistics of SPEC §5 when `options.stats` (counted as
+/// the prefill kernels count the gathered, contiguous problem).
+///
+/// ```
+/// use quietattn::{AttentionOptions, BlockTable, DType, Device, PagedAttentionInputs, Tensor};
+/// use quietattn::ops::decode::{DecodeCall, paged_decode};
+///
+/// # fn main() -> quietattn::Result<()> {
+/// let device = Device::emulator()?;
+/// let executor = device.executor().expect("the emulator runs kernels");
+/// let values = |n: usize| (0..n).map(|i| (i as f64 * 0.37).sin()).collect::<Vec<_>>();
+/// let q = Tensor::from_f64(DType::F32, &values(4 * 64), &[1, 1, 4, 64])?;
+/// let cache = Tensor::from_f64(DType::F32, &values(2 * 16 * 2 * 64), &[2, 16, 2, 64])?;
+/// let (table, lens) = ([1, 0], [20]); // 20 keys: page 1, then 4 keys of page 0
+/// let inputs = PagedAttentionInputs::new(
+///     q.view(), cache.view(), cache.view(), BlockTable::new(&table, 1, 2)?, &lens);
+/// let out = paged_decode(executor, &inputs, &AttentionOptions::default(), &DecodeCall::default())?;
+/// assert_eq!(out.o.shape, vec![1, 1, 4, 64]);
+/// # Ok(())
+/// # }
+/// ```
+pub fn paged_decode(
+    executor: &dyn Executor,
+    inputs: &PagedAttentionInputs<'_>,
+    options: &AttentionOptions,
+    call: &DecodeCall<'_>,
+) -> Result<AttentionOutput> {
+    Ok(decode_on(executor, inputs, options, call, false)?.0)
+}
+
+/// The split partials the chunk kernel alone writes (its first launch, before any combine), for
+/// tests that tell a chunk bug from a combine bug: f32 `[splits, batch, heads, q_len, d + s]`
+/// rows of `d` accumulators, then `m, l` (log2 units) and, with statistics, `A = Σw`,
+/// `B = Σw ln w`, `n`, `Σ(x − xmax)`, `x0`, `xmax` (`s` = 2 or 8). Empty without a split.
+///
+/// ```
+/// use quietattn::{AttentionOptions, BlockTable, DType, Device, PagedAttentionInputs, Tensor};
+/// use quietattn::ops::decode::{DecodeCall, chunk_partials};
+/// use quietattn::problem::SplitPlan;
+///
+/// # fn main() -> quietattn::Result<()> {
+/// let device = Device::emulator()?;
+/// let executor = device.executor().expect("the emulator runs kernels");
+/// let values = |n: usize| (0..n).map(|i| (i as f64 * 0.37).sin()).collect::<Vec<_>>();
+/// let q = Tensor::from_f64(DType::F32, &values(4 * 64), &[1, 1, 4, 64])?;
+/// let cache = Tensor::from_f64(DType::F32, &values(2 * 16 * 2 * 64), &[2, 16, 2, 64])?;
+/// let (table, lens) = ([1, 0], [20]);
+/// let inputs = PagedAttentionInputs::new(
+///     q.view(), cache.view(), cache.view(), BlockTable::new(&table, 1, 2)?, &lens);
+/// // Two chunks of 16 keys: the second holds keys 16..20.
+/// let call = DecodeCall { plan: Some(SplitPlan { splits: 2, chunk: 16 }), ..DecodeCall::default() };
+/// let p = chunk_partials(executor, &inputs, &AttentionOptions::default(), &call)?;
+/// assert_eq!(p.len(), 2 * 4 * (64 + 2)); // [splits, batch, heads, q_len, d + 2]
+/// let l = p[4 * 66 + 65]; // split 1, head 0: l = Σ 2^(x − m) over its 4 keys
+/// assert!(l >= 1.0 && l <= 4.0);
+/// # Ok(())
+/// # }
+/// ```
+pub fn chunk_partials(
+    executor: &dyn Executor,
+    inputs: &PagedAttentionInputs<'_>,
+    options: &AttentionOptions,
+    call: &DecodeCall<'_>,
+) -> Result<Vec<f32>> {
+    Ok(decode_on(executor, inputs, options, call, true)?.1)
+}
+
+/// A host-path call: all launches, or (`chunk_only`) the first chunk launch with its partials.
+fn decode_on(
+    executor: &dyn Executor,
+    inputs: &PagedAttentionInputs<'_>,
+    options: &AttentionOptions,
+    call: &DecodeCall<'_>,
+    chunk_only: bool,
+) -> Result<(AttentionOutput, Vec<f32>)> {
+    if inputs.cu_seqlens_q.is_some() {
+        return Err(Error::Unsupported(
+            "the decode kernels take batched queries [b, q_len, heads, d]".into(),
+        ));
+    }
+    let problem = PagedProblem::new(inputs, options)?;
+    let g = &problem.geometry;
+    let plan = match call.plan {
+        Some(plan) => check_plan(plan, g, options)?,
+        None => {
+            let sms = if call.sm_count == 0 {
+                132
+            } else {
+                call.sm_count
+            };
+            let span = visible_span(g, options);
+            SplitPlan::new(
+                g.batch.max(1),
+                g.kv_heads,
+                span,
+                problem.cache.page_size,
+                sms,
+            )?
+        }
+    };
+    let (table, lens) = call
+        .kernel_indices
+        .unwrap_or((inputs.block_table.entries(), inputs.seq_lens_k));
+    if table.len() != inputs.block_table.entries().len() || lens.len() != inputs.seq_lens_k.len() {
+        return Err(Error::Shape(
+            "kernel indices must have the shapes of the validated block table and seq_lens_k"
+                .into(),
+        ));
+    }
+    let buffers = Uploads::new(executor, inputs, options, table, lens)?;
+    let o_shape = g.o_shape();
+    let mut o = Tensor::zeros(g.dtype, &o_shape)?;
+    let o_buf = executor.alloc_zeroed(o.data.as_bytes().len().max(16))?;
+    let mut lse = vec![0f32; g.lse_shape().iter().product()];
+    let lse_buf = executor.alloc_zeroed((lse.len() * 4).max(16))?;
+    let layout = StatsLayout::new(g.heads, g.kv_heads, g.head_dim);
+    let stats_buf = if options.stats {
+        Some(executor.alloc_zeroed(layout.bytes)?)
+    } else {
+        None
+    };
+    let operands = Operands {
+        q: buffers.q.1,
+        k: buffers.k.1,
+        v: buffers.v.1,
+        o: params::desc(o_buf.addr(), g.dtype, &contiguous_strides(&o_shape), false)?,
+        gate: buffers.gate.as_ref().map(|(_, d)| *d),
+        lse: lse_buf.addr(),
+        lse_strides: params::lse_strides(false, &contiguous_strides(&g.lse_shape()))?,
+        cu_seqlens: None,
+        sinks: buffers.sinks.as_ref().map_or(0, Buffer::addr),
+        stats: stats_buf
+            .as_ref()
+            .map_or_else(Default::default, |b| layout.pointers(b.addr())),
+    };
+    let dp = QaDecodeParams {
+        attn: params::build(g, options, &operands)?,
+        block_table: buffers.table.addr(),
+        seq_lens_k: buffers.lens.addr(),
+        table_stride: i64::try_from(problem.max_pages)
+            .map_err(|_| Error::Overflow("block table width".into()))?,
+        max_pages: to_u32(problem.max_pages)?,
+        num_pages: to_u32(problem.cache.num_pages)?,
+        log2_page: problem.cache.page_size.trailing_zeros(),
+        ..Default::default()
+    };
+    let workspace = executor.alloc_zeroed(
+        plan.partial_bytes(g.batch, g.heads, g.max_q, g.head_dim, options.stats)
+            + ERROR_RECORD_BYTES,
+    )?;
+    let partials = if chunk_only {
+        first_partials(executor, &dp, &plan, &workspace)?
+    } else {
+        decode_raw(executor, &dp, &plan, &workspace)?;
+        Vec::new()
+    };
+    DecodeErrors::read(executor, &workspace)?.check()?;
+    executor.download(&o_buf, o.data.as_bytes_mut())?;
+    executor.download(&lse_buf, bytemuck::cast_slice_mut(&mut lse))?;
+    let stats = match stats_buf {
+        Some(buf) => {
+            let mut bytes = vec![0u8; layout.bytes];
+            executor.download(&buf, &mut bytes)?;
+            Some(layout.parse(&bytes)?)
+        }
+        None => None,
+    };
+    let data = o.data.as_ref();
+    let numerics = NumericsReport {
+        non_finite_o: (0..data.len())
+            .filter(|&i| !data.get(i).is_finite())
+            .count(),
+        ..NumericsReport::default()
+    };
+    let out = AttentionOutput {
+        o,
+        lse: Tensor::new(TensorData::F32(lse), &g.lse_shape())?,
+        stats,
+        numerics,
+    };
+    Ok((out, partials))
+}
+
+/// Runs the call's first launch (a chunk kernel) and reads the partials it left.
+fn first_partials(
+    executor: &dyn Executor,
+    dp: &QaDecodeParams,
+    plan: &SplitPlan,
+    workspace: &Buffer,
+) -> Result<Vec<f32>> {
+    let launches = decode_launches(dp, plan, workspace.addr(), workspace.len())?;
+    let Some(first) = launches.first() else {
+        return Ok(Vec::new());
+    };
+    executor.launch(
+        &first.kernel,
+        crate::abi::as_bytes(&first.params),
+        &first.geometry,
+    )?;
+    let mut bytes = vec![0u8; workspace.len()];
+    executor.download(workspace, &mut bytes)?;
+    let floats = bytes.get(ERROR_RECORD_BYTES..).unwrap_or_default();
+    Ok(floats
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect())
+}
+
+/// The most keys any query row block of one sequence can see: all of them, or under a window
+/// `left + right + q_len` (causal caps `right` at 0). The split plan cuts this range. With
+/// statistics every key is read (K/V are counted like prefill counts them): `max_k`.
+pub fn visible_span(g: &AttentionGeometry, options: &AttentionOptions) -> usize {
+    let Some((left, right)) = options.window.filter(|_| !options.stats) else {
+        return g.max_k;
+    };
+    if left < 0 {
+        return g.max_k;
+    }
+    let right = match (right, options.causal) {
+        (_, true) => 0,
+        (r, false) if r < 0 => return g.max_k,
+        (r, false) => r as usize,
+    };
+    g.max_k.min(
+        (left as usize)
+            .saturating_add(right)
+            .saturating_add(g.max_q),
+    )
+}
+
+/// A caller's plan must cover every visible key: `splits · chunk ≥` [`visible_span`].
+fn check_plan(
+    plan: SplitPlan,
+    g: &AttentionGeometry,
+    options: &AttentionOptions,
+) -> Result<SplitPlan> {
+    let span = visible_span(g, options);
+    if plan.splits == 0 || (plan.splits > 1 && plan.splits.saturating_mul(plan.chunk) < span) {
+        return Err(Error::InvalidOption(format!(
+            "split plan of {} chunks of {} keys does not cover {span} visible keys",
+            plan.splits, plan.chunk
+        )));
+    }
+    Ok(plan)
+}
+
+fn to_u32(n: usize) -> Result<u32> {
+    u32::try_from(n).map_err(|_| Error::Overflow(format!("{n} exceeds u32")))
+}
+
+/// The inputs in executor memory; alive until the launches are done.
+struct Uploads {
+    q: (Buffer, crate::abi::QaTensorDesc),
+    k: (Buffer, crate::abi::QaTensorDesc),
+    v: (Buffer, crate::abi::QaTensorDesc),
+    gate: Option<(Buffer, crate::abi::QaTensorDesc)>,
+    sinks: Option<Buffer>,
+    table: Buffer,
+    lens: Buffer,
+}
+
+impl Uploads {
+    fn new(
+        executor: &dyn Executor,
+        inputs: &PagedAttentionInputs<'_>,
+        options: &AttentionOptions,
+        table: &[i32],
+        lens: &[i32],
+    ) -> Result<Self> {
+        // A cache's [page, slot, head] strides land in the descriptor's batch, seq and head
+        // strides: the kernels read stride_batch as the page stride.
+        let gate = match &inputs.gate {
+            Some(g) if options.gate.abi() != crate::abi::QaGate_QA_GATE_NONE => {
+                Some(upload_view(executor, g, false)?)
+            }
+            _ => None,
+        };
+        let sinks = match inputs.sinks {
+            Some(s) => Some(upload_slice(executor, bytemuck::cast_slice(s))?),
+            None => None,
+        };
+        Ok(Uploads {
+            q: upload_view(executor, &inputs.q, false)?,
+            k: upload_view(executor, &inputs.k_cache, false)?,
+            v: upload_view(executor, &inputs.v_cache, false)?,
+            gate,
+            sinks,
+            table: upload_slice(executor, bytemuck::cast_slice(table))?,
+            lens: upload_slice(executor, bytemuck::cast_slice(lens))?,
+        })
+    }
+}

@@ -1,0 +1,396 @@
+//! The decode kernels (kernels/decode/) on the emulator, and on CUDA when a GPU is present,
+//! against the f64 paged reference within SPEC §6.
+//!
+//! The matrix is a covering set, not a product, so it runs in minutes on 2 cores: every
+//! normaliser meets both page sizes, one split and several (including chunks shorter than a
+//! key tile and chunks that are empty for the short sequences), GQA 2:1, 3:1 and 8:1 with
+//! G·q_len from 2 to 128 (inside and beyond one row group), and each of the variants (causal,
+//! window + softcap, gate).
+//! Every run holds the ragged lengths 0, 1, 13, 16, 70 and 129 in shuffled pages. Other dtypes
+//! and head dims run on fewer normalisers (their arithmetic differs only in loads and stores).
+//! Statistics (SPEC §5) are compared with the reference of the gathered problem by
+//! `quietattn::stats::compare`'s rules over the same covering set.
+
+mod common;
+mod paged_parts;
+
+use paged_parts::{Fixture, LENS, Shape, run};
+use std::f64::consts::LOG2_E;
+
+use quietattn::ops::decode::{DecodeCall, chunk_partials, paged_decode};
+use quietattn::problem::SplitPlan;
+use quietattn::reference::split::{Chunk, ExpPartial};
+use quietattn::{AttentionOptions, DType, Error, Gate, Normaliser};
+
+fn options(norm: Normaliser, variant: usize) -> AttentionOptions {
+    AttentionOptions {
+        normaliser: norm,
+        causal: variant != 1,
+        window: (variant == 1).then_some((20, 0)),
+        softcap: (variant == 1).then_some(3.0),
+        gate: if variant == 2 {
+            Gate::SigmoidHeadwise
+        } else {
+            Gate::None
+        },
+        ..AttentionOptions::default()
+    }
+}
+
+fn plan(splits: usize, chunk: usize) -> DecodeCall<'static> {
+    DecodeCall {
+        plan: Some(SplitPlan { splits, chunk }),
+        ..DecodeCall::default()
+    }
+}
+
+fn shape(dtype: DType, dim: usize, page_size: usize, q_len: usize, heads: (usize, usize)) -> Shape {
+    Shape {
+        dtype,
+        dim,
+        page_size,
+        q_len,
+        heads: heads.0,
+        kv_heads: heads.1,
+    }
+}
+
+#[test]
+fn every_normaliser_matches_the_paged_reference_split_or_not() {
+    for device in common::devices("decode every normaliser") {
+        for (n, norm) in Normaliser::all_defaults().into_iter().enumerate() {
+            for (k, (page_size, q_len, heads)) in
+                [(16, 1, (4, 2)), (64, 4, (6, 2))].into_iter().enumerate()
+            {
+                let s = shape(DType::F32, 8, page_size, q_len, heads);
+                let f = Fixture::new(100 + 10 * n as u64 + k as u64, s);
+                // 1 split; 3 chunks of 48 keys; 9 chunks of 16 keys (shorter than a key tile).
+                for (splits, chunk) in [(1, 0), (3, 48), (9, 16)] {
+                    let variant = (n + k + splits) % 3;
+                    let opts = options(norm, variant);
+                    let label = format!(
+                        "{} on {}: page {page_size} q_len {q_len} heads {heads:?} splits {splits} variant {variant}",
+                        norm.name(),
+                        device.name()
+                    );
+                    let worst = f.compare(&device, &opts, &plan(splits, chunk));
+                    assert!(worst.is_ok(), "{label}: {}", worst.unwrap_err());
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn half_types_and_wide_heads_match_the_reference() {
+    // Every normaliser in f16 and bf16, the head-dim bounds 64/128/256 rotating, split and not.
+    for device in common::devices("decode half types") {
+        for (n, norm) in Normaliser::all_defaults().into_iter().enumerate() {
+            for (t, dtype) in [DType::F16, DType::BF16].into_iter().enumerate() {
+                let dim = [64, 128, 256][(n + t) % 3];
+                let splits = [1, 3][(n + t) % 2];
+                let s = shape(dtype, dim, 16, 2, (4, 1));
+                let f = Fixture::new(300 + 2 * n as u64 + t as u64, s);
+                let worst = f.compare(&device, &options(norm, (n + t) % 3), &plan(splits, 48));
+                assert!(
+                    worst.is_ok(),
+                    "{dtype:?} d{dim} {} splits {splits}: {}",
+                    norm.name(),
+                    worst.unwrap_err()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn more_rows_than_one_group_sweep_again() {
+    // G·q_len = 8 · 16 = 128 rows at d = 64: four row groups of 32 over the same chunk.
+    for device in common::devices("decode row groups") {
+        let f = Fixture::new(400, shape(DType::F32, 64, 16, 16, (8, 1)));
+        for splits in [1, 2] {
+            let worst = f.compare(&device, &options(Normaliser::Sink, 0), &plan(splits, 80));
+            assert!(worst.is_ok(), "splits {splits}: {}", worst.unwrap_err());
+        }
+    }
+}
+
+#[test]
+fn the_automatic_plan_splits_long_sequences_and_matches() {
+    let f = Fixture::new(500, shape(DType::F32, 8, 16, 1, (2, 1)));
+    let g =
+        quietattn::problem::PagedProblem::new(&f.paged(), &AttentionOptions::default()).unwrap();
+    // 6 sequences × 1 kv head on 132 SMs want 44 splits; 129 keys allow one chunk of 256.
+    let auto = SplitPlan::new(LENS.len(), 1, g.geometry.max_k, 16, 132).unwrap();
+    assert_eq!(auto.splits, 1);
+    let device = common::emulator();
+    let call = DecodeCall {
+        sm_count: 132,
+        ..DecodeCall::default()
+    };
+    let worst = f.compare(&device, &AttentionOptions::default(), &call);
+    assert!(worst.is_ok(), "{}", worst.unwrap_err());
+}
+
+#[test]
+fn bad_device_side_indices_give_the_error_and_no_out_of_bounds_read() {
+    let device = common::emulator();
+    let f = Fixture::new(600, shape(DType::F32, 8, 16, 1, (2, 1)));
+    let opts = AttentionOptions::default();
+    for splits in [1, 3] {
+        // A page the 70-key sequence (row 4) reads points past the cache, then before it.
+        for bad in [i32::MAX, -7] {
+            let mut table = f.table.clone();
+            table[4 * f.max_pages + 2] = bad;
+            let call = DecodeCall {
+                kernel_indices: Some((&table, &f.lens)),
+                ..plan(splits, 48)
+            };
+            match run(&device, &f, &opts, &call) {
+                Err(Error::Index(m)) => {
+                    assert!(m.contains(&format!("block_table[4, 2] = {bad}")), "{m}")
+                }
+                other => {
+                    panic!("splits {splits}, entry {bad}: expected an index error, got {other:?}")
+                }
+            }
+        }
+        // A length beyond what the table maps (and beyond the declared longest), and a negative one.
+        for bad in [100_000, -1] {
+            let mut lens = f.lens.clone();
+            lens[2] = bad;
+            let call = DecodeCall {
+                kernel_indices: Some((&f.table, &lens)),
+                ..plan(splits, 48)
+            };
+            match run(&device, &f, &opts, &call) {
+                Err(Error::Index(m)) => {
+                    assert!(m.contains(&format!("seq_lens_k[2] = {bad}")), "{m}")
+                }
+                other => {
+                    panic!("splits {splits}, length {bad}: expected an index error, got {other:?}")
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_plan_that_misses_keys_is_refused() {
+    let device = common::emulator();
+    let f = Fixture::new(700, shape(DType::F32, 8, 16, 1, (2, 1)));
+    let opts = AttentionOptions::default();
+    let short = run(&device, &f, &opts, &plan(2, 32)); // 64 keys of 129
+    assert!(matches!(short, Err(Error::InvalidOption(_))), "{short:?}");
+    // Statistics count every key: a plan that covers only a window's keys is refused then.
+    let window = AttentionOptions {
+        window: Some((20, 0)),
+        ..opts.clone()
+    };
+    assert!(run(&device, &f, &window, &plan(2, 48)).is_ok());
+    let stats = AttentionOptions {
+        stats: true,
+        ..window
+    };
+    let refused = run(&device, &f, &stats, &plan(2, 48));
+    assert!(
+        matches!(refused, Err(Error::InvalidOption(_))),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn statistics_match_the_reference_for_every_normaliser_split_or_not() {
+    // Row statistics merged over chunks (entropy via Σw ln w, first-key mass from the chunk
+    // holding key 0, logit range re-anchored), Q/K/V/O counted once, for every normaliser,
+    // both page sizes, 1 / 3 / 9 splits, GQA 2:1 and 3:1, and the three variants.
+    for device in common::devices("decode statistics") {
+        for (n, norm) in Normaliser::all_defaults().into_iter().enumerate() {
+            for (k, (page_size, q_len, heads)) in
+                [(16, 1, (4, 2)), (64, 4, (6, 2))].into_iter().enumerate()
+            {
+                let f = Fixture::new(
+                    800 + 10 * n as u64 + k as u64,
+                    shape(DType::F32, 8, page_size, q_len, heads),
+                );
+                for (splits, chunk) in [(1, 0), (3, 48), (9, 16)] {
+                    let variant = (n + k + splits) % 3;
+                    let worst =
+                        f.compare_stats(&device, &options(norm, variant), &plan(splits, chunk));
+                    assert!(
+                        worst.is_ok(),
+                        "{} on {}: page {page_size} q_len {q_len} heads {heads:?} splits {splits} variant {variant}: {}",
+                        norm.name(),
+                        device.name(),
+                        worst.unwrap_err()
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn statistics_in_half_types_wide_heads_and_many_row_groups() {
+    // The _stats kernels at every head-dim bound (d64 runs 4 rows per warp), f16 and bf16, and
+    // G·q_len = 128 rows (K/V counted by the first row group only).
+    for device in common::devices("decode statistics, wide") {
+        let cases = [
+            (Normaliser::Softmax, DType::BF16, 64, 2, (4, 1), 1),
+            (Normaliser::Sink, DType::F16, 128, 2, (4, 1), 3),
+            (Normaliser::Softpick, DType::BF16, 256, 2, (4, 1), 3),
+            (
+                Normaliser::Clipped {
+                    gamma: -0.1,
+                    zeta: 1.1,
+                },
+                DType::F16,
+                64,
+                2,
+                (4, 1),
+                3,
+            ),
+            (Normaliser::OffByOne, DType::F32, 64, 16, (8, 1), 2),
+        ];
+        for (c, (norm, dtype, dim, q_len, heads, splits)) in cases.into_iter().enumerate() {
+            let f = Fixture::new(900 + c as u64, shape(dtype, dim, 16, q_len, heads));
+            let worst = f.compare_stats(&device, &options(norm, c % 3), &plan(splits, 80));
+            assert!(
+                worst.is_ok(),
+                "{dtype:?} d{dim} {} splits {splits}: {}",
+                norm.name(),
+                worst.unwrap_err()
+            );
+        }
+    }
+}
+
+#[test]
+fn statistics_off_returns_none_and_on_counts_every_query_and_key_once() {
+    let device = common::emulator();
+    let executor = device.executor().unwrap();
+    let f = Fixture::new(1000, shape(DType::F32, 8, 16, 2, (4, 2)));
+    let off = paged_decode(
+        executor,
+        &f.paged(),
+        &AttentionOptions::default(),
+        &plan(3, 48),
+    )
+    .unwrap();
+    assert!(off.stats.is_none());
+    let on = AttentionOptions {
+        stats: true,
+        window: Some((5, 0)),
+        ..AttentionOptions::default()
+    };
+    let s = paged_decode(executor, &f.paged(), &on, &plan(3, 48))
+        .unwrap()
+        .stats
+        .unwrap();
+    let total: usize = LENS.iter().sum();
+    let count = |t: usize| s.channels[t].iter().map(|c| c.count).sum::<u64>();
+    assert_eq!(count(0), (LENS.len() * 2 * 4 * 8) as u64); // every Q element once
+    assert_eq!(count(1), (total * 2 * 8) as u64); // every key once, window or not
+    assert_eq!(count(2), (total * 2 * 8) as u64);
+    assert_eq!(count(3), (LENS.len() * 2 * 4 * 8) as u64);
+    // rows with a visible key (bottom-right aligned: a 1-key sequence's first row sees none),
+    // × 4 heads
+    let rows: u64 = s.heads.iter().map(|h| h.rows).sum();
+    let visible: usize = LENS.iter().map(|&n| n.min(2)).sum();
+    assert_eq!(rows, (visible * 4) as u64);
+    // without a split the chunk kernel counts every tensor itself: the same histograms
+    let again = paged_decode(executor, &f.paged(), &on, &plan(1, 0))
+        .unwrap()
+        .stats
+        .unwrap();
+    assert_eq!(again.tensors, s.tensors);
+}
+
+/// `|got − want| ≤ 1e-4·(1 + |want|)` (f32 kernel against f64 on f32-rounded inputs), or both −∞.
+fn close(got: f32, want: f64) -> bool {
+    let got = f64::from(got);
+    (got == want && want.is_infinite()) || (got - want).abs() <= 1e-4 * (1.0 + want.abs())
+}
+
+#[test]
+fn chunk_partials_match_the_reference_exp_partials() {
+    // Each chunk's (acc, m, l) and statistics pieces, before any combine, against ExpPartial of
+    // the same keys (log2 units in the kernel), so a chunk bug and a combine bug are told apart.
+    // off_by_one's chunks run plain softmax (its sink enters in the combine): the same partial.
+    let device = common::emulator();
+    let executor = device.executor().expect("the emulator runs kernels");
+    let (dim, heads, kv_heads, splits, chunk) = (8, 4, 2, 3, 48);
+    let f = Fixture::new(1100, shape(DType::F32, dim, 16, 1, (heads, kv_heads)));
+    let split = SplitPlan { splits, chunk };
+    let q = f.q.to_f64();
+    let scale = 1.0 / (dim as f64).sqrt();
+    for norm in [Normaliser::Softmax, Normaliser::OffByOne] {
+        let opts = AttentionOptions {
+            normaliser: norm,
+            stats: true,
+            ..AttentionOptions::default()
+        };
+        let p = chunk_partials(executor, &f.paged(), &opts, &plan(splits, chunk)).unwrap();
+        let row = dim + 8;
+        assert_eq!(p.len(), splits * LENS.len() * heads * row);
+        for (b, &len) in LENS.iter().enumerate() {
+            for h in 0..heads {
+                let kvh = h / (heads / kv_heads);
+                let qh = &q[(b * heads + h) * dim..][..dim];
+                let at =
+                    |rows: &[f64], j: usize| rows[(j * kv_heads + kvh) * dim..][..dim].to_vec();
+                for c in 0..splits {
+                    let keys: Vec<usize> = split.chunk_range(c, 0..len).collect();
+                    let logits: Vec<f64> = keys
+                        .iter()
+                        .map(|&j| {
+                            scale
+                                * at(&f.keys[b], j)
+                                    .iter()
+                                    .zip(qh)
+                                    .map(|(k, q)| k * q)
+                                    .sum::<f64>()
+                        })
+                        .collect();
+                    let values: Vec<f64> = keys.iter().flat_map(|&j| at(&f.values[b], j)).collect();
+                    let want = ExpPartial::of(&Chunk::new(&keys, &logits, &values, dim).unwrap());
+                    let got = &p[((c * LENS.len() + b) * heads + h) * row..][..row];
+                    let label = format!(
+                        "{} seq {b} head {h} chunk {c}: {got:?} vs {want:?}",
+                        norm.name()
+                    );
+                    let n = keys.len() as f64;
+                    let empty = keys.is_empty();
+                    let shift = if empty { 0.0 } else { want.m };
+                    let x0 = keys
+                        .first()
+                        .filter(|&&j| j == 0)
+                        .map_or(f64::NEG_INFINITY, |_| logits[0]);
+                    let expected = [
+                        (got[dim], want.m * LOG2_E),
+                        (got[dim + 1], want.l),
+                        (got[dim + 2], want.l),                  // A = Σw
+                        (got[dim + 3], want.t - shift * want.l), // B = Σw ln w, w = e^(s−m)
+                        (got[dim + 4], n),
+                        (
+                            got[dim + 5],
+                            if empty {
+                                0.0
+                            } else {
+                                LOG2_E * (want.range.sum - n * want.range.max)
+                            },
+                        ),
+                        (got[dim + 6], x0 * LOG2_E),
+                        (got[dim + 7], want.range.max * LOG2_E),
+                    ];
+                    for (i, (g, w)) in expected.into_iter().enumerate() {
+                        assert!(close(g, w), "scalar {i}: {label}");
+                    }
+                    for (g, &w) in got[..dim].iter().zip(&want.acc) {
+                        assert!(close(*g, w), "acc: {label}");
+                    }
+                }
+            }
+        }
+    }
+}
