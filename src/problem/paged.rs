@@ -197,6 +197,19 @@ impl PagedCache {
     }
 }
 
+impl PagedCache {
+    /// The layout of K (or V) gathered out of the pages into a contiguous `[lead.., hkv, d]`
+    /// tensor: what the shared validator checks a paged call as.
+    pub(crate) fn gathered(&self, lead: &[usize]) -> TensorLayout {
+        let shape = [lead, &[self.kv_heads, self.head_dim]].concat();
+        TensorLayout {
+            dtype: self.dtype,
+            strides: contiguous_strides(&shape),
+            shape,
+        }
+    }
+}
+
 /// A validated paged attention call.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PagedProblem {
@@ -294,18 +307,10 @@ fn contiguous_layout<'a>(
         Some(cu_q) => (SeqLens::Varlen { cu_q, cu_k }, vec![cu_k[batch] as usize]),
         None => (SeqLens::Batched, vec![batch, lens.max().unwrap_or(0)]),
     };
-    let contiguous = |dtype, lead: &[usize]| {
-        let shape = [lead, &[cache.kv_heads, cache.head_dim]].concat();
-        TensorLayout {
-            dtype,
-            strides: contiguous_strides(&shape),
-            shape,
-        }
-    };
     Ok(AttentionLayout {
         q: TensorLayout::of_view(&inputs.q),
-        k: contiguous(inputs.k_cache.dtype(), &lead),
-        v: contiguous(inputs.v_cache.dtype(), &lead),
+        k: cache.gathered(&lead),
+        v: cache.gathered(&lead),
         sinks: inputs.sinks.map(<[f32]>::len),
         gate: inputs.gate.as_ref().map(TensorLayout::of_view),
         seqlens,

@@ -13,6 +13,7 @@ use crate::abi;
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{Error, Result, shape_err};
+use crate::launch::{KernelRef, LaunchGeometry};
 use crate::problem::{AttentionGeometry, AttentionLayout, SeqLens};
 use crate::variant::{AttentionOptions, Normaliser};
 
@@ -103,11 +104,14 @@ impl<'a> DeviceAttentionArgs<'a> {
         };
         let g = AttentionGeometry::new(&layout, options)?;
         check_head_dim(g.head_dim)?;
-        check_output("o", &self.o, g.dtype, &g.o_shape())?;
-        check_output("lse", &self.lse, DType::F32, &g.lse_shape())?;
-        if let (Normaliser::Sink, Some(s)) = (options.normaliser, &self.sinks) {
-            check_output("sinks", s, DType::F32, &[g.heads])?;
-        }
+        check_operands(
+            &g,
+            options,
+            &self.o,
+            &self.lse,
+            self.sinks.as_ref(),
+            self.stats.as_ref(),
+        )?;
         if let Some(v) = &self.varlen {
             for (name, cu) in [
                 ("cu_seqlens_q", &v.cu_seqlens_q),
@@ -122,32 +126,51 @@ impl<'a> DeviceAttentionArgs<'a> {
                 }
             }
         }
-        match (&self.stats, options.stats) {
-            (Some(t), true) => {
-                let want = StatsLayout::new(g.heads, g.kv_heads, g.head_dim);
-                if *t.layout() != want {
-                    return Err(shape_err!(
-                        "the statistics buffer is laid out for another head configuration \
+        Ok(g)
+    }
+}
+
+/// The operands a host path would allocate itself, checked against the validated geometry:
+/// `o` (dtype of q, [`AttentionGeometry::o_shape`]), `lse` (f32, [`AttentionGeometry::lse_shape`]),
+/// the sinks and the statistics buffer. Shared by every device-memory entry point.
+pub(crate) fn check_operands(
+    g: &AttentionGeometry,
+    options: &AttentionOptions,
+    o: &DeviceTensor<'_>,
+    lse: &DeviceTensor<'_>,
+    sinks: Option<&DeviceTensor<'_>>,
+    stats: Option<&StatsTarget<'_>>,
+) -> Result<()> {
+    check_output("o", o, g.dtype, &g.o_shape())?;
+    check_output("lse", lse, DType::F32, &g.lse_shape())?;
+    if let (Normaliser::Sink, Some(s)) = (options.normaliser, sinks) {
+        check_output("sinks", s, DType::F32, &[g.heads])?;
+    }
+    match (stats, options.stats) {
+        (Some(t), true) => {
+            let want = StatsLayout::new(g.heads, g.kv_heads, g.head_dim);
+            if *t.layout() != want {
+                return Err(shape_err!(
+                    "the statistics buffer is laid out for another head configuration \
                          ({} bytes, this call needs {})",
-                        t.layout().bytes,
-                        want.bytes
-                    ));
-                }
-            }
-            (None, false) => {}
-            (Some(_), false) => {
-                return Err(Error::InvalidOption(
-                    "a statistics buffer was given but options.stats is off".into(),
-                ));
-            }
-            (None, true) => {
-                return Err(Error::InvalidOption(
-                    "options.stats is on but no statistics buffer was given".into(),
+                    t.layout().bytes,
+                    want.bytes
                 ));
             }
         }
-        Ok(g)
+        (None, false) => {}
+        (Some(_), false) => {
+            return Err(Error::InvalidOption(
+                "a statistics buffer was given but options.stats is off".into(),
+            ));
+        }
+        (None, true) => {
+            return Err(Error::InvalidOption(
+                "options.stats is on but no statistics buffer was given".into(),
+            ));
+        }
     }
+    Ok(())
 }
 
 /// `t` has `dtype`, `shape` and a contiguous last axis.
@@ -253,15 +276,25 @@ pub fn attention_device(
     if p.batch == 0 {
         return Ok(g);
     }
-    let bytes = abi::as_bytes(&p);
+    enqueue(device, &launch.kernel, abi::as_bytes(&p), &launch.geometry)?;
+    Ok(g)
+}
+
+/// Queues one launch: on CUDA on the device's stream without waiting, on the emulator run to
+/// completion by its executor.
+pub(crate) fn enqueue(
+    device: &Device,
+    kernel: &KernelRef,
+    params: &[u8],
+    geometry: &LaunchGeometry,
+) -> Result<()> {
     match device {
-        Device::Cuda(c) => c.launch_async(&launch.kernel, bytes, &launch.geometry)?,
+        Device::Cuda(c) => c.launch_async(kernel, params, geometry),
         other => match other.executor() {
-            Some(e) => e.launch(&launch.kernel, bytes, &launch.geometry)?,
-            None => return Err(reference_has_no_memory()),
+            Some(e) => e.launch(kernel, params, geometry),
+            None => Err(reference_has_no_memory()),
         },
     }
-    Ok(g)
 }
 
 fn reference_has_no_memory() -> Error {
@@ -271,12 +304,6 @@ fn reference_has_no_memory() -> Error {
 /// Every operand's memory belongs to the kind of device that launches, and cudarc guards were
 /// taken on the stream the launch goes to.
 fn check_origins(device: &Device, args: &DeviceAttentionArgs<'_>) -> Result<()> {
-    let stream = match device {
-        Device::Reference => return Err(reference_has_no_memory()),
-        Device::Cuda(c) => Some(c.stream().cu_stream() as usize),
-        #[cfg(feature = "emulator")]
-        Device::Emulator(_) => None,
-    };
     let tensors = [&args.q, &args.k, &args.v, &args.o, &args.lse]
         .into_iter()
         .chain(args.sinks.as_ref())
@@ -286,7 +313,18 @@ fn check_origins(device: &Device, args: &DeviceAttentionArgs<'_>) -> Result<()> 
         .varlen
         .iter()
         .flat_map(|v| [v.cu_seqlens_q.origin(), v.cu_seqlens_k.origin()]);
-    for origin in tensors.chain(indices) {
+    check_memory(device, tensors.chain(indices))
+}
+
+/// Every origin is memory the launching device can use (see [`check_origins`]).
+pub(crate) fn check_memory(device: &Device, origins: impl Iterator<Item = Origin>) -> Result<()> {
+    let stream = match device {
+        Device::Reference => return Err(reference_has_no_memory()),
+        Device::Cuda(c) => Some(c.stream().cu_stream() as usize),
+        #[cfg(feature = "emulator")]
+        Device::Emulator(_) => None,
+    };
+    for origin in origins {
         let ok = match (origin, stream) {
             (Origin::Raw, _) => true,
             (Origin::Host, None) => true,

@@ -3,6 +3,7 @@
 //! `quietattn run` and of the tests; engines keep their tensors on the device and call
 //! [`super::decode_raw`] with a workspace they sized once.
 
+use super::paged_params::paged_params;
 use super::{DecodeErrors, decode_launches, decode_raw};
 use crate::abi::QaDecodeParams;
 use crate::error::{Error, Result};
@@ -112,24 +113,13 @@ fn decode_on(
     }
     let problem = PagedProblem::new(inputs, options)?;
     let g = &problem.geometry;
-    let plan = match call.plan {
-        Some(plan) => check_plan(plan, g, options)?,
-        None => {
-            let sms = if call.sm_count == 0 {
-                132
-            } else {
-                call.sm_count
-            };
-            let span = visible_span(g, options);
-            SplitPlan::new(
-                g.batch.max(1),
-                g.kv_heads,
-                span,
-                problem.cache.page_size,
-                sms,
-            )?
-        }
-    };
+    let plan = choose_plan(
+        call.plan,
+        call.sm_count,
+        g,
+        options,
+        problem.cache.page_size,
+    )?;
     let (table, lens) = call
         .kernel_indices
         .unwrap_or((inputs.block_table.entries(), inputs.seq_lens_k));
@@ -165,17 +155,13 @@ fn decode_on(
             .as_ref()
             .map_or_else(Default::default, |b| layout.pointers(b.addr())),
     };
-    let dp = QaDecodeParams {
-        attn: params::build(g, options, &operands)?,
-        block_table: buffers.table.addr(),
-        seq_lens_k: buffers.lens.addr(),
-        table_stride: i64::try_from(problem.max_pages)
-            .map_err(|_| Error::Overflow("block table width".into()))?,
-        max_pages: to_u32(problem.max_pages)?,
-        num_pages: to_u32(problem.cache.num_pages)?,
-        log2_page: problem.cache.page_size.trailing_zeros(),
-        ..Default::default()
-    };
+    let dp = paged_params(
+        params::build(g, options, &operands)?,
+        &problem.cache,
+        problem.max_pages,
+        buffers.table.addr(),
+        buffers.lens.addr(),
+    )?;
     let workspace = executor.alloc_zeroed(
         plan.partial_bytes(g.batch, g.heads, g.max_q, g.head_dim, options.stats)
             + ERROR_RECORD_BYTES,
@@ -260,6 +246,23 @@ pub fn visible_span(g: &AttentionGeometry, options: &AttentionOptions) -> usize 
     )
 }
 
+/// The caller's plan (checked by [`check_plan`]) or, without one, [`SplitPlan::new`] over the
+/// [`visible_span`] for a GPU of `sm_count` SMs (132 when 0: an H100/H200).
+pub(super) fn choose_plan(
+    plan: Option<SplitPlan>,
+    sm_count: usize,
+    g: &AttentionGeometry,
+    options: &AttentionOptions,
+    page_size: usize,
+) -> Result<SplitPlan> {
+    if let Some(plan) = plan {
+        return check_plan(plan, g, options);
+    }
+    let sms = if sm_count == 0 { 132 } else { sm_count };
+    let span = visible_span(g, options);
+    SplitPlan::new(g.batch.max(1), g.kv_heads, span, page_size, sms)
+}
+
 /// A caller's plan must cover every visible key: `splits · chunk ≥` [`visible_span`].
 fn check_plan(
     plan: SplitPlan,
@@ -274,10 +277,6 @@ fn check_plan(
         )));
     }
     Ok(plan)
-}
-
-fn to_u32(n: usize) -> Result<u32> {
-    u32::try_from(n).map_err(|_| Error::Overflow(format!("{n} exceeds u32")))
 }
 
 /// The inputs in executor memory; alive until the launches are done.

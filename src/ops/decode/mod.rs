@@ -1,18 +1,21 @@
 //! Decode against a paged KV cache (SPEC §7, docs/decode.md): the split-KV chunk and combine
 //! kernels of `kernels/decode/`.
 //!
-//! Engines queue the [`decode_launches`] of a call (device addresses, a
-//! [`crate::problem::SplitPlan`] and a workspace sized once by
-//! [`crate::problem::workspace_bytes`]) on their stream; [`paged_decode`] is the host-tensor path
-//! (validation, uploads, error record checked after the call); [`append_kv_on`] writes a step's
-//! K/V rows into the pages.
+//! Engines call [`paged_decode_device`] on their device memory (validated, queued on the
+//! device's stream, partials in a workspace sized once by [`crate::problem::workspace_bytes`]);
+//! [`decode_launches`] lists the launches of a finished `QaDecodeParams`; [`paged_decode`] is
+//! the host-tensor path (validation, uploads, error record checked after the call);
+//! [`append_kv_on`] writes a step's K/V rows into the pages.
 
 mod append_kv;
+mod device;
 mod errors;
 mod host;
 mod launch;
+mod paged_params;
 
 pub use append_kv::append_kv_on;
+pub use device::{DecodeWorkspace, DevicePagedArgs, paged_decode_device};
 pub use errors::DecodeErrors;
 pub use host::{DecodeCall, chunk_partials, paged_decode, visible_span};
 pub use launch::{DecodeLaunch, decode_launches, decode_raw};
