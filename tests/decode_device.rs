@@ -16,7 +16,7 @@ use quietattn::ops::attention::{DeviceIndex, DeviceStats, DeviceTensor, StatsTar
 use quietattn::ops::decode::{
     DecodeCall, DecodeErrors, DecodeWorkspace, DevicePagedArgs, paged_decode, paged_decode_device,
 };
-use quietattn::problem::{ERROR_RECORD_BYTES, SplitPlan};
+use quietattn::problem::{DecodeBounds, ERROR_RECORD_BYTES, SplitPlan, workspace_bytes};
 use quietattn::stats::OutlierStats;
 use quietattn::{AttentionOptions, DType, Device, Error, Gate, Normaliser};
 
@@ -146,11 +146,31 @@ fn need(f: &Fixture, plan: SplitPlan, stats: bool) -> usize {
     plan.partial_bytes(LENS.len(), s.heads, s.q_len, s.dim, stats) + ERROR_RECORD_BYTES
 }
 
+/// What an engine serving the fixture's shapes would size its workspace for, once.
+fn bounds(f: &Fixture, stats: bool) -> DecodeBounds {
+    let s = f.shape;
+    DecodeBounds {
+        max_batch: LENS.len(),
+        heads: s.heads,
+        kv_heads: s.kv_heads,
+        max_q_len: s.q_len,
+        max_k: *LENS.iter().max().unwrap(),
+        head_dim: s.dim,
+        page_size: s.page_size,
+        stats,
+    }
+}
+
 /// The host path's o, lse and statistics for the same call.
-fn host(device: &Device, f: &Fixture, options: &AttentionOptions, plan: SplitPlan) -> Outputs {
+fn host(
+    device: &Device,
+    f: &Fixture,
+    options: &AttentionOptions,
+    plan: Option<SplitPlan>,
+) -> Outputs {
     let exec = device.executor().unwrap();
     let call = DecodeCall {
-        plan: Some(plan),
+        plan,
         ..DecodeCall::default()
     };
     let out = paged_decode(exec, &f.paged(), options, &call).unwrap();
@@ -167,13 +187,17 @@ fn same_as_host(
     device: &Device,
     f: &Fixture,
     options: &AttentionOptions,
-    plan: SplitPlan,
+    plan: Option<SplitPlan>,
     label: &str,
 ) {
     let exec = device.executor().unwrap();
-    let mut placed = Placed::new(exec, f, &f.table, need(f, plan, options.stats));
+    let bytes = match plan {
+        Some(plan) => need(f, plan, options.stats),
+        None => workspace_bytes(&bounds(f, options.stats), 132).unwrap(),
+    };
+    let mut placed = Placed::new(exec, f, &f.table, bytes);
     let stats = placed
-        .call(device, f, options, Some(plan))
+        .call(device, f, options, plan)
         .unwrap_or_else(|e| panic!("{label}: {e}"));
     placed
         .errors(exec)
@@ -223,16 +247,17 @@ fn device_path_equals_the_host_path_bit_for_bit() {
             (64, 4, (6, 2))
         };
         let f = Fixture::new(700 + n as u64, shape(DType::F32, page, q_len, heads));
-        let plan = if n % 2 == 0 {
-            SplitPlan {
+        // The last one plans automatically in a workspace sized by `workspace_bytes`.
+        let plan = match n {
+            5 => None,
+            _ if n % 2 == 0 => Some(SplitPlan {
                 splits: 3,
                 chunk: 48,
-            }
-        } else {
-            SplitPlan {
+            }),
+            _ => Some(SplitPlan {
                 splits: 1,
                 chunk: 0,
-            }
+            }),
         };
         let options = covering_options(norm, n % 3, n >= 3);
         let label = format!(
@@ -253,7 +278,13 @@ fn device_path_with_statistics_and_a_split_under_a_window_equals_the_host_path()
         splits: 9,
         chunk: 16,
     };
-    same_as_host(&device, &f, &options, plan, "bf16 window stats 9 splits");
+    same_as_host(
+        &device,
+        &f,
+        &options,
+        Some(plan),
+        "bf16 window stats 9 splits",
+    );
 }
 
 #[test]
@@ -358,14 +389,11 @@ fn device_path_on_a_gpu_equals_its_host_path() {
     for norm in Normaliser::all_defaults() {
         let options = covering_options(norm, 0, false);
         for plan in [
-            SplitPlan {
-                splits: 1,
-                chunk: 0,
-            },
-            SplitPlan {
+            None,
+            Some(SplitPlan {
                 splits: 3,
                 chunk: 48,
-            },
+            }),
         ] {
             same_as_host(&device, &f, &options, plan, &format!("GPU {}", norm.name()));
         }

@@ -85,7 +85,7 @@ impl DecodeWorkspace<'_> {
                 m.strides()
             )));
         }
-        Ok(m.shape().iter().product::<usize>() * 4)
+        Ok(m.shape().iter().product::<usize>().saturating_mul(4))
     }
 }
 
