@@ -1,7 +1,7 @@
 //! Decode on host tensors: validate the paged problem, upload, plan the split, launch through
 //! [`super::decode_raw`], download, and report bad kernel-side indices as errors. The path of
 //! `quietattn run` and of the tests; engines keep their tensors on the device and call
-//! [`super::decode_raw`] with a workspace they sized once.
+//! [`super::paged_decode_device`] with a workspace they sized once.
 
 use super::paged_params::paged_params;
 use super::{DecodeErrors, decode_launches, decode_raw};
