@@ -5,16 +5,19 @@
 //! and writes, so its bandwidth is `2 * bytes / time` (how the H200's ~4.3 TB/s is quoted).
 //! Without a GPU the benchmark prints `SKIP` and exits successfully.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
-use cudarc::driver::result;
 use quietattn::cuda::CudaDevice;
 use quietattn::launch::{Buffer, Executor};
 use quietattn::ops::act_stats::ActStatsLaunch;
 use quietattn::{DType, Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+
+use common::{per_op, time_dtod};
 
 const TOKENS: usize = 8192;
 const CHANNELS: usize = 4096;
@@ -73,28 +76,6 @@ fn time_kernel(dev: &CudaDevice, s: &Setup, launch: &ActStatsLaunch, iters: u64)
     start.elapsed()
 }
 
-/// Wall time of `iters` device-to-device copies of the input.
-fn time_copy(dev: &CudaDevice, s: &Setup, iters: u64) -> Duration {
-    dev.context().bind_to_thread().unwrap();
-    let stream = dev.stream().cu_stream();
-    let start = Instant::now();
-    for _ in 0..iters {
-        // SAFETY: both buffers hold `s.bytes` bytes of this context and outlive the copy.
-        unsafe { result::memcpy_dtod_async(s.copy_dst.addr(), s.x.addr(), s.bytes, stream) }
-            .unwrap();
-    }
-    dev.synchronize("copy bench").unwrap();
-    start.elapsed()
-}
-
-/// Seconds per operation: best of five batches of 50 after a warm-up.
-fn per_op(mut f: impl FnMut(u64) -> Duration) -> f64 {
-    f(5);
-    (0..5)
-        .map(|_| f(50).as_secs_f64() / 50.0)
-        .fold(f64::INFINITY, f64::min)
-}
-
 fn main() {
     let dev = match CudaDevice::new(0) {
         Ok(d) => d,
@@ -111,8 +92,10 @@ fn main() {
         .configure_from_args();
     for dtype in [DType::BF16, DType::F32] {
         let s = setup(&dev, dtype);
-        let t_kernel = per_op(|n| time_kernel(&dev, &s, &s.launch, n));
-        let t_copy = per_op(|n| time_copy(&dev, &s, n));
+        let t_kernel = per_op(5, 50, |n| time_kernel(&dev, &s, &s.launch, n));
+        let t_copy = per_op(5, 50, |n| {
+            time_dtod(&dev, s.copy_dst.addr(), s.x.addr(), s.bytes, n)
+        });
         let kernel_bw = s.bytes as f64 / t_kernel;
         let copy_bw = 2.0 * s.bytes as f64 / t_copy;
         println!(
@@ -130,7 +113,7 @@ fn main() {
         );
         for tpb in [32, 64, 128, 256, 512, 1024] {
             let launch = ActStatsLaunch::new(&s.host.view(), Some(tpb)).unwrap();
-            let t = per_op(|n| time_kernel(&dev, &s, &launch, n));
+            let t = per_op(5, 50, |n| time_kernel(&dev, &s, &launch, n));
             println!(
                 "  tokens/block {tpb:>4}: {:.1} us, {:.0} GB/s",
                 t * 1e6,
@@ -142,7 +125,9 @@ fn main() {
         group.bench_function("kernel", |b| {
             b.iter_custom(|n| time_kernel(&dev, &s, &s.launch, n))
         });
-        group.bench_function("d2d_copy", |b| b.iter_custom(|n| time_copy(&dev, &s, n)));
+        group.bench_function("d2d_copy", |b| {
+            b.iter_custom(|n| time_dtod(&dev, s.copy_dst.addr(), s.x.addr(), s.bytes, n))
+        });
         group.finish();
     }
     criterion.final_summary();

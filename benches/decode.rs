@@ -9,14 +9,17 @@
 //! Without a GPU the benchmark prints `SKIP` and exits successfully. Not measured yet: the
 //! project has had no GPU; torch SDPA on the same problem is not part of it.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
-use cudarc::driver::result;
 use quietattn::abi::{self, QaAttnParams, QaDecodeParams, QaTensorDesc};
 use quietattn::cuda::CudaDevice;
 use quietattn::launch::{Buffer, Executor};
 use quietattn::ops::decode::{DecodeLaunch, decode_launches};
 use quietattn::problem::{ERROR_RECORD_BYTES, SplitPlan};
+
+use common::{per_op, time_dtod};
 
 const KV_HEADS: usize = 8;
 const HEADS: usize = 64;
@@ -117,28 +120,6 @@ fn time_decode(dev: &CudaDevice, s: &Setup, iters: u64) -> Duration {
     start.elapsed()
 }
 
-/// Copies K's bytes (half of what decode reads) device to device: 2·(kv/2) bytes moved.
-fn time_copy(dev: &CudaDevice, s: &Setup, iters: u64) -> Duration {
-    dev.context().bind_to_thread().unwrap();
-    let stream = dev.stream().cu_stream();
-    let start = Instant::now();
-    for _ in 0..iters {
-        // SAFETY: both buffers hold kv_bytes / 2 bytes of this context and outlive the copy.
-        unsafe { result::memcpy_dtod_async(s.copy_dst.addr(), s.copy_src, s.kv_bytes / 2, stream) }
-            .unwrap();
-    }
-    dev.synchronize("copy bench").unwrap();
-    start.elapsed()
-}
-
-/// Seconds per operation: best of five batches of 20 after a warm-up.
-fn per_op(mut f: impl FnMut(u64) -> Duration) -> f64 {
-    f(3);
-    (0..5)
-        .map(|_| f(20).as_secs_f64() / 20.0)
-        .fold(f64::INFINITY, f64::min)
-}
-
 fn main() {
     let dev = match CudaDevice::new(0) {
         Ok(d) => d,
@@ -161,8 +142,10 @@ fn main() {
                         continue;
                     }
                 };
-                let t = per_op(|n| time_decode(&dev, &s, n));
-                let t_copy = per_op(|n| time_copy(&dev, &s, n));
+                let t = per_op(3, 20, |n| time_decode(&dev, &s, n));
+                let t_copy = per_op(3, 20, |n| {
+                    time_dtod(&dev, s.copy_dst.addr(), s.copy_src, s.kv_bytes / 2, n)
+                });
                 let rate = s.kv_bytes as f64 / t;
                 let copy = s.kv_bytes as f64 / t_copy;
                 println!(

@@ -2,9 +2,9 @@
 //! derived report. The ABI structs are bindgen output and stay free of serde; these mirror them.
 //!
 //! The documents implement [`serde::Serialize`]; render them with any serde format (the CLI
-//! uses `serde_json::to_string_pretty`). The library itself does not link `serde_json`: its
-//! `PartialEq<Value>` impls for integers would make `vec == vec![(1..=16).sum()]`-style
-//! comparisons ambiguous in every crate that depends on quietattn.
+//! uses `serde_json::to_string_pretty`). They do not hand out `serde_json::Value`s: its
+//! `PartialEq<Value>` impls for integers make `vec == vec![(1..=16).sum()]`-style comparisons
+//! ambiguous wherever `Value` is in scope.
 
 use serde::Serialize;
 
