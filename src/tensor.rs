@@ -126,6 +126,13 @@ impl<'a> DataRef<'a> {
         }
     }
 
+    /// Elements that are NaN or ±∞.
+    pub fn count_non_finite(&self) -> usize {
+        (0..self.len())
+            .filter(|&i| !self.get(i).is_finite())
+            .count()
+    }
+
     /// The raw bytes.
     pub fn as_bytes(&self) -> &'a [u8] {
         match *self {

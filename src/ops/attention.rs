@@ -10,6 +10,7 @@ mod device;
 mod device_stats;
 mod device_tensor;
 pub mod family;
+pub(crate) mod host_outputs;
 pub(crate) mod params;
 mod plan;
 mod stats_buffer;
@@ -28,8 +29,9 @@ use crate::error::{Error, Result};
 use crate::launch::{Buffer, Executor};
 use crate::problem::{AttentionInputs, AttentionProblem, InputNumerics, NumericsReport};
 use crate::stats::OutlierStats;
-use crate::tensor::{Tensor, TensorData, TensorView, contiguous_strides};
+use crate::tensor::{Tensor, TensorView, contiguous_strides};
 use crate::variant::{AttentionOptions, Normaliser};
+use host_outputs::HostOutputs;
 use params::Operands;
 
 /// The result of [`attention`].
@@ -71,10 +73,9 @@ pub fn attention(
             }
         }
     };
-    let o = out.o.data.as_ref();
     out.numerics = NumericsReport {
         inputs: scan,
-        non_finite_o: (0..o.len()).filter(|&i| !o.get(i).is_finite()).count(),
+        non_finite_o: out.o.data.as_ref().count_non_finite(),
     };
     Ok(out)
 }
@@ -112,55 +113,35 @@ fn run(
 
     let geometry = problem.geometry();
     let o_shape = geometry.o_shape();
-    let mut o = Tensor::zeros(problem.dtype, &o_shape)?;
-    let o_buf = executor.alloc_zeroed(o.data.as_bytes().len().max(16))?;
-    // Pre-filled with the fully masked value: rows without a visible key keep it.
-    let mut lse = initial_lse(inputs, options, problem);
-    let lse_buf = upload_slice(executor, bytemuck::cast_slice(&lse))?;
-    let layout = StatsLayout::new(problem.heads, problem.kv_heads, problem.head_dim);
-    let stats_buf = if options.stats {
-        Some(executor.alloc_zeroed(layout.bytes)?)
-    } else {
-        None
-    };
+    // lse pre-filled with the fully masked value: rows without a visible key keep it.
+    let outputs = HostOutputs::new(
+        executor,
+        Tensor::zeros(problem.dtype, &o_shape)?,
+        initial_lse(inputs, options, problem),
+        StatsLayout::new(problem.heads, problem.kv_heads, problem.head_dim),
+        options,
+    )?;
     let operands = Operands {
         q,
         k,
         v,
         o: params::desc(
-            o_buf.addr(),
+            outputs.o_buf.addr(),
             problem.dtype,
             &contiguous_strides(&o_shape),
             varlen,
         )?,
         gate: gate.as_ref().map(|(_, d)| *d),
-        lse: lse_buf.addr(),
+        lse: outputs.lse_buf.addr(),
         lse_strides: params::lse_strides(varlen, &contiguous_strides(&geometry.lse_shape()))?,
         cu_seqlens: cu.as_ref().map(|(a, b)| (a.addr(), b.addr())),
         sinks: sinks.as_ref().map_or(0, Buffer::addr),
-        stats: stats_buf
-            .as_ref()
-            .map_or_else(Default::default, |b| layout.pointers(b.addr())),
+        stats: outputs.stats_pointers(),
     };
     let params = params::build(&geometry, options, &operands)?;
     attention_raw(executor, &params, options.kernel)?;
 
-    executor.download(&o_buf, o.data.as_bytes_mut())?;
-    executor.download(&lse_buf, bytemuck::cast_slice_mut(&mut lse))?;
-    let stats = match stats_buf {
-        Some(buf) => {
-            let mut bytes = vec![0u8; layout.bytes];
-            executor.download(&buf, &mut bytes)?;
-            Some(layout.parse(&bytes)?)
-        }
-        None => None,
-    };
-    Ok(AttentionOutput {
-        o,
-        lse: Tensor::new(TensorData::F32(lse), &problem.lse_shape())?,
-        stats,
-        numerics: NumericsReport::default(),
-    })
+    outputs.download(executor, &problem.lse_shape())
 }
 
 /// The `lse` of a row without visible keys (SPEC §1), per head, filling the whole output.

@@ -35,11 +35,8 @@ impl PagedReference {
     pub fn into_output(self, want_stats: bool) -> Result<AttentionOutput> {
         let g = &self.problem.geometry;
         let o = Tensor::from_f64(g.dtype, &self.o, &g.o_shape())?;
-        let data = o.data.as_ref();
         let numerics = NumericsReport {
-            non_finite_o: (0..data.len())
-                .filter(|&i| !data.get(i).is_finite())
-                .count(),
+            non_finite_o: o.data.as_ref().count_non_finite(),
             ..NumericsReport::default()
         };
         Ok(AttentionOutput {

@@ -9,13 +9,13 @@ use crate::abi::QaDecodeParams;
 use crate::error::{Error, Result};
 use crate::launch::{Buffer, Executor};
 use crate::ops::AttentionOutput;
+use crate::ops::attention::host_outputs::HostOutputs;
 use crate::ops::attention::params::{self, Operands};
 use crate::ops::attention::{StatsLayout, upload_slice, upload_view};
 use crate::problem::{
-    AttentionGeometry, ERROR_RECORD_BYTES, NumericsReport, PagedAttentionInputs, PagedProblem,
-    SplitPlan,
+    AttentionGeometry, ERROR_RECORD_BYTES, PagedAttentionInputs, PagedProblem, SplitPlan,
 };
-use crate::tensor::{Tensor, TensorData, contiguous_strides};
+use crate::tensor::{Tensor, contiguous_strides};
 use crate::variant::AttentionOptions;
 
 /// How a host-path decode call splits its keys and which indices its kernels read.
@@ -131,29 +131,29 @@ fn decode_on(
     }
     let buffers = Uploads::new(executor, inputs, options, table, lens)?;
     let o_shape = g.o_shape();
-    let mut o = Tensor::zeros(g.dtype, &o_shape)?;
-    let o_buf = executor.alloc_zeroed(o.data.as_bytes().len().max(16))?;
-    let mut lse = vec![0f32; g.lse_shape().iter().product()];
-    let lse_buf = executor.alloc_zeroed((lse.len() * 4).max(16))?;
-    let layout = StatsLayout::new(g.heads, g.kv_heads, g.head_dim);
-    let stats_buf = if options.stats {
-        Some(executor.alloc_zeroed(layout.bytes)?)
-    } else {
-        None
-    };
+    let outputs = HostOutputs::new(
+        executor,
+        Tensor::zeros(g.dtype, &o_shape)?,
+        vec![0f32; g.lse_shape().iter().product()],
+        StatsLayout::new(g.heads, g.kv_heads, g.head_dim),
+        options,
+    )?;
     let operands = Operands {
         q: buffers.q.1,
         k: buffers.k.1,
         v: buffers.v.1,
-        o: params::desc(o_buf.addr(), g.dtype, &contiguous_strides(&o_shape), false)?,
+        o: params::desc(
+            outputs.o_buf.addr(),
+            g.dtype,
+            &contiguous_strides(&o_shape),
+            false,
+        )?,
         gate: buffers.gate.as_ref().map(|(_, d)| *d),
-        lse: lse_buf.addr(),
+        lse: outputs.lse_buf.addr(),
         lse_strides: params::lse_strides(false, &contiguous_strides(&g.lse_shape()))?,
         cu_seqlens: None,
         sinks: buffers.sinks.as_ref().map_or(0, Buffer::addr),
-        stats: stats_buf
-            .as_ref()
-            .map_or_else(Default::default, |b| layout.pointers(b.addr())),
+        stats: outputs.stats_pointers(),
     };
     let dp = paged_params(
         params::build(g, options, &operands)?,
@@ -173,29 +173,8 @@ fn decode_on(
         Vec::new()
     };
     DecodeErrors::read(executor, &workspace)?.check()?;
-    executor.download(&o_buf, o.data.as_bytes_mut())?;
-    executor.download(&lse_buf, bytemuck::cast_slice_mut(&mut lse))?;
-    let stats = match stats_buf {
-        Some(buf) => {
-            let mut bytes = vec![0u8; layout.bytes];
-            executor.download(&buf, &mut bytes)?;
-            Some(layout.parse(&bytes)?)
-        }
-        None => None,
-    };
-    let data = o.data.as_ref();
-    let numerics = NumericsReport {
-        non_finite_o: (0..data.len())
-            .filter(|&i| !data.get(i).is_finite())
-            .count(),
-        ..NumericsReport::default()
-    };
-    let out = AttentionOutput {
-        o,
-        lse: Tensor::new(TensorData::F32(lse), &g.lse_shape())?,
-        stats,
-        numerics,
-    };
+    let mut out = outputs.download(executor, &g.lse_shape())?;
+    out.numerics.non_finite_o = out.o.data.as_ref().count_non_finite();
     Ok((out, partials))
 }
 
