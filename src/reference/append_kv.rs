@@ -39,11 +39,7 @@ pub fn append_kv(
     v: &TensorView<'_>,
     slot_mapping: &[i64],
 ) -> Result<()> {
-    let cache = PagedCache::new(
-        &TensorLayout::of_view(&k_cache.view()),
-        &TensorLayout::of_view(&v_cache.view()),
-    )?;
-    check_rows(&cache, k, v, slot_mapping.len())?;
+    let cache = check_append(k_cache, v_cache, k, v, slot_mapping.len())?;
     let slots = check_slots(&cache, slot_mapping)?;
     let row = cache.kv_heads * cache.head_dim;
     for (t, slot) in slots.into_iter().enumerate() {
@@ -101,13 +97,25 @@ pub fn slot_mapping(
         .collect()
 }
 
-/// `k` and `v` are `[tokens, hkv, d]` rows of the cache's dtype, one per slot-mapping entry.
-pub(crate) fn check_rows(
-    cache: &PagedCache,
+/// The cache layouts of an append, and `k` / `v` as `n` rows `[n, kv_heads, dim]` of the
+/// cache's dtype: the checks the reference and the device append share.
+pub(crate) fn check_append(
+    k_cache: &Tensor,
+    v_cache: &Tensor,
     k: &TensorView<'_>,
     v: &TensorView<'_>,
     n: usize,
-) -> Result<()> {
+) -> Result<PagedCache> {
+    let cache = PagedCache::new(
+        &TensorLayout::of_view(&k_cache.view()),
+        &TensorLayout::of_view(&v_cache.view()),
+    )?;
+    check_rows(&cache, k, v, n)?;
+    Ok(cache)
+}
+
+/// `k` and `v` are `[tokens, hkv, d]` rows of the cache's dtype, one per slot-mapping entry.
+fn check_rows(cache: &PagedCache, k: &TensorView<'_>, v: &TensorView<'_>, n: usize) -> Result<()> {
     let want = [n, cache.kv_heads, cache.head_dim];
     for (name, t) in [("k", k), ("v", v)] {
         if t.shape != want {

@@ -23,7 +23,7 @@ pub mod split;
 pub mod tensor_stats;
 
 pub use activation::activation_stats;
-pub(crate) use append_kv::check_rows;
+pub(crate) use append_kv::check_append;
 pub use append_kv::{SKIP_SLOT, append_kv, slot_mapping};
 pub use normaliser::{RowParams, RowWeights, row_weights};
 pub use paged::{PagedReference, paged_attention};

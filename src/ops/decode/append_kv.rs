@@ -6,8 +6,8 @@ use crate::abi::QaAppendKvParams;
 use crate::error::{Error, Result, shape_err};
 use crate::launch::{Executor, KernelRef, LaunchGeometry};
 use crate::ops::attention::{upload_slice, upload_view};
-use crate::problem::{ERROR_RECORD_BYTES, PagedCache, TensorLayout};
-use crate::reference::check_rows;
+use crate::problem::ERROR_RECORD_BYTES;
+use crate::reference::check_append;
 use crate::tensor::{Tensor, TensorView};
 
 /// Tokens per block (one warp each).
@@ -44,11 +44,7 @@ pub fn append_kv_on(
     v: &TensorView<'_>,
     slot_mapping: &[i64],
 ) -> Result<()> {
-    let cache = PagedCache::new(
-        &TensorLayout::of_view(&k_cache.view()),
-        &TensorLayout::of_view(&v_cache.view()),
-    )?;
-    check_rows(&cache, k, v, slot_mapping.len())?;
+    let cache = check_append(k_cache, v_cache, k, v, slot_mapping.len())?;
     for (name, t) in [("k", k), ("v", v)] {
         if cache.head_dim > 1 && t.strides[2] != 1 {
             return Err(shape_err!(
