@@ -9,7 +9,7 @@
 mod common;
 mod paged_parts;
 
-use paged_parts::{Fixture, LENS, Shape};
+use paged_parts::{Fixture, LENS, Shape, covering_options};
 
 use quietattn::launch::{Buffer, Executor};
 use quietattn::ops::attention::{DeviceIndex, DeviceStats, DeviceTensor, StatsTarget};
@@ -18,7 +18,7 @@ use quietattn::ops::decode::{
 };
 use quietattn::problem::{DecodeBounds, ERROR_RECORD_BYTES, SplitPlan, workspace_bytes};
 use quietattn::stats::OutlierStats;
-use quietattn::{AttentionOptions, DType, Device, Error, Gate, Normaliser};
+use quietattn::{AttentionOptions, DType, Device, Error, Normaliser};
 
 /// The fixture in executor memory, plus the outputs and a workspace.
 struct Placed {
@@ -217,22 +217,6 @@ fn same_as_host(
         format!("{host_stats:?}"),
         "{label}: statistics"
     );
-}
-
-fn covering_options(norm: Normaliser, variant: usize, stats: bool) -> AttentionOptions {
-    AttentionOptions {
-        normaliser: norm,
-        causal: variant != 1,
-        window: (variant == 1).then_some((20, 0)),
-        softcap: (variant == 1).then_some(3.0),
-        gate: if variant == 2 {
-            Gate::SigmoidHeadwise
-        } else {
-            Gate::None
-        },
-        stats,
-        ..AttentionOptions::default()
-    }
 }
 
 #[test]

@@ -14,28 +14,13 @@
 mod common;
 mod paged_parts;
 
-use paged_parts::{Fixture, LENS, Shape, run};
+use paged_parts::{Fixture, LENS, Shape, covering_options, run};
 use std::f64::consts::LOG2_E;
 
 use quietattn::ops::decode::{DecodeCall, chunk_partials, paged_decode};
 use quietattn::problem::SplitPlan;
 use quietattn::reference::split::{Chunk, ExpPartial};
-use quietattn::{AttentionOptions, DType, Error, Gate, Normaliser};
-
-fn options(norm: Normaliser, variant: usize) -> AttentionOptions {
-    AttentionOptions {
-        normaliser: norm,
-        causal: variant != 1,
-        window: (variant == 1).then_some((20, 0)),
-        softcap: (variant == 1).then_some(3.0),
-        gate: if variant == 2 {
-            Gate::SigmoidHeadwise
-        } else {
-            Gate::None
-        },
-        ..AttentionOptions::default()
-    }
-}
+use quietattn::{AttentionOptions, DType, Error, Normaliser};
 
 fn plan(splits: usize, chunk: usize) -> DecodeCall<'static> {
     DecodeCall {
@@ -67,7 +52,7 @@ fn every_normaliser_matches_the_paged_reference_split_or_not() {
                 // 1 split; 3 chunks of 48 keys; 9 chunks of 16 keys (shorter than a key tile).
                 for (splits, chunk) in [(1, 0), (3, 48), (9, 16)] {
                     let variant = (n + k + splits) % 3;
-                    let opts = options(norm, variant);
+                    let opts = covering_options(norm, variant, false);
                     let label = format!(
                         "{} on {}: page {page_size} q_len {q_len} heads {heads:?} splits {splits} variant {variant}",
                         norm.name(),
@@ -91,7 +76,11 @@ fn half_types_and_wide_heads_match_the_reference() {
                 let splits = [1, 3][(n + t) % 2];
                 let s = shape(dtype, dim, 16, 2, (4, 1));
                 let f = Fixture::new(300 + 2 * n as u64 + t as u64, s);
-                let worst = f.compare(&device, &options(norm, (n + t) % 3), &plan(splits, 48));
+                let worst = f.compare(
+                    &device,
+                    &covering_options(norm, (n + t) % 3, false),
+                    &plan(splits, 48),
+                );
                 assert!(
                     worst.is_ok(),
                     "{dtype:?} d{dim} {} splits {splits}: {}",
@@ -109,7 +98,11 @@ fn more_rows_than_one_group_sweep_again() {
     for device in common::devices("decode row groups") {
         let f = Fixture::new(400, shape(DType::F32, 64, 16, 16, (8, 1)));
         for splits in [1, 2] {
-            let worst = f.compare(&device, &options(Normaliser::Sink, 0), &plan(splits, 80));
+            let worst = f.compare(
+                &device,
+                &covering_options(Normaliser::Sink, 0, false),
+                &plan(splits, 80),
+            );
             assert!(worst.is_ok(), "splits {splits}: {}", worst.unwrap_err());
         }
     }
@@ -215,8 +208,11 @@ fn statistics_match_the_reference_for_every_normaliser_split_or_not() {
                 );
                 for (splits, chunk) in [(1, 0), (3, 48), (9, 16)] {
                     let variant = (n + k + splits) % 3;
-                    let worst =
-                        f.compare_stats(&device, &options(norm, variant), &plan(splits, chunk));
+                    let worst = f.compare_stats(
+                        &device,
+                        &covering_options(norm, variant, false),
+                        &plan(splits, chunk),
+                    );
                     assert!(
                         worst.is_ok(),
                         "{} on {}: page {page_size} q_len {q_len} heads {heads:?} splits {splits} variant {variant}: {}",
@@ -254,7 +250,11 @@ fn statistics_in_half_types_wide_heads_and_many_row_groups() {
         ];
         for (c, (norm, dtype, dim, q_len, heads, splits)) in cases.into_iter().enumerate() {
             let f = Fixture::new(900 + c as u64, shape(dtype, dim, 16, q_len, heads));
-            let worst = f.compare_stats(&device, &options(norm, c % 3), &plan(splits, 80));
+            let worst = f.compare_stats(
+                &device,
+                &covering_options(norm, c % 3, false),
+                &plan(splits, 80),
+            );
             assert!(
                 worst.is_ok(),
                 "{dtype:?} d{dim} {} splits {splits}: {}",

@@ -262,3 +262,25 @@ pub fn run(
     let executor = device.executor().expect("a device that runs kernels");
     paged_decode(executor, &f.paged(), options, call).map(|_| ())
 }
+
+/// The option sets the decode tests cover, by `variant`: 0 causal, 1 window (20, 0) with
+/// softcap 3, 2 causal with a head-wise sigmoid gate.
+pub fn covering_options(
+    norm: quietattn::Normaliser,
+    variant: usize,
+    stats: bool,
+) -> AttentionOptions {
+    AttentionOptions {
+        normaliser: norm,
+        causal: variant != 1,
+        window: (variant == 1).then_some((20, 0)),
+        softcap: (variant == 1).then_some(3.0),
+        gate: if variant == 2 {
+            quietattn::Gate::SigmoidHeadwise
+        } else {
+            quietattn::Gate::None
+        },
+        stats,
+        ..AttentionOptions::default()
+    }
+}
