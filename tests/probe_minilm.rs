@@ -6,8 +6,8 @@
 mod probe_parts;
 
 use probe_parts::{
-    AttentionTolerance, MINILM, assert_close, check_attention_layer, fixture, floats, ints,
-    model_or_skip, num,
+    AttentionTolerance, MINILM, assert_close, check_attention_layer, first_channels, fixture,
+    floats, ints, model_or_skip, num, token_l2,
 };
 use quietattn::probe::{LoadedModel, Trace};
 use quietattn::{AttentionOptions, Device};
@@ -67,9 +67,7 @@ fn check_hidden(l: usize, trace: &Trace, want: &Value) {
         0.0,
         1e-4,
     );
-    let first: Vec<f64> = (0..h.state.rows)
-        .flat_map(|t| h.state.row(t)[..8].iter().map(|&v| f64::from(v)))
-        .collect();
+    let first = first_channels(&h.state);
     assert_close(
         &format!("hidden[{l}].first_channels"),
         &first,
@@ -77,16 +75,7 @@ fn check_hidden(l: usize, trace: &Trace, want: &Value) {
         1e-4 * max_abs,
         0.0,
     );
-    let l2: Vec<f64> = (0..h.state.rows)
-        .map(|t| {
-            h.state
-                .row(t)
-                .iter()
-                .map(|&v| f64::from(v).powi(2))
-                .sum::<f64>()
-                .sqrt()
-        })
-        .collect();
+    let l2 = token_l2(&h.state);
     assert_close(
         &format!("hidden[{l}].token_l2"),
         &l2,

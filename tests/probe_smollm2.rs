@@ -7,8 +7,8 @@
 mod probe_parts;
 
 use probe_parts::{
-    AttentionTolerance, SMOLLM2, assert_close, check_attention_layer, fixture, floats, ints,
-    model_or_skip, num,
+    AttentionTolerance, SMOLLM2, assert_close, check_attention_layer, first_channels, fixture,
+    floats, ints, model_or_skip, num, token_l2,
 };
 use quietattn::probe::llama::{Llama, greedy};
 use quietattn::probe::{LoadedModel, Trace};
@@ -18,9 +18,7 @@ use serde_json::Value;
 fn check_hidden(l: usize, trace: &Trace, want: &Value) {
     let h = &trace.hidden[l];
     let max_abs = num(want, "max_abs");
-    let first: Vec<f64> = (0..h.state.rows)
-        .flat_map(|t| h.state.row(t)[..8].iter().map(|&v| f64::from(v)))
-        .collect();
+    let first = first_channels(&h.state);
     let what = format!("hidden[{l}].first_channels");
     assert_close(
         &what,
@@ -29,16 +27,7 @@ fn check_hidden(l: usize, trace: &Trace, want: &Value) {
         1e-3 * max_abs,
         0.0,
     );
-    let l2: Vec<f64> = (0..h.state.rows)
-        .map(|t| {
-            h.state
-                .row(t)
-                .iter()
-                .map(|&v| f64::from(v).powi(2))
-                .sum::<f64>()
-                .sqrt()
-        })
-        .collect();
+    let l2 = token_l2(&h.state);
     let what = format!("hidden[{l}].token_l2");
     assert_close(&what, &l2, &floats(&want["token_l2"]), 1e-3 * max_abs, 0.0);
     let r = &h.probe.report.tensor;

@@ -131,3 +131,20 @@ pub fn check_attention_layer(
         assert_close(&what, &got, &floats(&stats[name]), tol.abs, tol.rel);
     }
 }
+
+/// The first 8 channels of every token, token after token (the fixture's `first_channels`).
+pub fn first_channels(state: &quietattn::probe::matrix::Matrix) -> Vec<f64> {
+    (0..state.rows)
+        .flat_map(|t| state.row(t)[..8].iter().map(|&v| f64::from(v)))
+        .collect()
+}
+
+/// Every token's L2 norm (the fixture's `token_l2`).
+pub fn token_l2(state: &quietattn::probe::matrix::Matrix) -> Vec<f64> {
+    (0..state.rows)
+        .map(|t| {
+            let sq: f64 = state.row(t).iter().map(|&v| f64::from(v).powi(2)).sum();
+            sq.sqrt()
+        })
+        .collect()
+}
