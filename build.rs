@@ -156,8 +156,9 @@ fn find_nvcc() -> Option<PathBuf> {
     })
 }
 
-/// Compiles every kernel file into its fatbin, in parallel threads (nvcc runs one process per
-/// file; its ptxas runs per architecture inside it).
+/// Compiles every kernel file into its fatbin on as many threads as cargo gives the build script
+/// (`NUM_JOBS`): one nvcc process per file (its ptxas runs per architecture inside it), never
+/// more at once than the job count, so a 2-core machine is not handed ~20 nvcc processes.
 fn compile_all(
     nvcc: &Path,
     root: &Path,
@@ -168,22 +169,37 @@ fn compile_all(
     let compiler = fatbin::Compiler::new(nvcc, root, out)?;
     let dir = out.join("fatbin");
     fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let results: Vec<Result<Built, String>> = std::thread::scope(|s| {
-        let handles: Vec<_> = kernels
-            .iter()
-            .map(|k| {
-                let (compiler, dir, shipped) = (&compiler, &dir, &shipped);
+    let jobs = env::var("NUM_JOBS")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+        .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
+        .unwrap_or(1)
+        .clamp(1, kernels.len().max(1));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut results: Vec<(usize, Result<Built, String>)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..jobs)
+            .map(|_| {
+                let (compiler, dir, shipped, next) = (&compiler, &dir, &shipped, &next);
                 s.spawn(move || {
-                    let target = fatbin::Target::new(&k.archs, shipped)?;
-                    compiler.fatbin(&k.path, &k.stem, &target, dir)
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(k) = kernels.get(i) else { break done };
+                        let built = fatbin::Target::new(&k.archs, shipped)
+                            .and_then(|target| compiler.fatbin(&k.path, &k.stem, &target, dir));
+                        done.push((i, built));
+                    }
                 })
             })
             .collect();
-        handles
+        workers
             .into_iter()
-            .map(|h| h.join().expect("nvcc thread"))
+            .flat_map(|h| h.join().expect("nvcc worker"))
             .collect()
     });
+    // The kernel table lists kernels in scan order, whichever worker built them.
+    results.sort_by_key(|(i, _)| *i);
+    let results = results.into_iter().map(|(_, r)| r);
     let mut built = Vec::new();
     let mut errors = Vec::new();
     for r in results {
