@@ -78,11 +78,6 @@ pub(crate) struct PlacedWeight {
 }
 
 impl PlacedWeight {
-    /// The handle the weight lives with.
-    pub(crate) fn gemm(&self) -> &Arc<CudaGemm> {
-        &self.gemm
-    }
-
     /// `x·Wᵀ` on the GPU (shapes checked by the caller).
     pub(crate) fn x_wt(&self, x: &Matrix) -> Result<Matrix> {
         let xd = self.gemm.upload(x.rows, x.cols, &x.data)?;

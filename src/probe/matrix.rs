@@ -113,13 +113,6 @@ impl Linear {
         Ok(())
     }
 
-    /// Where the layer runs.
-    pub fn placement(&self) -> Dense {
-        self.placed
-            .as_ref()
-            .map_or(Dense::Cpu, |p| Dense::Cublas(p.gemm().clone()))
-    }
-
     /// `x·Wᵀ + b` for `x` of shape `[tokens, in]`, on the CPU or where [`Linear::place`] put it.
     pub fn forward(&self, x: &Matrix) -> Result<Matrix> {
         let w = &self.weight;
