@@ -91,6 +91,27 @@ else
   record gpu "$([ $gpu = 1 ] && echo PASS || echo SKIP)" 0 "$([ $gpu = 1 ] && nvidia-smi -L | head -1 || echo 'no GPU')"
 fi
 
+# ---- cuBLAS for the probe's dense layers (tests/probe_cublas.rs, probe --device cuda) ----
+# cudarc dlopens libcublas.so.13 (or .12) by name. When the dynamic linker does not know one, use
+# the CUDA toolkit's copy or the one inside a Python wheel (torch's nvidia-* packages).
+if ! ldconfig -p 2>/dev/null | grep -Eq 'libcublas\.so\.1[23] '; then
+  cublas_dir=$(
+    {
+      ls -d /usr/local/cuda/lib64/libcublas.so.1[23] 2>/dev/null
+      python3 -c 'import glob, os, site
+for base in site.getsitepackages() + [site.getusersitepackages()]:
+    for p in sorted(glob.glob(os.path.join(base, "nvidia", "*", "lib", "libcublas.so.1[23]"))):
+        print(p)' 2>/dev/null
+    } | head -1 | xargs -r dirname
+  )
+  if [ -n "$cublas_dir" ]; then
+    export LD_LIBRARY_PATH="$cublas_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    say "cuBLAS: $cublas_dir put on LD_LIBRARY_PATH"
+  else
+    say "cuBLAS: no libcublas.so.13/.12 found; the probe's GPU dense-layer tests will fail"
+  fi
+fi
+
 # ---- the build-time paths the test binaries baked in must lead here ----
 build_root=$(sed -n 's/^build_root=//p' "$here/manifest.txt")
 if [ "$(cd "$build_root" 2>/dev/null && pwd -P)" = "$(cd "$here" && pwd -P)" ]; then

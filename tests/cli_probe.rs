@@ -224,6 +224,8 @@ fn smollm2_reports_causal_sinks_and_a_replay_kl() {
     ];
     let doc = report(s(&model), "reference", &args, &dir.path("s.json"));
     assert_eq!(doc["architecture"], "llama");
+    // The reference device has no GPU: the dense layers ran on the CPU, and the report says so.
+    assert_eq!(doc["dense"], "CPU (matrixmultiply sgemm, f32)");
     assert_eq!(doc["ids"], serde_json::json!([504, 3575, 282, 4649, 314]));
     let layers = doc["report"]["layers"].as_array().unwrap();
     assert_eq!(layers.len(), 30);

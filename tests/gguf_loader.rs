@@ -5,12 +5,13 @@
 
 mod gguf_parts;
 
-use gguf_parts::{GgufWriter, sample};
-use quietattn::Error;
+use gguf_parts::{GgufWriter, TINY_HIDDEN, sample, tiny_llama};
 use quietattn::model::cache;
 use quietattn::model::gguf::{GgmlType, GgufFile, GgufValue};
 use quietattn::model::gguf_llama::unpermute_qk_rows;
 use quietattn::model::gguf_tokenizer::GgufTokenizer;
+use quietattn::probe::LoadedModel;
+use quietattn::{AttentionOptions, Device, Error};
 use serde_json::Value;
 
 fn parse(bytes: Vec<u8>) -> quietattn::Result<GgufFile> {
@@ -81,6 +82,66 @@ fn sample_tokenizer_merges_and_control_tokens() {
     assert_eq!(tok.encode("ba<|end|>").unwrap(), vec![1, 0, 5]);
     assert_eq!(tok.decode(&[2, 4, 5]).unwrap(), "ab ab<|end|>");
     assert!(!tok.add_bos());
+}
+
+/// Writes `bytes` as a `.gguf` file the probe can load, unique to this process and `name`.
+fn gguf_file(name: &str, bytes: &[u8]) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("quietattn-{}-{name}.gguf", std::process::id()));
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[test]
+fn a_gguf_that_asks_for_bos_gets_it_prepended() {
+    let (bytes, embeddings) = tiny_llama(Some(true), Some(5));
+    let path = gguf_file("bos", &bytes);
+    let model = LoadedModel::load(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    // "ab ab" is [2, 4] (see the sample's merges); the BOS (id 5) goes first.
+    let input = model.encode("ab ab").unwrap();
+    assert_eq!(input.ids, vec![5, 2, 4]);
+    assert_eq!(input.tokens, vec!["<|end|>", "ab", "Ġab"]);
+    assert_eq!(input.type_ids, vec![0, 0, 0]);
+    // The forward starts from it: the embeddings' row 0 is token 5's row.
+    let trace = model
+        .forward(&Device::reference(), &input, &AttentionOptions::default())
+        .unwrap();
+    let h = TINY_HIDDEN;
+    assert_eq!(trace.hidden[0].state.rows, 3);
+    assert_eq!(trace.hidden[0].state.row(0), &embeddings[5 * h..6 * h]);
+    assert_eq!(trace.logits.as_ref().unwrap().rows, 3);
+}
+
+#[test]
+fn a_gguf_without_add_bos_gets_no_bos() {
+    // A BOS id alone does not ask for it; neither does add_bos_token = false.
+    for (i, (add, bos)) in [(None, Some(5)), (Some(false), Some(5))]
+        .into_iter()
+        .enumerate()
+    {
+        let path = gguf_file(&format!("nobos{i}"), &tiny_llama(add, bos).0);
+        let model = LoadedModel::load(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(model.encode("ab ab").unwrap().ids, vec![2, 4]);
+    }
+}
+
+#[test]
+fn add_bos_without_a_usable_bos_id_is_an_error() {
+    for (what, bos) in [("missing", None), ("outside the vocabulary", Some(6))] {
+        let file = parse(tiny_llama(Some(true), bos).0).unwrap();
+        let got = GgufTokenizer::from_gguf(&file);
+        assert!(
+            matches!(got, Err(Error::TensorFile { .. })),
+            "BOS id {what}: {:?}",
+            got.err()
+        );
+    }
+    let file = parse(tiny_llama(Some(true), Some(5)).0).unwrap();
+    assert_eq!(
+        GgufTokenizer::from_gguf(&file).unwrap().bos_to_prepend(),
+        Some(5)
+    );
 }
 
 #[test]

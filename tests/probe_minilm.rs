@@ -9,6 +9,7 @@ use probe_parts::{
     AttentionTolerance, MINILM, assert_close, check_attention_layer, first_channels, fixture,
     floats, ints, model_or_skip, num, token_l2,
 };
+use quietattn::probe::dense::Dense;
 use quietattn::probe::{LoadedModel, Trace};
 use quietattn::{AttentionOptions, Device};
 use serde_json::Value;
@@ -261,9 +262,12 @@ fn forward_on_a_gpu_matches_transformers() {
     else {
         return;
     };
-    let Some(model) = load("forward_on_a_gpu_matches_transformers") else {
+    let Some(mut model) = load("forward_on_a_gpu_matches_transformers") else {
         return;
     };
+    // The whole probe on the GPU, as `--device cuda` runs it: dense layers through cuBLAS too.
+    let dense = Dense::for_device(&device).expect("cuBLAS opens on a GPU");
+    model.place_dense(&dense).unwrap();
     let fx = fixture("minilm.json");
     for case in fx["cases"].as_array().unwrap() {
         let (ids, trace) = run(&model, &device, case["text"].as_str().unwrap());

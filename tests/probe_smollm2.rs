@@ -10,6 +10,7 @@ use probe_parts::{
     AttentionTolerance, SMOLLM2, assert_close, check_attention_layer, first_channels, fixture,
     floats, ints, model_or_skip, num, token_l2,
 };
+use quietattn::probe::dense::Dense;
 use quietattn::probe::llama::{Llama, greedy};
 use quietattn::probe::{LoadedModel, Trace};
 use quietattn::{AttentionOptions, Device};
@@ -124,8 +125,12 @@ fn run_cases(device: &Device, test: &str) {
     let Some(path) = model_or_skip(test, SMOLLM2) else {
         return;
     };
-    let model = LoadedModel::load(&path).expect("SmolLM2 loads");
+    let mut model = LoadedModel::load(&path).expect("SmolLM2 loads");
     assert_eq!(model.kind(), "llama");
+    // On a GPU the whole probe runs there, as `--device cuda` runs it: dense layers through
+    // cuBLAS too (the CPU devices keep the CPU GEMM).
+    let dense = Dense::for_device(device).expect("cuBLAS opens on a GPU");
+    model.place_dense(&dense).unwrap();
     let fx = fixture("smollm2.json");
     for case in fx["cases"].as_array().unwrap() {
         let input = model.encode(case["text"].as_str().unwrap()).unwrap();

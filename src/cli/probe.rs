@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use clap::Args;
 use quietattn::files::{OutputSet, read_input};
+use quietattn::probe::dense::Dense;
 use quietattn::probe::plots::{plot_paths, stage_plots};
 use quietattn::probe::replay::{Movement, movement};
 use quietattn::probe::tokenizer::Encoded;
@@ -36,7 +37,8 @@ pub struct ProbeArgs {
     /// Read the text from this file (UTF-8).
     #[arg(long)]
     text_file: Option<PathBuf>,
-    /// Where attention and the statistics run: auto, reference, emulator or cuda.
+    /// Where attention and the statistics run: auto, reference, emulator or cuda (cuda, and
+    /// auto with a GPU, also runs the dense layers there through cuBLAS).
     #[arg(long, default_value = "auto", value_parser = super::parse_device)]
     device: DeviceKind,
     /// Replay the same weights under this normaliser as well (the model was trained with
@@ -76,6 +78,7 @@ struct ProbeDoc {
     model: String,
     architecture: &'static str,
     device: String,
+    dense: String,
     normaliser: &'static str,
     text: String,
     ids: Vec<u32>,
@@ -100,19 +103,21 @@ pub fn probe(args: &ProbeArgs) -> Result<()> {
     let mut outputs = OutputSet::prepare(&inputs, &targets)?;
     let variant = replay_normaliser(args)?;
     let text = read_text(args)?;
-    let model = LoadedModel::load(&args.model)?;
+    let mut model = LoadedModel::load(&args.model)?;
     let device = super::open_device(args.device)?;
+    let dense = place_dense(&mut model, &device, args.device)?;
     let input = model.encode(&text)?;
     let start = Instant::now();
     let trained = model.forward(&device, &input, &AttentionOptions::default())?;
     let report = ProbeReport::new(&trained);
     println!(
-        "{} ({}), {} tokens, {} layers, attention on {} ({:.0} ms)",
+        "{} ({}), {} tokens, {} layers, attention on {}, dense layers on {} ({:.0} ms)",
         model.source,
         model.kind(),
         input.ids.len(),
         report.layers.len(),
         device.name(),
+        dense.name(),
         super::millis(start.elapsed())
     );
     print_layers(&report, model.is_causal());
@@ -124,6 +129,7 @@ pub fn probe(args: &ProbeArgs) -> Result<()> {
         model: model.source.clone(),
         architecture: model.kind(),
         device: device.name(),
+        dense: dense.name(),
         normaliser: "softmax",
         text,
         ids: input.ids,
@@ -155,6 +161,20 @@ pub fn probe(args: &ProbeArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Puts the dense layers beside attention: cuBLAS when `device` is a GPU. Asked for by name
+/// (`--device cuda`) a cuBLAS failure is an error; under `auto` the CPU takes over, with a note.
+fn place_dense(model: &mut LoadedModel, device: &Device, asked: DeviceKind) -> Result<Dense> {
+    let placed = Dense::for_device(device).and_then(|d| model.place_dense(&d).map(|()| d));
+    match placed {
+        Ok(d) => Ok(d),
+        Err(e) if asked == DeviceKind::Auto => {
+            eprintln!("note: dense layers run on the CPU: {e}");
+            Ok(Dense::Cpu)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// A short model name for plot titles: the file name, or its folder for `model.safetensors`.

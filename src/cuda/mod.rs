@@ -6,6 +6,7 @@
 
 mod detect;
 mod error;
+mod gemm;
 mod memory;
 mod modules;
 mod raw;
@@ -19,6 +20,7 @@ use cudarc::driver::{CudaContext, CudaStream, DevicePtr, result};
 use crate::error::{Error, Result};
 use crate::kernels;
 use crate::launch::{Buffer, Executor, KernelRef, LaunchGeometry};
+pub use gemm::{CudaGemm, DeviceMatrix};
 pub use memory::CudaBuffer;
 
 use error::driver;

@@ -7,7 +7,9 @@
 //! Other models and pre-tokenizers split text differently, so they are refused with
 //! [`Error::Unsupported`] rather than tokenised almost right. Control tokens (`token_type` 3)
 //! become special tokens, so `<|im_start|>` in a text is one token. No BOS/EOS is added here:
-//! `add_bos_token` is reported by [`GgufTokenizer::add_bos`] for the caller to honour.
+//! `add_bos_token` is reported by [`GgufTokenizer::add_bos`], and the id to put first by
+//! [`GgufTokenizer::bos_to_prepend`], for the caller to honour (the probe's
+//! [`crate::probe::LoadedModel::encode`] does).
 //!
 //! ```no_run
 //! use quietattn::model::{gguf::GgufFile, gguf_tokenizer::GgufTokenizer};
@@ -72,7 +74,7 @@ impl GgufTokenizer {
                 .and_then(GgufValue::as_u64)
                 .and_then(|v| u32::try_from(v).ok())
         };
-        Ok(Self {
+        let tok = Self {
             tokenizer,
             bos: id("tokenizer.ggml.bos_token_id"),
             eos: id("tokenizer.ggml.eos_token_id"),
@@ -80,7 +82,27 @@ impl GgufTokenizer {
                 .get("tokenizer.ggml.add_bos_token")
                 .and_then(GgufValue::as_bool)
                 .unwrap_or(false),
-        })
+        };
+        tok.check_bos(file)?;
+        Ok(tok)
+    }
+
+    /// A file that asks for a BOS must name one inside the vocabulary.
+    fn check_bos(&self, file: &GgufFile) -> Result<()> {
+        if !self.add_bos {
+            return Ok(());
+        }
+        match self.bos {
+            Some(id) if self.tokenizer.id_to_token(id).is_some() => Ok(()),
+            Some(id) => Err(corrupt(
+                file,
+                &format!("tokenizer.ggml.bos_token_id {id} is outside the vocabulary"),
+            )),
+            None => Err(corrupt(
+                file,
+                "tokenizer.ggml.add_bos_token is set but tokenizer.ggml.bos_token_id is missing",
+            )),
+        }
     }
 
     /// Token ids of `text`, without BOS/EOS (see [`GgufTokenizer::add_bos`]).
@@ -117,6 +139,12 @@ impl GgufTokenizer {
     /// `tokenizer.ggml.add_bos_token` (false when absent): whether the model expects BOS first.
     pub fn add_bos(&self) -> bool {
         self.add_bos
+    }
+
+    /// The id every text's tokens must start with: the BOS when the file sets
+    /// `add_bos_token` (checked on load to lie inside the vocabulary), else `None`.
+    pub fn bos_to_prepend(&self) -> Option<u32> {
+        self.bos.filter(|_| self.add_bos)
     }
 }
 

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::probe::attention_layer::{HeadLayout, attend};
+use crate::probe::dense::{Dense, place_all};
 use crate::probe::matrix::{Linear, Matrix};
 use crate::probe::norm::{gelu, layer_norm};
 use crate::probe::trace::Trace;
@@ -108,6 +109,26 @@ impl Bert {
             layers,
             config,
         })
+    }
+
+    /// Runs every dense layer on `dense` from now on (weights uploaded once); on an error
+    /// they all stay on the CPU.
+    pub fn place_dense(&mut self, dense: &Dense) -> Result<()> {
+        let layers = self
+            .layers
+            .iter_mut()
+            .flat_map(|l| {
+                [
+                    &mut l.query,
+                    &mut l.key,
+                    &mut l.value,
+                    &mut l.attn_out,
+                    &mut l.up,
+                    &mut l.down,
+                ]
+            })
+            .collect();
+        place_all(layers, dense)
     }
 
     /// Head layout of every layer.

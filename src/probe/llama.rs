@@ -8,6 +8,7 @@ use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::model::gguf::GgufFile;
 use crate::probe::attention_layer::{HeadLayout, attend};
+use crate::probe::dense::{Dense, place_all};
 use crate::probe::matrix::{Linear, Matrix};
 use crate::probe::norm::{rms_norm, silu};
 use crate::probe::rope::rope_adjacent_pairs;
@@ -157,6 +158,28 @@ impl Llama {
             config,
         };
         Ok((model, file))
+    }
+
+    /// Runs every dense layer and the LM head on `dense` from now on (weights uploaded once);
+    /// on an error they all stay on the CPU.
+    pub fn place_dense(&mut self, dense: &Dense) -> Result<()> {
+        let mut layers: Vec<&mut Linear> = self
+            .layers
+            .iter_mut()
+            .flat_map(|l| {
+                [
+                    &mut l.q,
+                    &mut l.k,
+                    &mut l.v,
+                    &mut l.o,
+                    &mut l.gate,
+                    &mut l.up,
+                    &mut l.down,
+                ]
+            })
+            .collect();
+        layers.push(&mut self.head);
+        place_all(layers, dense)
     }
 
     /// Runs the decoder over `ids` (causal) with attention `options` on `device`; the trace

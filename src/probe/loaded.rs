@@ -6,10 +6,11 @@ use std::path::Path;
 use tokenizers::Tokenizer;
 
 use crate::device::Device;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::gguf_tokenizer::GgufTokenizer;
 use crate::probe::bert::Bert;
 use crate::probe::checkpoint::Checkpoint;
+use crate::probe::dense::Dense;
 use crate::probe::llama::Llama;
 use crate::probe::tokenizer::{Encoded, encode, read_tokenizer};
 use crate::probe::trace::Trace;
@@ -31,6 +32,8 @@ pub struct LoadedModel {
     pub tokenizer: Tokenizer,
     /// Where it was loaded from, for reports.
     pub source: String,
+    /// The BOS id and token a GGUF file asks to put before every text (`add_bos_token`).
+    bos: Option<(u32, String)>,
 }
 
 impl LoadedModel {
@@ -48,23 +51,33 @@ impl LoadedModel {
                     architecture: Architecture::Bert(Box::new(Bert::load(cfg, &weights)?)),
                     tokenizer,
                     source: weights.display().to_string(),
+                    bos: None,
                 })
             }
             Checkpoint::Gguf(path) => {
                 let (model, file) = Llama::load(&path)?;
                 let tok = GgufTokenizer::from_gguf(&file)?;
-                if tok.add_bos() {
-                    return Err(Error::Unsupported(format!(
-                        "{}: the model wants a BOS token first, which the probe does not add yet",
-                        path.display()
-                    )));
-                }
+                let bos = tok.bos_to_prepend().map(|id| {
+                    let token = tok.tokenizer().id_to_token(id).unwrap_or_default();
+                    (id, token)
+                });
                 Ok(LoadedModel {
                     architecture: Architecture::Llama(Box::new(model)),
                     tokenizer: tok.tokenizer().clone(),
                     source: path.display().to_string(),
+                    bos,
                 })
             }
+        }
+    }
+
+    /// Runs the dense layers on `dense` from now on ([`Dense::for_device`]: cuBLAS for a GPU),
+    /// uploading the weights once; after an error they all stay on the CPU. Loading leaves them
+    /// on the CPU.
+    pub fn place_dense(&mut self, dense: &Dense) -> Result<()> {
+        match &mut self.architecture {
+            Architecture::Bert(m) => m.place_dense(dense),
+            Architecture::Llama(m) => m.place_dense(dense),
         }
     }
 
@@ -81,10 +94,17 @@ impl LoadedModel {
         matches!(self.architecture, Architecture::Llama(_))
     }
 
-    /// Tokenizes `text` as the model expects (special tokens included).
+    /// Tokenizes `text` as the model expects (special tokens included): BERT's `[CLS]` …
+    /// `[SEP]` from its post-processor, a GGUF model's BOS first when its metadata sets
+    /// `tokenizer.ggml.add_bos_token`.
     pub fn encode(&self, text: &str) -> Result<Encoded> {
-        // BERT adds [CLS] … [SEP]; the GGUF tokenizer has no post-processor to add.
-        encode(&self.tokenizer, text, !self.is_causal())
+        let mut encoded = encode(&self.tokenizer, text, !self.is_causal())?;
+        if let Some((id, token)) = &self.bos {
+            encoded.ids.insert(0, *id);
+            encoded.type_ids.insert(0, 0);
+            encoded.tokens.insert(0, token.clone());
+        }
+        Ok(encoded)
     }
 
     /// Runs the forward pass over `input` with attention `options` on `device`.

@@ -1,7 +1,11 @@
 //! Row-major f32 matrices and the dense layers of a transformer, with the GEMM of the
-//! `matrixmultiply` crate (the CPU path; attention itself goes through quietattn's kernels).
+//! `matrixmultiply` crate on the CPU, or cuBLAS once a layer is placed on a GPU
+//! ([`crate::probe::dense`]); attention itself goes through quietattn's kernels.
+
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::probe::dense::{Dense, PlacedWeight};
 
 /// A row-major `[rows, cols]` f32 matrix.
 #[derive(Clone, Debug, PartialEq)]
@@ -74,6 +78,8 @@ pub struct Linear {
     pub weight: Matrix,
     /// `[out]` or none.
     pub bias: Option<Vec<f32>>,
+    /// The weight's copy on a GPU when the layer runs there ([`Linear::place`]).
+    placed: Option<Arc<PlacedWeight>>,
 }
 
 impl Linear {
@@ -88,7 +94,11 @@ impl Linear {
                 )));
             }
         }
-        Ok(Linear { weight, bias })
+        Ok(Linear {
+            weight,
+            bias,
+            placed: None,
+        })
     }
 
     /// Output features.
@@ -96,7 +106,14 @@ impl Linear {
         self.weight.rows
     }
 
-    /// `x·Wᵀ + b` for `x` of shape `[tokens, in]`.
+    /// Runs the layer on `dense` from now on: [`Dense::Cublas`] uploads the weight once (the
+    /// bias stays on the host), [`Dense::Cpu`] drops any GPU copy.
+    pub fn place(&mut self, dense: &Dense) -> Result<()> {
+        self.placed = dense.upload(&self.weight)?.map(Arc::new);
+        Ok(())
+    }
+
+    /// `x·Wᵀ + b` for `x` of shape `[tokens, in]`, on the CPU or where [`Linear::place`] put it.
     pub fn forward(&self, x: &Matrix) -> Result<Matrix> {
         let w = &self.weight;
         if x.cols != w.cols {
@@ -105,30 +122,10 @@ impl Linear {
                 x.cols, w.cols
             )));
         }
-        let mut y = Matrix::zeros(x.rows, w.rows);
-        if x.rows > 0 && w.rows > 0 && w.cols > 0 {
-            // SAFETY: the pointers cover x [m, k] (row stride k), Wᵀ read through W's [n, k]
-            // layout with strides (1, k), and y [m, n] (row stride n); all are live and y
-            // does not alias the inputs.
-            unsafe {
-                matrixmultiply::sgemm(
-                    x.rows,
-                    w.cols,
-                    w.rows,
-                    1.0,
-                    x.data.as_ptr(),
-                    x.cols as isize,
-                    1,
-                    w.data.as_ptr(),
-                    1,
-                    w.cols as isize,
-                    0.0,
-                    y.data.as_mut_ptr(),
-                    w.rows as isize,
-                    1,
-                );
-            }
-        }
+        let mut y = match &self.placed {
+            Some(p) => p.x_wt(x)?,
+            None => cpu_x_wt(x, w),
+        };
         if let Some(b) = &self.bias {
             for r in 0..y.rows {
                 for (v, bv) in y.row_mut(r).iter_mut().zip(b) {
@@ -138,6 +135,35 @@ impl Linear {
         }
         Ok(y)
     }
+}
+
+/// `x·Wᵀ` with the `matrixmultiply` GEMM (shapes checked by the caller).
+fn cpu_x_wt(x: &Matrix, w: &Matrix) -> Matrix {
+    let mut y = Matrix::zeros(x.rows, w.rows);
+    if x.rows > 0 && w.rows > 0 && w.cols > 0 {
+        // SAFETY: the pointers cover x [m, k] (row stride k), Wᵀ read through W's [n, k]
+        // layout with strides (1, k), and y [m, n] (row stride n); all are live and y
+        // does not alias the inputs.
+        unsafe {
+            matrixmultiply::sgemm(
+                x.rows,
+                w.cols,
+                w.rows,
+                1.0,
+                x.data.as_ptr(),
+                x.cols as isize,
+                1,
+                w.data.as_ptr(),
+                1,
+                w.cols as isize,
+                0.0,
+                y.data.as_mut_ptr(),
+                w.rows as isize,
+                1,
+            );
+        }
+    }
+    y
 }
 
 #[cfg(test)]

@@ -1,9 +1,10 @@
-//! `quietattn probe`: a real checkpoint's forward pass on the CPU with quietattn's attention
+//! `quietattn probe`: a real checkpoint's forward pass with quietattn's attention
 //! (statistics on) and the activation-statistics op on every hidden state, and the per-layer,
 //! per-head readings of SPEC §8 (sink scores, entropies, value-norm ratios, kurtosis, outlier
 //! channels, massive activations).
 //!
-//! Dense layers use the `matrixmultiply` GEMM on the CPU; attention and the statistics run on
+//! Dense layers use the `matrixmultiply` GEMM on the CPU, or cuBLAS on a GPU once
+//! `LoadedModel::place_dense` put them there ([`dense`]); attention and the statistics run on
 //! any [`crate::Device`] (the f64 reference, the SIMT emulator, or CUDA).
 //!
 //! With a fetched checkpoint (`scripts/fetch-models.sh`) the whole pass is
@@ -40,6 +41,7 @@
 pub mod attention_layer;
 pub mod bert;
 pub mod checkpoint;
+pub mod dense;
 pub mod hidden;
 pub mod llama;
 pub mod loaded;

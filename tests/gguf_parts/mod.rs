@@ -182,3 +182,111 @@ pub fn sample() -> (Vec<u8>, Vec<(&'static str, Vec<f32>)>) {
     ];
     (w.build(), want)
 }
+
+/// Residual width of [`tiny_llama`].
+pub const TINY_HIDDEN: usize = 8;
+
+/// The sizes of a synthetic Llama ([`llama_gguf`]).
+#[derive(Clone, Copy, Debug)]
+pub struct LlamaShape {
+    pub layers: usize,
+    pub hidden: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub ffn: usize,
+}
+
+/// Deterministic weights in [-1, 1): value `i` of a tensor of salt `salt`.
+fn weight(salt: usize, i: usize) -> f32 {
+    ((i * 37 + salt * 11) % 17) as f32 / 8.5 - 1.0
+}
+
+/// An F32 tensor of [`weight`]s scaled by 1/√inputs, so activations keep their size through
+/// the layers whatever the width.
+fn f32_tensor(w: &mut GgufWriter, name: &str, dims: &[u64], salt: usize) -> Vec<f32> {
+    let n = dims.iter().product::<u64>() as usize;
+    let scale = 1.0 / (dims[0] as f32).sqrt();
+    let values: Vec<f32> = (0..n).map(|i| weight(salt, i) * scale).collect();
+    let bytes = values.iter().flat_map(|x| x.to_le_bytes()).collect();
+    w.tensor(name, dims, 0, bytes);
+    values
+}
+
+fn u32_kv(w: &mut GgufWriter, key: &str, v: usize) {
+    w.kv(key, 4, &(v as u32).to_le_bytes());
+}
+
+/// A one-layer Llama (width 8, 2 query heads and 1 KV head of dim 4, feed-forward 8) over
+/// [`sample`]'s vocabulary: see [`llama_gguf`].
+pub fn tiny_llama(add_bos: Option<bool>, bos: Option<u32>) -> (Vec<u8>, Vec<f32>) {
+    let shape = LlamaShape {
+        layers: 1,
+        hidden: TINY_HIDDEN,
+        heads: 2,
+        kv_heads: 1,
+        ffn: 8,
+    };
+    llama_gguf(&shape, add_bos, bos)
+}
+
+/// A Llama of `shape` in F32 with deterministic weights and a tied LM head, over [`sample`]'s
+/// six-token vocabulary, with `tokenizer.ggml.add_bos_token` and `tokenizer.ggml.bos_token_id`
+/// as given (absent when `None`). Returns the image and the embedding table `[6, hidden]`,
+/// row-major.
+pub fn llama_gguf(
+    shape: &LlamaShape,
+    add_bos: Option<bool>,
+    bos: Option<u32>,
+) -> (Vec<u8>, Vec<f32>) {
+    let (h, kv) = (
+        shape.hidden as u64,
+        (shape.hidden / shape.heads * shape.kv_heads) as u64,
+    );
+    let ff = shape.ffn as u64;
+    let mut w = GgufWriter::new();
+    w.kv_str("general.architecture", "llama");
+    u32_kv(&mut w, "llama.block_count", shape.layers);
+    u32_kv(&mut w, "llama.embedding_length", shape.hidden);
+    u32_kv(&mut w, "llama.attention.head_count", shape.heads);
+    u32_kv(&mut w, "llama.attention.head_count_kv", shape.kv_heads);
+    w.kv(
+        "llama.attention.layer_norm_rms_epsilon",
+        6,
+        &1e-5f32.to_le_bytes(),
+    )
+    .kv_str("tokenizer.ggml.model", "gpt2")
+    .kv_str_array(
+        "tokenizer.ggml.tokens",
+        &["a", "b", "ab", "Ġ", "Ġab", "<|end|>"],
+    )
+    .kv_str_array("tokenizer.ggml.merges", &["a b", "Ġ ab"]);
+    if let Some(flag) = add_bos {
+        w.kv("tokenizer.ggml.add_bos_token", 7, &[u8::from(flag)]);
+    }
+    if let Some(id) = bos {
+        w.kv("tokenizer.ggml.bos_token_id", 4, &id.to_le_bytes());
+    }
+    let embeddings = f32_tensor(&mut w, "token_embd.weight", &[h, 6], 1);
+    // GGUF dims are [inputs, outputs].
+    let shapes: [(&str, [u64; 2]); 7] = [
+        ("attn_q", [h, h]),
+        ("attn_k", [h, kv]),
+        ("attn_v", [h, kv]),
+        ("attn_output", [h, h]),
+        ("ffn_gate", [h, ff]),
+        ("ffn_up", [h, ff]),
+        ("ffn_down", [ff, h]),
+    ];
+    let ones: Vec<u8> = (0..h).flat_map(|_| 1f32.to_le_bytes()).collect();
+    for l in 0..shape.layers {
+        for (salt, (name, dims)) in shapes.iter().enumerate() {
+            let salt = 2 + l * shapes.len() + salt;
+            f32_tensor(&mut w, &format!("blk.{l}.{name}.weight"), dims, salt);
+        }
+        for name in ["attn_norm", "ffn_norm"] {
+            w.tensor(&format!("blk.{l}.{name}.weight"), &[h], 0, ones.clone());
+        }
+    }
+    w.tensor("output_norm.weight", &[h], 0, ones);
+    (w.build(), embeddings)
+}

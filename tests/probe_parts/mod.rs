@@ -148,3 +148,112 @@ pub fn token_l2(state: &quietattn::probe::matrix::Matrix) -> Vec<f64> {
         })
         .collect()
 }
+
+/// How far two probes of the same model and text may differ: hidden states relative to each
+/// layer's max |x|, attention weights absolutely, per-head readings `abs + rel·|want|`, logits
+/// relative to the largest |logit|, whole-tensor kurtosis relatively.
+#[derive(Clone, Copy, Debug)]
+pub struct TraceTolerance {
+    pub hidden_rel: f64,
+    pub map_abs: f64,
+    pub reading_abs: f64,
+    pub reading_rel: f64,
+    pub logits_rel: f64,
+    pub kurtosis_rel: f64,
+}
+
+/// The largest deviation of each kind between two traces, in the units of [`TraceTolerance`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TraceDeviation {
+    pub hidden_rel: f64,
+    pub map_abs: f64,
+    pub reading: f64,
+    pub logits_rel: f64,
+    pub kurtosis_rel: f64,
+}
+
+const READINGS: [&str; 4] = [
+    "sink_score",
+    "sink_score_without_row0",
+    "mean_normalised_entropy",
+    "value_norm_ratio",
+];
+
+fn widen(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| f64::from(x)).collect()
+}
+
+fn max_abs(v: &[f64]) -> f64 {
+    v.iter().fold(0.0, |m, x| m.max(x.abs()))
+}
+
+/// Asserts that `got` agrees with `want` within `tol` everywhere (hidden states, attention maps,
+/// per-head readings, logits and the top-1 next token, kurtosis) and returns the worst
+/// deviations seen, for the log.
+pub fn assert_traces_agree(
+    what: &str,
+    got: &quietattn::probe::Trace,
+    want: &quietattn::probe::Trace,
+    tol: &TraceTolerance,
+) -> TraceDeviation {
+    let mut dev = TraceDeviation::default();
+    assert_eq!(got.hidden.len(), want.hidden.len(), "{what}: hidden states");
+    for (l, (g, w)) in got.hidden.iter().zip(&want.hidden).enumerate() {
+        let (g, w) = (widen(&g.state.data), widen(&w.state.data));
+        let scale = max_abs(&w).max(f64::MIN_POSITIVE);
+        let name = format!("{what}: hidden[{l}]");
+        assert_close(&name, &g, &w, tol.hidden_rel * scale, 0.0);
+        dev.hidden_rel = dev.hidden_rel.max(max_diff(&g, &w) / scale);
+    }
+    for (l, (g, w)) in got.hidden.iter().zip(&want.hidden).enumerate() {
+        let k = |h: &quietattn::probe::trace::HiddenTrace| {
+            h.probe.report.tensor.tensor_kurtosis.expect("resolved")
+        };
+        let name = format!("{what}: hidden[{l}] tensor kurtosis");
+        assert_close(&name, &[k(g)], &[k(w)], 0.0, tol.kurtosis_rel);
+        dev.kurtosis_rel = dev.kurtosis_rel.max((k(g) - k(w)).abs() / k(w).abs());
+    }
+    assert_eq!(got.attention.len(), want.attention.len(), "{what}: layers");
+    for (l, (g, w)) in got.attention.iter().zip(&want.attention).enumerate() {
+        let (gm, wm) = (g.map.as_ref(), w.map.as_ref());
+        let (gm, wm) = (widen(gm.expect("a map")), widen(wm.expect("a map")));
+        assert_close(
+            &format!("{what}: attention[{l}]"),
+            &gm,
+            &wm,
+            tol.map_abs,
+            0.0,
+        );
+        dev.map_abs = dev.map_abs.max(max_diff(&gm, &wm));
+        for name in READINGS {
+            let pick = |a: &quietattn::probe::trace::AttentionTrace| -> Vec<f64> {
+                a.heads.iter().filter_map(|h| reading(h, name)).collect()
+            };
+            let (gr, wr) = (pick(g), pick(w));
+            let label = format!("{what}: layer {l} {name}");
+            assert_close(&label, &gr, &wr, tol.reading_abs, tol.reading_rel);
+            for (a, b) in gr.iter().zip(&wr) {
+                let allowed = tol.reading_abs + tol.reading_rel * b.abs();
+                dev.reading = dev.reading.max((a - b).abs() / allowed);
+            }
+        }
+    }
+    if let Some(w) = &want.logits {
+        let g = got.logits.as_ref().expect("logits on both sides");
+        let (gl, wl) = (widen(&g.data), widen(&w.data));
+        let scale = max_abs(&wl).max(f64::MIN_POSITIVE);
+        assert_close(
+            &format!("{what}: logits"),
+            &gl,
+            &wl,
+            tol.logits_rel * scale,
+            0.0,
+        );
+        dev.logits_rel = max_diff(&gl, &wl) / scale;
+        let top = |m: &quietattn::probe::matrix::Matrix| {
+            quietattn::probe::replay::argmax(&widen(m.row(m.rows - 1)))
+        };
+        assert_eq!(top(g), top(w), "{what}: top-1 next token");
+    }
+    dev
+}
