@@ -1,0 +1,28 @@
+// The tensor-core decode family's symbols: per normaliser, dtype and head dim D (64/128/256;
+// smaller head dims run zero-padded in the next D; d256 without statistics only), the chunk kernel qa_decode_tc_<norm>_<dtype>_d<D>
+// with grid (splits, kv heads, batch), 128 threads and Traits<D>::smem_bytes of dynamic shared
+// memory. Its partials are the CUDA-core chunk's: the combine is decode/'s
+// qa_decode_<norm>_<dtype>_d<D>_combine. The _stats variant also fills the statistics.
+#pragma once
+
+#include "chunk.cuh"
+
+#define QA_DECODE_TC_KERNEL(NAME, NORM, T, D, STATS) \
+  QA_KERNEL_BOUNDS(NAME, QaDecodeParams, p, 128, 1) { qa::decode_tc::chunk_kernel<NORM, T, D, STATS>(p); }
+
+#define QA_DECODE_TC_KERNELS_FOR_DIM(norm, NORM, dt, T, D)                 \
+  QA_DECODE_TC_KERNEL(qa_decode_tc_##norm##_##dt##_d##D, NORM, T, D, false) \
+  QA_DECODE_TC_KERNEL(qa_decode_tc_##norm##_##dt##_d##D##_stats, NORM, T, D, true)
+
+// d256 has no _stats variant: its O accumulator (128 floats per lane) and the statistics state
+// spill on sm_80 (ptxas, clipped: 272 bytes); the host serves d256 statistics on CUDA cores.
+#define QA_DECODE_TC_KERNELS_FOR_DTYPE(norm, NORM, dt, T) \
+  QA_DECODE_TC_KERNELS_FOR_DIM(norm, NORM, dt, T, 64)     \
+  QA_DECODE_TC_KERNELS_FOR_DIM(norm, NORM, dt, T, 128)    \
+  QA_DECODE_TC_KERNEL(qa_decode_tc_##norm##_##dt##_d256, NORM, T, 256, false)
+
+// Every tensor-core decode chunk kernel of one normaliser: f16, bf16 × d64/128 × statistics
+// off/on, and d256 without statistics.
+#define QA_DECODE_TC_KERNELS(norm, NORM)                   \
+  QA_DECODE_TC_KERNELS_FOR_DTYPE(norm, NORM, f16, qa::f16) \
+  QA_DECODE_TC_KERNELS_FOR_DTYPE(norm, NORM, bf16, qa::bf16)
