@@ -20,7 +20,7 @@ use std::f64::consts::LOG2_E;
 use quietattn::ops::decode::{DecodeCall, chunk_partials, paged_decode};
 use quietattn::problem::SplitPlan;
 use quietattn::reference::split::{Chunk, ExpPartial};
-use quietattn::{AttentionOptions, DType, Error, KernelChoice, Normaliser};
+use quietattn::{AttentionOptions, DType, Error, KernelChoice, Normaliser, Tensor};
 
 /// Both chunk-kernel families, pinned.
 const FAMILIES: [KernelChoice; 2] = [KernelChoice::CudaCore, KernelChoice::TensorCore];
@@ -99,7 +99,8 @@ fn tensor_core_chunks_match_the_paged_reference_over_the_covering_matrix() {
 #[test]
 fn half_types_and_wide_heads_match_the_reference() {
     // Every normaliser in f16 and bf16, the head-dim bounds 64/128/256 rotating (and 96,
-    // padded to 128 on tensor cores), split and not, on both chunk-kernel families.
+    // padded to 128 on tensor cores), split and not, on both chunk-kernel families (tensor
+    // cores up to 128).
     for device in common::devices("decode half types") {
         for (n, norm) in Normaliser::all_defaults().into_iter().enumerate() {
             for (t, dtype) in [DType::F16, DType::BF16].into_iter().enumerate() {
@@ -108,6 +109,9 @@ fn half_types_and_wide_heads_match_the_reference() {
                 let s = shape(dtype, dim, 16, 2, (4, 1));
                 let f = Fixture::new(300 + 2 * n as u64 + t as u64, s);
                 for family in FAMILIES {
+                    if family == KernelChoice::TensorCore && dim > 128 {
+                        continue; // the tensor-core chunk serves head dims up to 128
+                    }
                     let opts = AttentionOptions {
                         kernel: family,
                         ..covering_options(norm, (n + t) % 3, false)
@@ -316,7 +320,7 @@ fn statistics_in_half_types_wide_heads_and_many_row_groups() {
             let f = Fixture::new(900 + c as u64, shape(dtype, dim, 16, q_len, heads));
             for family in FAMILIES {
                 if family == KernelChoice::TensorCore && (dtype == DType::F32 || dim > 128) {
-                    continue; // f16/bf16 only; d256 statistics have no tensor-core kernel
+                    continue; // f16/bf16 and head dims up to 128 only
                 }
                 let opts = AttentionOptions {
                     kernel: family,
@@ -376,28 +380,47 @@ fn statistics_off_returns_none_and_on_counts_every_query_and_key_once() {
     assert_eq!(again.tensors, s.tensors);
 }
 
-/// `|got − want| ≤ 1e-4·(1 + |want|)` (f32 kernel against f64 on f32-rounded inputs), or both −∞.
-fn close(got: f32, want: f64) -> bool {
+/// `|got − want| ≤ tol·(1 + |want|)`, or both −∞.
+fn close(got: f32, want: f64, tol: f64) -> bool {
     let got = f64::from(got);
-    (got == want && want.is_infinite()) || (got - want).abs() <= 1e-4 * (1.0 + want.abs())
+    (got == want && want.is_infinite()) || (got - want).abs() <= tol * (1.0 + want.abs())
 }
 
 #[test]
 fn chunk_partials_match_the_reference_exp_partials() {
-    // Each chunk's (acc, m, l) and statistics pieces, before any combine, against ExpPartial of
-    // the same keys (log2 units in the kernel), so a chunk bug and a combine bug are told apart.
-    // off_by_one's chunks run plain softmax (its sink enters in the combine): the same partial.
+    // f32 arithmetic against f64 on the same f32 inputs
+    chunk_partials_match(KernelChoice::CudaCore, DType::F32, 1e-4);
+}
+
+#[test]
+fn tensor_core_chunk_partials_match_the_reference_exp_partials() {
+    // f16 inputs; the tensor-core chunk rounds P to f16 (2^-11) before P·V
+    chunk_partials_match(KernelChoice::TensorCore, DType::F16, 5e-3);
+}
+
+/// Each chunk's (acc, m, l) and statistics pieces, before any combine, against ExpPartial of
+/// the same keys (log2 units in the kernel), so a chunk bug and a combine bug are told apart.
+/// off_by_one's chunks run plain softmax (its sink enters in the combine): the same partial.
+fn chunk_partials_match(family: KernelChoice, dtype: DType, tol: f64) {
     let device = common::emulator();
     let executor = device.executor().expect("the emulator runs kernels");
     let (dim, heads, kv_heads, splits, chunk) = (8, 4, 2, 3, 48);
-    let f = Fixture::new(1100, shape(DType::F32, dim, 16, 1, (heads, kv_heads)));
+    let f = Fixture::new(1100, shape(dtype, dim, 16, 1, (heads, kv_heads)));
     let split = SplitPlan { splits, chunk };
     let q = f.q.to_f64();
+    // the keys and values as the kernel reads them: rounded to the dtype
+    let rounded = |rows: &[Vec<f64>]| -> Vec<Vec<f64>> {
+        rows.iter()
+            .map(|r| Tensor::from_f64(dtype, r, &[r.len()]).unwrap().to_f64())
+            .collect()
+    };
+    let (k_rows, v_rows) = (rounded(&f.keys), rounded(&f.values));
     let scale = 1.0 / (dim as f64).sqrt();
     for norm in [Normaliser::Softmax, Normaliser::OffByOne] {
         let opts = AttentionOptions {
             normaliser: norm,
             stats: true,
+            kernel: family,
             ..AttentionOptions::default()
         };
         let p = chunk_partials(executor, &f.paged(), &opts, &plan(splits, chunk)).unwrap();
@@ -415,14 +438,14 @@ fn chunk_partials_match_the_reference_exp_partials() {
                         .iter()
                         .map(|&j| {
                             scale
-                                * at(&f.keys[b], j)
+                                * at(&k_rows[b], j)
                                     .iter()
                                     .zip(qh)
                                     .map(|(k, q)| k * q)
                                     .sum::<f64>()
                         })
                         .collect();
-                    let values: Vec<f64> = keys.iter().flat_map(|&j| at(&f.values[b], j)).collect();
+                    let values: Vec<f64> = keys.iter().flat_map(|&j| at(&v_rows[b], j)).collect();
                     let want = ExpPartial::of(&Chunk::new(&keys, &logits, &values, dim).unwrap());
                     let got = &p[((c * LENS.len() + b) * heads + h) * row..][..row];
                     let label = format!(
@@ -454,10 +477,10 @@ fn chunk_partials_match_the_reference_exp_partials() {
                         (got[dim + 7], want.range.max * LOG2_E),
                     ];
                     for (i, (g, w)) in expected.into_iter().enumerate() {
-                        assert!(close(g, w), "scalar {i}: {label}");
+                        assert!(close(g, w, tol), "scalar {i}: {label}");
                     }
                     for (g, &w) in got[..dim].iter().zip(&want.acc) {
-                        assert!(close(*g, w), "acc: {label}");
+                        assert!(close(*g, w, tol), "acc: {label}");
                     }
                 }
             }

@@ -3,7 +3,7 @@
 // family (tensor_core/fragments.cuh: mma.sync m16n8k16, ldmatrix, cp.async into swizzled tiles).
 //
 // Block (split, kv head, sequence) sweeps its chunk for row groups of 16 of the G·q_len query
-// rows of its kv head (Q fragments in registers). Per key tile of 64 (page-addressed cp.async,
+// rows of its kv head (Q fragments in registers), head dims 64 and 128 (kernel.cuh). Per key tile of 64 (page-addressed cp.async,
 // two stages), warp w computes S = Q·Kᵀ for keys 16w..16w+15, the warps agree on the tile's row
 // max through shared memory, weigh through the policy and add P·V for their keys. With one
 // running max per row for the whole block, each warp's l, O and statistics partials are in the
@@ -66,7 +66,8 @@ QA_UNROLL
 
 // This lane's statistics partials of its two rows: entropy sums, logit range, the first key's
 // logit. They live in shared memory between key tiles (each thread its own slot, no barrier):
-// in registers they would be live through the whole key loop, and d256 spilled on sm_80.
+// in registers they would be live through the whole key loop (ptxas sm_80: 11 registers fewer
+// at d128 with statistics).
 struct StatSlot {
   EntropyAcc ent[2];
   RangeAcc rng[2];
@@ -124,8 +125,7 @@ QA_UNROLL
 
 // S = Q·Kᵀ for the row group and this warp's 16 keys of tile `kt`.
 template <class Tr, class T, int KQ>
-__device__ __forceinline__ void scores(float (&s)[2][4], const uint32_t (&qf)[KQ][4], const Chunk* sq,
-                                       const Chunk* kt, const qa::tc::LaneChunks<Tr>& qc,
+__device__ __forceinline__ void scores(float (&s)[2][4], const uint32_t (&qf)[KQ][4], const Chunk* kt,
                                        const qa::tc::LaneChunks<Tr>& kc) {
   const int warp = int(threadIdx.x) / WARP_SIZE;
 QA_UNROLL
@@ -133,17 +133,11 @@ QA_UNROLL
 QA_UNROLL
     for (int e = 0; e < 4; ++e) s[j][e] = 0.f;
 QA_UNROLL
-  for (int kk = 0; kk < Tr::kHeadDim / 16; ++kk) {
-    uint32_t a_smem[4];
-    const uint32_t* a = qf[Tr::kQInRegs ? kk : 0];
-    if constexpr (!Tr::kQInRegs) {
-      qa::tc::load_a<Tr>(a_smem, sq, qc, kk);
-      a = a_smem;
-    }
+  for (int kk = 0; kk < KQ; ++kk) {
     uint32_t bk[4];
     qa::tc::load_k<Tr>(bk, kt, kc, 2 * warp, kk);
-    qa::tc::mma<T>(s[0], a, bk[0], bk[1]);
-    qa::tc::mma<T>(s[1], a, bk[2], bk[3]);
+    qa::tc::mma<T>(s[0], qf[kk], bk[0], bk[1]);
+    qa::tc::mma<T>(s[1], qf[kk], bk[2], bk[3]);
   }
 }
 
@@ -269,7 +263,7 @@ __device__ __forceinline__ void sweep_pass(RowState<D>& s, const uint32_t (&qf)[
   const bool weighs = pass == N::kPasses - 1;
   const int n_tiles = sw.kv_hi > sw.kv_lo ? (sw.kv_hi - sw.kv_lo + BN - 1) / BN : 0;
   const int lane = int(threadIdx.x) % WARP_SIZE;
-  const qa::tc::LaneChunks<Tr> qc = qa::tc::a_chunks<Tr>(0, lane), kc = qa::tc::k_chunks<Tr>(lane);
+  const qa::tc::LaneChunks<Tr> kc = qa::tc::k_chunks<Tr>(lane);
   const LogitMap logit(p);
   auto issue = [&](int i) {
     if (i < n_tiles) {
@@ -298,7 +292,7 @@ QA_UNROLL_N(1)
       if (sw.counts && weighs) qa::tc::count_tile<Tr, T>(vt, valid, QA_STAT_V, *scratch, bs->hist[QA_STAT_V], sw.d);
     }
     float x[2][4];
-    scores<Tr, T>(x, qf, tl.q, kt, qc, kc);
+    scores<Tr, T>(x, qf, kt, kc);
     sweep_tile<N, Tr, T, STATS, BUG>(s, x, vt, mask, logit, kv0, sw.kv_hi, pass, red);
     __syncthreads();  // every warp is done with stage i % S (and `red`) before it is refilled
   }
@@ -357,7 +351,7 @@ __device__ __forceinline__ void chunk_body(const QaDecodeParams& dp, Chunk* smem
                                            qa::attn::ChannelScratch<D>* scratch, StatSlot* stat) {
   using Tr = Traits<D, STATS>;
   using N = typename qa::decode::ChunkPolicy<Norm, kSplit>::type;
-  constexpr int KQ = Tr::kQInRegs ? D / 16 : 1;
+  constexpr int KQ = D / 16;
   const QaAttnParams& p = dp.attn;
   const int kvh = int(blockIdx.y), b = int(blockIdx.z), d = int(p.head_dim), lane = int(threadIdx.x) % WARP_SIZE;
   int len = 0;
@@ -375,12 +369,10 @@ __device__ __forceinline__ void chunk_body(const QaDecodeParams& dp, Chunk* smem
     __syncthreads();  // the previous row group is done with the tiles
     load_query_rows<Tr, T>(tl.q, p, b, kvh, row0, rows, q_hist);
     __syncthreads();
-    uint32_t qf[KQ][4];
-    if constexpr (Tr::kQInRegs) {
-      const qa::tc::LaneChunks<Tr> qc = qa::tc::a_chunks<Tr>(0, lane);
+    uint32_t qf[KQ][4];  // the row group's Q fragments, in registers for the whole sweep
+    const qa::tc::LaneChunks<Tr> qc = qa::tc::a_chunks<Tr>(0, lane);
 QA_UNROLL
-      for (int kk = 0; kk < KQ; ++kk) qa::tc::load_a<Tr>(qf[kk], tl.q, qc, kk);
-    }
+    for (int kk = 0; kk < KQ; ++kk) qa::tc::load_a<Tr>(qf[kk], tl.q, qc, kk);
     RowState<D> s;
     s.stat = stat;
     start_rows<N, Norm, kSplit>(s, dp, b, kvh, row0, rows, len);

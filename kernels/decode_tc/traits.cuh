@@ -19,9 +19,6 @@ struct Traits : qa::tc::Traits<D, STATS> {
   static constexpr int kBlockN = 64;
   static constexpr int kKeysPerWarp = kBlockN / Base::kWarps;
   static constexpr int kStages = 2;
-  // Q fragments in registers up to d128; at d256 the O accumulator (128 floats per lane) needs
-  // them, and Q is re-read from shared memory each k-step.
-  static constexpr bool kQInRegs = D <= 128;
   static constexpr int kQChunks = kRows * Base::kStride;
   static constexpr int kKvChunks = kBlockN * Base::kStride;  // one K (or V) stage
   static constexpr int kTileBytes = (kQChunks + 2 * kStages * kKvChunks) * 16;
@@ -32,6 +29,9 @@ struct Traits : qa::tc::Traits<D, STATS> {
   static constexpr int kOTileFloats = kRows * D;
 
   static_assert(kKeysPerWarp == 16, "a warp's keys are one P·V k-step");
+  // Q fragments (D/4 registers per lane) and O (D/2) stay in registers through the key loop:
+  // at d256 that spilled (kernel.cuh), so the family stops at 128.
+  static_assert(D == 64 || D == 128, "head dims of the tensor-core decode chunk");
   static_assert(Base::kWarps * kOTileFloats * 4 <= kTileBytes, "the warps' O tiles fit over the tiles");
   static_assert(kStages >= 2, "the pipeline overlaps one load with one tile's math");
 };

@@ -1,5 +1,5 @@
-//! The decode chunk-kernel families: CUDA cores (`kernels/decode/`: sm_75+, f32/f16/bf16) and
-//! tensor cores (`kernels/decode_tc/`: sm_80+, f16/bf16). Both take `QaDecodeParams` on grid
+//! The decode chunk-kernel families: CUDA cores (`kernels/decode/`: sm_75+, f32/f16/bf16, head
+//! dims up to 256) and tensor cores (`kernels/decode_tc/`: sm_80+, f16/bf16, head dims up to 128). Both take `QaDecodeParams` on grid
 //! `(splits, kv heads, batch)` and write the same partials, so the combine of `kernels/decode/`
 //! serves both. [`choose`] resolves a [`KernelChoice`] like prefill's family choice: `Auto`
 //! takes the tensor-core chunk where it serves the call, a pinned family that cannot is an
@@ -87,21 +87,12 @@ fn bound(head_dim: u32) -> u32 {
 /// Dynamic shared memory of the tensor-core chunk at bound `d` (`kernels/decode_tc/traits.cuh`:
 /// 16 query rows and two stages of 64-key K and V tiles in 16-byte chunks, rows padded to whole
 /// swizzle groups of 8 chunks; then, with statistics, the channel scratch of 4 tensors × 6
-/// words per channel).
+/// words per channel). At most 80 KiB (d128 with statistics): within the per-block limit of
+/// every sm_80+ part.
 pub fn tensor_core_smem(d: u32, stats: bool) -> u32 {
     let stride = (d / 8).div_ceil(8) * 8;
     let tiles = (16 + 2 * 2 * 64) * stride * 16;
     tiles + if stats { 6 * 4 * d * 4 } else { 0 }
-}
-
-/// The most dynamic shared memory a block may opt into on compute capability `cc` (sm_80 and
-/// sm_87: 163 KiB, sm_90: 227 KiB, the other 8.x/12.x parts: 99 KiB).
-fn smem_limit(cc: (u32, u32)) -> u32 {
-    match cc {
-        (8, 0) | (8, 7) => 163 * 1024,
-        (9, 0) => 227 * 1024,
-        _ => 99 * 1024,
-    }
 }
 
 impl DecodeFamily {
@@ -138,22 +129,11 @@ impl DecodeFamily {
             if p.q.dtype == abi::QaDtype_QA_DTYPE_F32 {
                 return why("f16 or bf16 inputs only, not f32".into());
             }
-            if wants_stats(p) && bound(p.head_dim) == 256 {
+            if p.head_dim > 128 {
                 return why(format!(
-                    "head dim {} with statistics is not instantiated on tensor cores (d256 \
-                     with statistics spills on sm_80); the cuda-core chunk serves it",
+                    "head dim {} is above 128 (the tensor-core chunk is instantiated at 64 and \
+                     128: at 256 its accumulator spills); the cuda-core chunk serves it",
                     p.head_dim
-                ));
-            }
-            let smem = tensor_core_smem(bound(p.head_dim), wants_stats(p));
-            if smem > smem_limit(cc) {
-                return why(format!(
-                    "head dim {} needs {smem} bytes of shared memory per block, compute \
-                     capability {}.{} allows {}",
-                    p.head_dim,
-                    cc.0,
-                    cc.1,
-                    smem_limit(cc)
                 ));
             }
         }
@@ -235,18 +215,16 @@ mod tests {
         );
         assert_eq!(choose(auto, &bf16, (7, 5)).unwrap(), DecodeFamily::CudaCore);
         assert_eq!(choose(auto, &f32, (9, 0)).unwrap(), DecodeFamily::CudaCore);
-        // d256 needs 136 KiB: not on an sm_86 (99 KiB), fine on sm_80; with statistics it
-        // has no tensor-core instantiation
-        let mut wide = params(abi::QaDtype_QA_DTYPE_F16, 256);
-        assert_eq!(choose(auto, &wide, (8, 6)).unwrap(), DecodeFamily::CudaCore);
-        assert_eq!(
-            choose(auto, &wide, (8, 0)).unwrap(),
-            DecodeFamily::TensorCore
-        );
-        wide.attn.stats.tensors = 8;
+        // above d128 the CUDA-core chunk serves every call; pinning tensor cores says why
+        let wide = params(abi::QaDtype_QA_DTYPE_F16, 256);
         assert_eq!(choose(auto, &wide, (9, 0)).unwrap(), DecodeFamily::CudaCore);
         let e = choose(KernelChoice::TensorCore, &wide, (9, 0)).unwrap_err();
-        assert!(e.to_string().contains("statistics"), "{e}");
+        assert!(e.to_string().contains("above 128"), "{e}");
+        let padded = params(abi::QaDtype_QA_DTYPE_F16, 72);
+        assert_eq!(
+            choose(auto, &padded, (8, 0)).unwrap(),
+            DecodeFamily::TensorCore
+        );
     }
 
     #[test]
