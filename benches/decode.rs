@@ -1,7 +1,8 @@
 //! Decode over a paged KV cache on a GPU (issue 9): GB/s of K/V read by the decode kernels and
 //! that rate as a percentage of a device-to-device copy measured in the same run. bf16, d128,
 //! 8 kv heads × G 8 (64 query heads), page size 16, q_len 1 and 4, batch 1–64, keys 1k–128k,
-//! softmax; the split plan is `SplitPlan::new` for the GPU's SMs (132 assumed, an H100/H200).
+//! softmax, both chunk-kernel families (CUDA cores and tensor cores); the split plan is
+//! `SplitPlan::new` for the GPU's SMs (132 assumed, an H100/H200).
 //!
 //! Conventions (as `benches/act_stats.rs`): the kernels read each K/V byte once, so their rate is
 //! `kv bytes / time`; a copy reads and writes, so its rate is `2 · bytes / time`. The time of a
@@ -13,6 +14,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use quietattn::KernelChoice;
 use quietattn::abi::{self, QaAttnParams, QaDecodeParams, QaTensorDesc};
 use quietattn::cuda::CudaDevice;
 use quietattn::launch::{Buffer, Executor};
@@ -48,7 +50,13 @@ fn desc(ptr: u64, strides: [usize; 3]) -> QaTensorDesc {
     }
 }
 
-fn setup(dev: &CudaDevice, batch: usize, q_len: usize, keys: usize) -> quietattn::Result<Setup> {
+fn setup(
+    dev: &CudaDevice,
+    family: KernelChoice,
+    batch: usize,
+    q_len: usize,
+    keys: usize,
+) -> quietattn::Result<Setup> {
     let pages_per_seq = keys.div_ceil(PAGE);
     let pages = batch * pages_per_seq;
     let page_elems = PAGE * KV_HEADS * DIM;
@@ -97,7 +105,8 @@ fn setup(dev: &CudaDevice, batch: usize, q_len: usize, keys: usize) -> quietattn
         log2_page: PAGE.trailing_zeros(),
         ..Default::default()
     };
-    let launches = decode_launches(&params, &plan, ws.addr(), ws.len())?;
+    let cc = dev.compute_capability();
+    let launches = decode_launches(&params, &plan, family, cc, ws.addr(), ws.len())?;
     let kv_bytes = 2 * batch * keys * KV_HEADS * DIM * 2;
     Ok(Setup {
         copy_src: k.addr(),
@@ -129,16 +138,20 @@ fn main() {
         }
     };
     println!("device: {}", dev.name());
-    for q_len in [1, 4] {
+    for (family, q_len) in [KernelChoice::CudaCore, KernelChoice::TensorCore]
+        .into_iter()
+        .flat_map(|f| [(f, 1), (f, 4)])
+    {
         for batch in [1, 8, 64] {
             for keys in [1024, 32_768, 131_072] {
                 if batch * keys > 64 * 32_768 {
                     continue; // > 8 GB of cache
                 }
-                let s = match setup(&dev, batch, q_len, keys) {
+                let name = family.name();
+                let s = match setup(&dev, family, batch, q_len, keys) {
                     Ok(s) => s,
                     Err(e) => {
-                        println!("decode q_len {q_len} batch {batch} keys {keys}: {e}");
+                        println!("decode {name} q_len {q_len} batch {batch} keys {keys}: {e}");
                         continue;
                     }
                 };
@@ -149,7 +162,7 @@ fn main() {
                 let rate = s.kv_bytes as f64 / t;
                 let copy = s.kv_bytes as f64 / t_copy;
                 println!(
-                    "decode softmax bf16 d{DIM} page {PAGE} q_len {q_len} batch {batch:>2} keys \
+                    "decode {name} softmax bf16 d{DIM} page {PAGE} q_len {q_len} batch {batch:>2} keys \
                      {keys:>6} ({} launches): {:>8.1} us, {:>6.0} GB/s K/V = {:>5.1}% of the \
                      same-run copy ({:.0} GB/s)",
                     s.launches.len(),

@@ -18,7 +18,7 @@ use quietattn::ops::decode::{
 };
 use quietattn::problem::{DecodeBounds, ERROR_RECORD_BYTES, SplitPlan, workspace_bytes};
 use quietattn::stats::OutlierStats;
-use quietattn::{AttentionOptions, DType, Device, Error, Normaliser};
+use quietattn::{AttentionOptions, DType, Device, Error, KernelChoice, Normaliser};
 
 /// The fixture in executor memory, plus the outputs and a workspace.
 struct Placed {
@@ -257,18 +257,19 @@ fn device_path_equals_the_host_path_bit_for_bit() {
 fn device_path_with_statistics_and_a_split_under_a_window_equals_the_host_path() {
     let device = common::emulator();
     let f = Fixture::new(720, shape(DType::BF16, 16, 1, (6, 2)));
-    let options = covering_options(Normaliser::Softmax, 1, true);
     let plan = SplitPlan {
         splits: 9,
         chunk: 16,
     };
-    same_as_host(
-        &device,
-        &f,
-        &options,
-        Some(plan),
-        "bf16 window stats 9 splits",
-    );
+    // both chunk-kernel families (Auto takes the tensor-core one for bf16 on the emulator)
+    for family in [KernelChoice::CudaCore, KernelChoice::TensorCore] {
+        let options = AttentionOptions {
+            kernel: family,
+            ..covering_options(Normaliser::Softmax, 1, true)
+        };
+        let label = format!("{} bf16 window stats 9 splits", family.name());
+        same_as_host(&device, &f, &options, Some(plan), &label);
+    }
 }
 
 #[test]
@@ -368,10 +369,17 @@ fn device_path_on_a_gpu_equals_its_host_path() {
     let Some(device) = quietattn::testing::cuda_or_skip("decode device path on GPU") else {
         return;
     };
-    // Without statistics: float atomics make GPU statistics order-dependent.
+    // Without statistics: float atomics make GPU statistics order-dependent. Both chunk-kernel
+    // families.
     let f = Fixture::new(750, shape(DType::BF16, 16, 1, (4, 2)));
-    for norm in Normaliser::all_defaults() {
-        let options = covering_options(norm, 0, false);
+    for (norm, family) in Normaliser::all_defaults()
+        .into_iter()
+        .flat_map(|n| [(n, KernelChoice::CudaCore), (n, KernelChoice::TensorCore)])
+    {
+        let options = AttentionOptions {
+            kernel: family,
+            ..covering_options(norm, 0, false)
+        };
         for plan in [
             None,
             Some(SplitPlan {
@@ -379,7 +387,8 @@ fn device_path_on_a_gpu_equals_its_host_path() {
                 chunk: 48,
             }),
         ] {
-            same_as_host(&device, &f, &options, plan, &format!("GPU {}", norm.name()));
+            let label = format!("GPU {} {}", family.name(), norm.name());
+            same_as_host(&device, &f, &options, plan, &label);
         }
     }
 }

@@ -20,7 +20,10 @@ use std::f64::consts::LOG2_E;
 use quietattn::ops::decode::{DecodeCall, chunk_partials, paged_decode};
 use quietattn::problem::SplitPlan;
 use quietattn::reference::split::{Chunk, ExpPartial};
-use quietattn::{AttentionOptions, DType, Error, Normaliser};
+use quietattn::{AttentionOptions, DType, Error, KernelChoice, Normaliser, Tensor};
+
+/// Both chunk-kernel families, pinned.
+const FAMILIES: [KernelChoice; 2] = [KernelChoice::CudaCore, KernelChoice::TensorCore];
 
 fn plan(splits: usize, chunk: usize) -> DecodeCall<'static> {
     DecodeCall {
@@ -40,25 +43,37 @@ fn shape(dtype: DType, dim: usize, page_size: usize, q_len: usize, heads: (usize
     }
 }
 
-#[test]
-fn every_normaliser_matches_the_paged_reference_split_or_not() {
-    for device in common::devices("decode every normaliser") {
+/// The covering matrix of one chunk-kernel family: every normaliser × page sizes 16 and 64 ×
+/// 1 split, 3 chunks of 48 keys and 9 chunks of 16 (shorter than a key tile) × GQA 2:1 (q_len 1)
+/// and 3:1 (q_len 4), the three variants rotating, head dim 8 (the tensor-core family runs it
+/// zero-padded to 64) in `dtype(n, k)`; with statistics compared too when `stats`.
+fn covering_matrix(family: KernelChoice, dtype: fn(usize) -> DType, seed: u64, stats: bool) {
+    for device in common::devices(&format!("decode {} covering matrix", family.name())) {
         for (n, norm) in Normaliser::all_defaults().into_iter().enumerate() {
             for (k, (page_size, q_len, heads)) in
                 [(16, 1, (4, 2)), (64, 4, (6, 2))].into_iter().enumerate()
             {
-                let s = shape(DType::F32, 8, page_size, q_len, heads);
-                let f = Fixture::new(100 + 10 * n as u64 + k as u64, s);
-                // 1 split; 3 chunks of 48 keys; 9 chunks of 16 keys (shorter than a key tile).
+                let s = shape(dtype(n + k), 8, page_size, q_len, heads);
+                let f = Fixture::new(seed + 10 * n as u64 + k as u64, s);
                 for (splits, chunk) in [(1, 0), (3, 48), (9, 16)] {
                     let variant = (n + k + splits) % 3;
-                    let opts = covering_options(norm, variant, false);
+                    let opts = AttentionOptions {
+                        kernel: family,
+                        ..covering_options(norm, variant, false)
+                    };
                     let label = format!(
-                        "{} on {}: page {page_size} q_len {q_len} heads {heads:?} splits {splits} variant {variant}",
+                        "{} {} {:?} on {}: page {page_size} q_len {q_len} heads {heads:?} splits {splits} variant {variant}",
+                        family.name(),
                         norm.name(),
+                        s.dtype,
                         device.name()
                     );
-                    let worst = f.compare(&device, &opts, &plan(splits, chunk));
+                    let call = plan(splits, chunk);
+                    let worst = if stats {
+                        f.compare_stats(&device, &opts, &call)
+                    } else {
+                        f.compare(&device, &opts, &call)
+                    };
                     assert!(worst.is_ok(), "{label}: {}", worst.unwrap_err());
                 }
             }
@@ -66,25 +81,75 @@ fn every_normaliser_matches_the_paged_reference_split_or_not() {
     }
 }
 
+/// The half types, alternating.
+fn half(i: usize) -> DType {
+    [DType::BF16, DType::F16][i % 2]
+}
+
+#[test]
+fn every_normaliser_matches_the_paged_reference_split_or_not() {
+    covering_matrix(KernelChoice::CudaCore, |_| DType::F32, 100, false);
+}
+
+#[test]
+fn tensor_core_chunks_match_the_paged_reference_over_the_covering_matrix() {
+    covering_matrix(KernelChoice::TensorCore, half, 150, false);
+}
+
 #[test]
 fn half_types_and_wide_heads_match_the_reference() {
-    // Every normaliser in f16 and bf16, the head-dim bounds 64/128/256 rotating, split and not.
+    // Every normaliser in f16 and bf16, the head-dim bounds 64/128/256 rotating (and 96,
+    // padded to 128 on tensor cores), split and not, on both chunk-kernel families (tensor
+    // cores up to 128).
     for device in common::devices("decode half types") {
         for (n, norm) in Normaliser::all_defaults().into_iter().enumerate() {
             for (t, dtype) in [DType::F16, DType::BF16].into_iter().enumerate() {
-                let dim = [64, 128, 256][(n + t) % 3];
+                let dim = [64, 128, 256, 96][(n + t) % 4];
                 let splits = [1, 3][(n + t) % 2];
                 let s = shape(dtype, dim, 16, 2, (4, 1));
                 let f = Fixture::new(300 + 2 * n as u64 + t as u64, s);
-                let worst = f.compare(
-                    &device,
-                    &covering_options(norm, (n + t) % 3, false),
-                    &plan(splits, 48),
-                );
+                for family in FAMILIES {
+                    if family == KernelChoice::TensorCore && dim > 128 {
+                        continue; // the tensor-core chunk serves head dims up to 128
+                    }
+                    let opts = AttentionOptions {
+                        kernel: family,
+                        ..covering_options(norm, (n + t) % 3, false)
+                    };
+                    let worst = f.compare(&device, &opts, &plan(splits, 48));
+                    assert!(
+                        worst.is_ok(),
+                        "{} {dtype:?} d{dim} {} splits {splits}: {}",
+                        family.name(),
+                        norm.name(),
+                        worst.unwrap_err()
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn more_rows_than_one_group_sweep_again() {
+    // G·q_len = 8 · 16 = 128 rows at d = 64: four row groups of 32 over the same chunk (CUDA
+    // cores, f32), eight of 16 (tensor cores, bf16).
+    for device in common::devices("decode row groups") {
+        for (family, dtype) in [
+            (KernelChoice::CudaCore, DType::F32),
+            (KernelChoice::TensorCore, DType::BF16),
+        ] {
+            let f = Fixture::new(400, shape(dtype, 64, 16, 16, (8, 1)));
+            for splits in [1, 2] {
+                let opts = AttentionOptions {
+                    kernel: family,
+                    ..covering_options(Normaliser::Sink, 0, false)
+                };
+                let worst = f.compare(&device, &opts, &plan(splits, 80));
                 assert!(
                     worst.is_ok(),
-                    "{dtype:?} d{dim} {} splits {splits}: {}",
-                    norm.name(),
+                    "{} splits {splits}: {}",
+                    family.name(),
                     worst.unwrap_err()
                 );
             }
@@ -93,18 +158,35 @@ fn half_types_and_wide_heads_match_the_reference() {
 }
 
 #[test]
-fn more_rows_than_one_group_sweep_again() {
-    // G·q_len = 8 · 16 = 128 rows at d = 64: four row groups of 32 over the same chunk.
-    for device in common::devices("decode row groups") {
-        let f = Fixture::new(400, shape(DType::F32, 64, 16, 16, (8, 1)));
-        for splits in [1, 2] {
-            let worst = f.compare(
-                &device,
-                &covering_options(Normaliser::Sink, 0, false),
-                &plan(splits, 80),
-            );
-            assert!(worst.is_ok(), "splits {splits}: {}", worst.unwrap_err());
-        }
+fn tensor_core_seeded_bugs_are_caught_and_their_twin_passes() {
+    // kernels/testing/seeded_bugs.cu: the tensor-core chunk with one pipeline mistake each, run
+    // in place of the family's chunk kernel (same ABI, geometry and combine), split and not.
+    let device = common::emulator();
+    let f = Fixture::new(1200, shape(DType::BF16, 64, 16, 4, (4, 1)));
+    let opts = AttentionOptions {
+        kernel: KernelChoice::TensorCore,
+        ..AttentionOptions::default()
+    };
+    let with = |name: &'static str, splits: usize| DecodeCall {
+        chunk_kernel: Some(quietattn::launch::KernelRef {
+            module: "seeded_bugs",
+            name: name.into(),
+        }),
+        ..plan(splits, 64)
+    };
+    for splits in [1, 3] {
+        let twin = f.compare(&device, &opts, &with("qa_bug_decode_tc_twin", splits));
+        assert!(twin.is_ok(), "twin, splits {splits}: {}", twin.unwrap_err());
+        // the stage about to be read is still in flight: the emulator reports the read
+        let no_wait = f.compare(&device, &opts, &with("qa_bug_decode_tc_no_wait", splits));
+        assert!(
+            no_wait.is_err(),
+            "a missing cp.async wait passed, splits {splits}"
+        );
+        // the warps' partials are added in different units: wrong values
+        let warp_max = f.compare(&device, &opts, &with("qa_bug_decode_tc_warp_max", splits));
+        let e = warp_max.expect_err("warps with their own row max passed");
+        assert!(e.contains("reference"), "splits {splits}: {e}");
     }
 }
 
@@ -195,35 +277,13 @@ fn a_plan_that_misses_keys_is_refused() {
 #[test]
 fn statistics_match_the_reference_for_every_normaliser_split_or_not() {
     // Row statistics merged over chunks (entropy via Σw ln w, first-key mass from the chunk
-    // holding key 0, logit range re-anchored), Q/K/V/O counted once, for every normaliser,
-    // both page sizes, 1 / 3 / 9 splits, GQA 2:1 and 3:1, and the three variants.
-    for device in common::devices("decode statistics") {
-        for (n, norm) in Normaliser::all_defaults().into_iter().enumerate() {
-            for (k, (page_size, q_len, heads)) in
-                [(16, 1, (4, 2)), (64, 4, (6, 2))].into_iter().enumerate()
-            {
-                let f = Fixture::new(
-                    800 + 10 * n as u64 + k as u64,
-                    shape(DType::F32, 8, page_size, q_len, heads),
-                );
-                for (splits, chunk) in [(1, 0), (3, 48), (9, 16)] {
-                    let variant = (n + k + splits) % 3;
-                    let worst = f.compare_stats(
-                        &device,
-                        &covering_options(norm, variant, false),
-                        &plan(splits, chunk),
-                    );
-                    assert!(
-                        worst.is_ok(),
-                        "{} on {}: page {page_size} q_len {q_len} heads {heads:?} splits {splits} variant {variant}: {}",
-                        norm.name(),
-                        device.name(),
-                        worst.unwrap_err()
-                    );
-                }
-            }
-        }
-    }
+    // holding key 0, logit range re-anchored), Q/K/V/O counted once, over the covering matrix.
+    covering_matrix(KernelChoice::CudaCore, |_| DType::F32, 800, true);
+}
+
+#[test]
+fn tensor_core_statistics_match_the_reference_over_the_covering_matrix() {
+    covering_matrix(KernelChoice::TensorCore, half, 850, true);
 }
 
 #[test]
@@ -247,20 +307,34 @@ fn statistics_in_half_types_wide_heads_and_many_row_groups() {
                 3,
             ),
             (Normaliser::OffByOne, DType::F32, 64, 16, (8, 1), 2),
+            (
+                Normaliser::Sigmoid { bias: None },
+                DType::BF16,
+                64,
+                16,
+                (8, 1),
+                2,
+            ),
         ];
         for (c, (norm, dtype, dim, q_len, heads, splits)) in cases.into_iter().enumerate() {
             let f = Fixture::new(900 + c as u64, shape(dtype, dim, 16, q_len, heads));
-            let worst = f.compare_stats(
-                &device,
-                &covering_options(norm, c % 3, false),
-                &plan(splits, 80),
-            );
-            assert!(
-                worst.is_ok(),
-                "{dtype:?} d{dim} {} splits {splits}: {}",
-                norm.name(),
-                worst.unwrap_err()
-            );
+            for family in FAMILIES {
+                if family == KernelChoice::TensorCore && (dtype == DType::F32 || dim > 128) {
+                    continue; // f16/bf16 and head dims up to 128 only
+                }
+                let opts = AttentionOptions {
+                    kernel: family,
+                    ..covering_options(norm, c % 3, false)
+                };
+                let worst = f.compare_stats(&device, &opts, &plan(splits, 80));
+                assert!(
+                    worst.is_ok(),
+                    "{} {dtype:?} d{dim} {} splits {splits}: {}",
+                    family.name(),
+                    norm.name(),
+                    worst.unwrap_err()
+                );
+            }
         }
     }
 }
@@ -306,28 +380,47 @@ fn statistics_off_returns_none_and_on_counts_every_query_and_key_once() {
     assert_eq!(again.tensors, s.tensors);
 }
 
-/// `|got − want| ≤ 1e-4·(1 + |want|)` (f32 kernel against f64 on f32-rounded inputs), or both −∞.
-fn close(got: f32, want: f64) -> bool {
+/// `|got − want| ≤ tol·(1 + |want|)`, or both −∞.
+fn close(got: f32, want: f64, tol: f64) -> bool {
     let got = f64::from(got);
-    (got == want && want.is_infinite()) || (got - want).abs() <= 1e-4 * (1.0 + want.abs())
+    (got == want && want.is_infinite()) || (got - want).abs() <= tol * (1.0 + want.abs())
 }
 
 #[test]
 fn chunk_partials_match_the_reference_exp_partials() {
-    // Each chunk's (acc, m, l) and statistics pieces, before any combine, against ExpPartial of
-    // the same keys (log2 units in the kernel), so a chunk bug and a combine bug are told apart.
-    // off_by_one's chunks run plain softmax (its sink enters in the combine): the same partial.
+    // f32 arithmetic against f64 on the same f32 inputs
+    chunk_partials_match(KernelChoice::CudaCore, DType::F32, 1e-4);
+}
+
+#[test]
+fn tensor_core_chunk_partials_match_the_reference_exp_partials() {
+    // f16 inputs; the tensor-core chunk rounds P to f16 (2^-11) before P·V
+    chunk_partials_match(KernelChoice::TensorCore, DType::F16, 5e-3);
+}
+
+/// Each chunk's (acc, m, l) and statistics pieces, before any combine, against ExpPartial of
+/// the same keys (log2 units in the kernel), so a chunk bug and a combine bug are told apart.
+/// off_by_one's chunks run plain softmax (its sink enters in the combine): the same partial.
+fn chunk_partials_match(family: KernelChoice, dtype: DType, tol: f64) {
     let device = common::emulator();
     let executor = device.executor().expect("the emulator runs kernels");
     let (dim, heads, kv_heads, splits, chunk) = (8, 4, 2, 3, 48);
-    let f = Fixture::new(1100, shape(DType::F32, dim, 16, 1, (heads, kv_heads)));
+    let f = Fixture::new(1100, shape(dtype, dim, 16, 1, (heads, kv_heads)));
     let split = SplitPlan { splits, chunk };
     let q = f.q.to_f64();
+    // the keys and values as the kernel reads them: rounded to the dtype
+    let rounded = |rows: &[Vec<f64>]| -> Vec<Vec<f64>> {
+        rows.iter()
+            .map(|r| Tensor::from_f64(dtype, r, &[r.len()]).unwrap().to_f64())
+            .collect()
+    };
+    let (k_rows, v_rows) = (rounded(&f.keys), rounded(&f.values));
     let scale = 1.0 / (dim as f64).sqrt();
     for norm in [Normaliser::Softmax, Normaliser::OffByOne] {
         let opts = AttentionOptions {
             normaliser: norm,
             stats: true,
+            kernel: family,
             ..AttentionOptions::default()
         };
         let p = chunk_partials(executor, &f.paged(), &opts, &plan(splits, chunk)).unwrap();
@@ -345,14 +438,14 @@ fn chunk_partials_match_the_reference_exp_partials() {
                         .iter()
                         .map(|&j| {
                             scale
-                                * at(&f.keys[b], j)
+                                * at(&k_rows[b], j)
                                     .iter()
                                     .zip(qh)
                                     .map(|(k, q)| k * q)
                                     .sum::<f64>()
                         })
                         .collect();
-                    let values: Vec<f64> = keys.iter().flat_map(|&j| at(&f.values[b], j)).collect();
+                    let values: Vec<f64> = keys.iter().flat_map(|&j| at(&v_rows[b], j)).collect();
                     let want = ExpPartial::of(&Chunk::new(&keys, &logits, &values, dim).unwrap());
                     let got = &p[((c * LENS.len() + b) * heads + h) * row..][..row];
                     let label = format!(
@@ -384,10 +477,10 @@ fn chunk_partials_match_the_reference_exp_partials() {
                         (got[dim + 7], want.range.max * LOG2_E),
                     ];
                     for (i, (g, w)) in expected.into_iter().enumerate() {
-                        assert!(close(g, w), "scalar {i}: {label}");
+                        assert!(close(g, w, tol), "scalar {i}: {label}");
                     }
                     for (g, &w) in got[..dim].iter().zip(&want.acc) {
-                        assert!(close(*g, w), "acc: {label}");
+                        assert!(close(*g, w, tol), "acc: {label}");
                     }
                 }
             }

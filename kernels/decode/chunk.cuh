@@ -19,26 +19,13 @@
 #include "../attention/online_softmax.cuh"
 #include "../attention/output.cuh"
 #include "../attention/variant.cuh"
+#include "chunk_parts.cuh"
 #include "stats.cuh"
 #include "tiles.cuh"
 
 namespace qa::decode {
 
 using namespace qa::attn;
-
-// The policy one chunk runs.
-template <class Norm, bool kSplit>
-struct ChunkPolicy {
-  using type = Norm;
-};
-template <>
-struct ChunkPolicy<OffByOne, true> {
-  using type = Softmax;
-};
-template <>
-struct ChunkPolicy<Sink, true> {
-  using type = Softmax;
-};
 
 // The online state of a warp's R rows.
 template <int R, int G>
@@ -174,24 +161,8 @@ QA_UNROLL
   __syncwarp();  // sm.s / sm.p are rewritten by the next tile
 }
 
-// Row statistics at the end of a row: into the chunk's partial (split), or recorded (not split).
-template <class N, bool kSplit, int R, int G>
-__device__ __forceinline__ void finish_row_stats(Rows<R, G>& w, int r, const QaDecodeParams& dp, float* slot,
-                                                 float m_use, float scale, float lse2, bool weighed) {
-  const RowTotals t{warp_sum(w.rng[r].n), warp_sum(w.rng[r].sum), warp_sum(w.ent[r].a),
-                    warp_sum(w.ent[r].b), w.x0[r], w.xmax[r]};
-  if (threadIdx.x % WARP_SIZE != 0 || !w.ok[r]) return;
-  const int d = int(dp.attn.head_dim);
-  if constexpr (kSplit) {
-    if (!weighed) return;  // clipped pass 0: only (m, l)
-    slot[d + 2] = t.ent_a, slot[d + 3] = t.ent_b, slot[d + 4] = float(t.n);
-    slot[d + 5] = t.range_sum, slot[d + 6] = t.x0, slot[d + 7] = t.xmax;
-  } else if (t.n > 0) {
-    record_row_global<N>(dp.attn.stats, w.at[r].head, w.ctx[r], t, m_use, scale, lse2);
-  }
-}
-
-// The epilogue of one row: o and lse (splits = 1) or the chunk's partial (splits > 1).
+// The epilogue of the warp's rows: o and lse (splits = 1) or the chunk's partial (splits > 1),
+// through the row end both chunk kernels share (chunk_parts.cuh).
 template <class N, class T, class Tr, bool kSplit, bool STATS, int R, int G>
 __device__ __forceinline__ void finish_rows(Rows<R, G>& w, const QaDecodeParams& dp, int b, int pass,
                                             BlockStats* bs) {
@@ -208,42 +179,24 @@ QA_UNROLL
 QA_UNROLL
         for (int c = 0; c < 4; ++c) w.acc[r][g].v[c] += __shfl_xor_sync(FULL_MASK, w.acc[r][g].v[c], kSplitLanes);
     }
+    RowTotals t{};
+    if constexpr (STATS)
+      t = RowTotals{warp_sum(w.rng[r].n), warp_sum(w.rng[r].sum), warp_sum(w.ent[r].a),
+                    warp_sum(w.ent[r].b), w.x0[r], w.xmax[r]};
     if (!w.ok[r]) continue;
     const GroupRow at = w.at[r];
-    float scale = 1.f, m_out = w.st[r].m, l_out = l;
-    if constexpr (kSplit) {
-      if (N::kPasses == 2 && pass == 1) m_out = w.lse2[r], l_out = 0.f;  // carry the row's lse
-    } else {
-      const bool two = N::kPasses == 2;
-      scale = two ? 1.f : N::out_scale(w.st[r].m, l, w.ctx[r]);
-      if (lane == 0) store_lse(p, b, at.head, at.i, two ? w.lse2[r] : N::lse2(w.st[r].m, l, w.ctx[r]));
-    }
     float* slot = kSplit ? partial_slot(dp, int(blockIdx.x), b, at.head, at.i) : nullptr;
-    if (kSplit && lane == 0) slot[d] = m_out, slot[d + 1] = l_out;
-    if constexpr (STATS) {
-      const bool two = N::kPasses == 2;
-      const float lse2 = two ? w.lse2[r] : N::lse2(w.st[r].m, l, w.ctx[r]);
-      const float m_use = two ? w.lse2[r] : N::shift(w.st[r].m);
-      finish_row_stats<N, kSplit>(w, r, dp, slot, m_use, scale, lse2, pass == N::kPasses - 1);
-    }
+    const float scale =
+        finish_row<N, kSplit, STATS>(dp, b, at, w.ctx[r], w.st[r].m, l, w.lse2[r], t, pass, slot, lane == 0);
     if (!stores) continue;
-    T* o = qa::ptr<T>(p.o.ptr) + int64_t(b) * p.o.stride_batch + int64_t(at.i) * p.o.stride_seq +
-           int64_t(at.head) * p.o.stride_head;
+    T* o = o_row<T>(p, b, at);
 QA_UNROLL
     for (int g = 0; g < G; ++g) {
       const int c0 = 4 * (lane % kSplitLanes + g * WARP_SIZE);
       if (c0 >= d) continue;
 QA_UNROLL
-      for (int c = 0; c < 4; ++c) {
-        const float v = w.acc[r][g].v[c] * scale;
-        if constexpr (kSplit) {
-          slot[c0 + c] = v;
-        } else {
-          if constexpr (STATS)
-            count_to_global(v, p.stats.channels[QA_STAT_O], at.head * d + c0 + c, bs->hist[QA_STAT_O]);
-          o[c0 + c] = qa::from_float<T>(v * gate_factor(p, false, b, at.i, at.head, c0 + c));
-        }
-      }
+      for (int c = 0; c < 4; ++c)
+        store_channel<T, kSplit, STATS>(p, o, slot, b, at, c0 + c, w.acc[r][g].v[c] * scale, bs);
     }
   }
 }
@@ -274,19 +227,6 @@ QA_UNROLL
 QA_UNROLL
     for (int g = 0; g < G; ++g) w.acc[r][g] = f32x4{{0.f, 0.f, 0.f, 0.f}};
   }
-}
-
-// The visible keys of sequence b after the index checks: [lo, hi); empty for a bad sequence.
-// Statistics count every key, so a STATS block takes [0, len).
-template <bool STATS>
-__device__ __forceinline__ KeyRange checked_keys(const QaDecodeParams& dp, int b, int threads, int* len) {
-  const int q_len = int(dp.attn.seqlen_q);
-  const int n = checked_seq_len(dp, b);
-  KeyRange keys = visible_keys(Mask(dp.attn, Sequence{0, q_len, 0, n < 0 ? 0 : n}), q_len);
-  if (STATS) keys = KeyRange{0, n < 0 ? 0 : n};
-  const bool ok = pages_valid(dp, b, keys.lo, keys.hi, threads);  // every thread: it has barriers
-  *len = n >= 0 && ok ? n : 0;
-  return *len > 0 ? keys : KeyRange{0, 0};
 }
 
 // K/V channel moments of this thread's channels (c0 + k·kThreadsPerRow) and the block's
@@ -331,10 +271,8 @@ __device__ __forceinline__ void chunk_body(const QaDecodeParams& dp, SharedStora
   const KeyRange keys = checked_keys<STATS>(dp, b, Tr::kThreads, &len);
   const Mask mask(p, Sequence{0, int(p.seqlen_q), 0, len});
   const LogitMap logit(p);
-  // this block's chunk of the visible keys (all of them when splits = 1)
-  const long long c_lo = kSplit ? keys.lo + (long long)blockIdx.x * dp.chunk : keys.lo;
-  const int kv_lo = int(c_lo < keys.hi ? c_lo : keys.hi);
-  const int kv_hi = kSplit ? int(c_lo + dp.chunk < keys.hi ? c_lo + dp.chunk : keys.hi) : keys.hi;
+  const KeyRange own = chunk_of<kSplit>(dp, keys);  // this block's chunk of the visible keys
+  const int kv_lo = own.lo, kv_hi = own.hi;
   const int* table = table_row(dp, b);
   const int rows = int(p.heads / p.kv_heads) * int(p.seqlen_q);
   const int first = kSplit ? int(dp.pass) : 0, last = kSplit ? int(dp.pass) : N::kPasses - 1;

@@ -47,18 +47,19 @@ __device__ __forceinline__ float tile_at(const Chunk* tile, int r, int c) {
   return qa::to_float(T{uint16_t(c % 2 ? w >> 16 : w & 0xffffu)});
 }
 
-// Counts rows [0, valid) of a staged tile into this thread's channels and the block's
-// histogram, then merges the channels into the block scratch (one shared atomic each).
+// Counts rows [0, valid) and channels [0, d) of a staged tile into this thread's channels and
+// the block's histogram, then merges the channels into the block scratch (one shared atomic
+// each). `d` is below the tile's width when a smaller head dim runs zero-padded (decode).
 template <class Tr, class T>
 __device__ __forceinline__ void count_tile(const Chunk* tile, int valid, int tensor,
                                            qa::attn::ChannelScratch<Tr::kHeadDim>& scratch,
-                                           unsigned* hist) {
+                                           unsigned* hist, int d = Tr::kHeadDim) {
   const int c0 = int(threadIdx.x) % Tr::kThreadsPerRow;
 QA_UNROLL
   for (int k = 0; k < Tr::kDimsPerThread; ++k) {
     qa::attn::ChannelAcc ch;
     const int c = c0 + k * Tr::kThreadsPerRow;
-    if (c >= Tr::kHeadDim) break;
+    if (c >= d) break;
     for (int r = int(threadIdx.x) / Tr::kThreadsPerRow; r < valid; r += Tr::kRowsPerPass)
       qa::attn::count_element(tile_at<Tr, T>(tile, r, c), ch, hist);
     qa::attn::merge_channel(scratch, tensor, c, ch);

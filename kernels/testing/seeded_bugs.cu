@@ -2,6 +2,7 @@
 // Kernels with one deliberate synchronisation or indexing bug each, next to their correct
 // twins: tests/emulator_seeded_bugs.rs shows the emulator reports every one (an error, NaN or
 // wrong values) and passes the twins.
+#include "decode_tc/kernel.cuh"
 #include "gemm_tile.cuh"
 #include "tensor_core/kernel.cuh"
 
@@ -16,6 +17,20 @@ QA_KERNEL_BOUNDS(qa_bug_tc_no_wait, QaAttnParams, p, 128, 1) {
 }
 QA_KERNEL_BOUNDS(qa_bug_tc_wrong_swizzle, QaAttnParams, p, 128, 1) {
   qa::tc::attention_body<qa::attn::Softmax, qa::f16, 64, false, qa::tc::BUG_WRONG_SWIZZLE>(p);
+}
+
+// Tensor-core decode chunk (softmax, bf16, d64; tests/decode_emulator.rs runs them through the
+// paged host path): the correct twin, one whose cp.async.wait_group leaves the tile about to be
+// read in flight, and one whose warps keep their own row max instead of the block's (their l
+// and O partials are then added in different units).
+QA_KERNEL_BOUNDS(qa_bug_decode_tc_twin, QaDecodeParams, p, 128, 1) {
+  qa::decode_tc::chunk_kernel<qa::attn::Softmax, qa::bf16, 64, false, qa::decode_tc::BUG_NONE>(p);
+}
+QA_KERNEL_BOUNDS(qa_bug_decode_tc_no_wait, QaDecodeParams, p, 128, 1) {
+  qa::decode_tc::chunk_kernel<qa::attn::Softmax, qa::bf16, 64, false, qa::decode_tc::BUG_NO_WAIT>(p);
+}
+QA_KERNEL_BOUNDS(qa_bug_decode_tc_warp_max, QaDecodeParams, p, 128, 1) {
+  qa::decode_tc::chunk_kernel<qa::attn::Softmax, qa::bf16, 64, false, qa::decode_tc::BUG_WARP_MAX>(p);
 }
 
 // GEMM tile without the barrier that protects the double buffer from the next cp.async.

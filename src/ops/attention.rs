@@ -15,6 +15,7 @@ pub(crate) mod params;
 mod plan;
 mod stats_buffer;
 
+pub(crate) use device::compute_capability;
 pub use device::{DeviceAttentionArgs, DeviceVarlen, attention_device};
 pub(crate) use device::{check_memory, check_operands, enqueue};
 pub use device_stats::{DeviceStats, StatsTarget, read_stats_at};

@@ -265,14 +265,7 @@ pub fn attention_device(
             .map_or_else(Default::default, |t| t.layout().pointers(t.addr())),
     };
     let p = params::build(&g, options, &operands)?;
-    let cc = match device {
-        Device::Cuda(c) => c.compute_capability(),
-        other => other
-            .executor()
-            .ok_or_else(reference_has_no_memory)?
-            .compute_capability(),
-    };
-    let launch = plan(&p, options.kernel, cc)?;
+    let launch = plan(&p, options.kernel, compute_capability(device)?)?;
     if p.batch == 0 {
         return Ok(g);
     }
@@ -341,4 +334,16 @@ pub(crate) fn check_memory(device: &Device, origins: impl Iterator<Item = Origin
         }
     }
     Ok(())
+}
+
+/// The compute capability `device` runs kernels at (the emulator reports the one it implements);
+/// the reference device runs none.
+pub(crate) fn compute_capability(device: &Device) -> Result<(u32, u32)> {
+    Ok(match device {
+        Device::Cuda(c) => c.compute_capability(),
+        other => other
+            .executor()
+            .ok_or_else(reference_has_no_memory)?
+            .compute_capability(),
+    })
 }

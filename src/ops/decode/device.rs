@@ -16,6 +16,7 @@ use crate::abi;
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{Error, Result, shape_err};
+use crate::ops::attention::compute_capability;
 use crate::ops::attention::params::{self, Operands};
 use crate::ops::attention::{
     DeviceIndex, DeviceTensor, StatsTarget, check_head_dim, check_memory, check_operands, enqueue,
@@ -245,7 +246,15 @@ pub fn paged_decode_device(
         args.seq_lens_k.addr(),
     )?;
     // Every launch is planned (and the workspace checked) before the first is queued.
-    let launches = decode_launches(&dp, &plan, workspace.memory.addr(), workspace_bytes)?;
+    let cc = compute_capability(device)?;
+    let launches = decode_launches(
+        &dp,
+        &plan,
+        options.kernel,
+        cc,
+        workspace.memory.addr(),
+        workspace_bytes,
+    )?;
     for l in &launches {
         enqueue(device, &l.kernel, abi::as_bytes(&l.params), &l.geometry)?;
     }

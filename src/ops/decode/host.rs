@@ -1,13 +1,12 @@
-//! Decode on host tensors: validate the paged problem, upload, plan the split, launch through
-//! [`super::decode_raw`], download, and report bad kernel-side indices as errors. The path of
-//! `quietattn run` and of the tests; engines keep their tensors on the device and call
+//! Decode on host tensors: validate the paged problem, upload, plan the split, run the
+//! [`super::decode_launches`] of the family `options.kernel` picks, download, and report bad
+//! kernel-side indices as errors. The path of `quietattn run` and of the tests; engines keep their tensors on the device and call
 //! [`super::paged_decode_device`] with a workspace they sized once.
 
 use super::paged_params::paged_params;
-use super::{DecodeErrors, decode_launches, decode_raw};
-use crate::abi::QaDecodeParams;
+use super::{DecodeErrors, DecodeLaunch, decode_launches};
 use crate::error::{Error, Result};
-use crate::launch::{Buffer, Executor};
+use crate::launch::{Buffer, Executor, KernelRef};
 use crate::ops::AttentionOutput;
 use crate::ops::attention::host_outputs::HostOutputs;
 use crate::ops::attention::params::{self, Operands};
@@ -19,7 +18,7 @@ use crate::tensor::{Tensor, contiguous_strides};
 use crate::variant::AttentionOptions;
 
 /// How a host-path decode call splits its keys and which indices its kernels read.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct DecodeCall<'a> {
     /// The split; `None`: [`SplitPlan::new`] for a GPU of `sm_count` SMs.
     pub plan: Option<SplitPlan>,
@@ -28,6 +27,9 @@ pub struct DecodeCall<'a> {
     /// The block table and `seq_lens_k` the kernels read instead of the validated ones: what an
     /// engine's device-memory indices are, which no host check has seen (tests plant bad ones).
     pub kernel_indices: Option<(&'a [i32], &'a [i32])>,
+    /// A chunk kernel to launch instead of the chosen family's, with the same ABI, geometry
+    /// and combine: the seeded-bug tests run a deliberately broken twin through this path.
+    pub chunk_kernel: Option<KernelRef>,
 }
 
 /// Paged attention through the decode kernels on `executor` (emulator or CUDA): batched
@@ -166,10 +168,18 @@ fn decode_on(
         plan.partial_bytes(g.batch, g.heads, g.max_q, g.head_dim, options.stats)
             + ERROR_RECORD_BYTES,
     )?;
+    let launches = decode_launches(
+        &dp,
+        &plan,
+        options.kernel,
+        executor.compute_capability(),
+        workspace.addr(),
+        workspace.len(),
+    )?;
+    run_launches(executor, launches, call.chunk_kernel.as_ref(), chunk_only)?;
     let partials = if chunk_only {
-        first_partials(executor, &dp, &plan, &workspace)?
+        read_partials(executor, &workspace)?
     } else {
-        decode_raw(executor, &dp, &plan, &workspace)?;
         Vec::new()
     };
     DecodeErrors::read(executor, &workspace)?.check()?;
@@ -178,22 +188,30 @@ fn decode_on(
     Ok((out, partials))
 }
 
-/// Runs the call's first launch (a chunk kernel) and reads the partials it left.
-fn first_partials(
+/// Runs `launches` in order, each waited for (only the first, a chunk kernel, when
+/// `chunk_only`), with `chunk_kernel` in place of the family's chunk kernel when given.
+fn run_launches(
     executor: &dyn Executor,
-    dp: &QaDecodeParams,
-    plan: &SplitPlan,
-    workspace: &Buffer,
-) -> Result<Vec<f32>> {
-    let launches = decode_launches(dp, plan, workspace.addr(), workspace.len())?;
-    let Some(first) = launches.first() else {
-        return Ok(Vec::new());
-    };
-    executor.launch(
-        &first.kernel,
-        crate::abi::as_bytes(&first.params),
-        &first.geometry,
-    )?;
+    mut launches: Vec<DecodeLaunch>,
+    chunk_kernel: Option<&KernelRef>,
+    chunk_only: bool,
+) -> Result<()> {
+    if let (Some(chunk), Some(first)) = (chunk_kernel, launches.first()) {
+        let replaced = first.kernel.clone();
+        for l in launches.iter_mut().filter(|l| l.kernel == replaced) {
+            l.kernel = chunk.clone();
+        }
+    }
+    let n = if chunk_only { 1 } else { launches.len() };
+    for l in launches.iter().take(n) {
+        executor.launch(&l.kernel, crate::abi::as_bytes(&l.params), &l.geometry)?;
+    }
+    Ok(())
+}
+
+/// The partials the workspace holds (f32 after the error record): what the chunk kernel left.
+/// All zeros when nothing ran (no query row).
+fn read_partials(executor: &dyn Executor, workspace: &Buffer) -> Result<Vec<f32>> {
     let mut bytes = vec![0u8; workspace.len()];
     executor.download(workspace, &mut bytes)?;
     let floats = bytes.get(ERROR_RECORD_BYTES..).unwrap_or_default();

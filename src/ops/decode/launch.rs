@@ -2,54 +2,17 @@
 //! workspace the caller sized once ([`crate::problem::workspace_bytes`]) → the chunk and combine
 //! launches of `kernels/decode/`. Nothing is allocated or copied here.
 
+use super::family::choose;
 use crate::abi::{self, QaDecodeParams};
 use crate::error::{Error, Result};
 use crate::launch::{Buffer, Executor, KernelRef, LaunchGeometry};
-use crate::ops::attention::check_head_dim;
-use crate::ops::attention::family::{check_common, dtype_stem, normaliser_stem, wants_stats};
+use crate::ops::attention::family::{check_common, wants_stats};
 use crate::problem::{ERROR_RECORD_BYTES, SplitPlan};
+use crate::variant::KernelChoice;
 
 /// Threads per block of the chunk and combine kernels; the combine takes one row per warp.
 const THREADS: u32 = 128;
 const COMBINE_ROWS_PER_BLOCK: u32 = THREADS / 32;
-
-/// The module of each normaliser, in ABI order.
-const MODULES: [&str; 6] = [
-    "decode_softmax",
-    "decode_off_by_one",
-    "decode_sink",
-    "decode_clipped",
-    "decode_softpick",
-    "decode_sigmoid",
-];
-
-/// The chunk and combine kernels serving `params` (names only; nothing is loaded): the
-/// `_stats` pair when any statistics pointer is set.
-fn kernels(params: &QaDecodeParams) -> Result<(KernelRef, KernelRef)> {
-    let p = &params.attn;
-    let head_dim = p.head_dim as usize;
-    check_head_dim(head_dim)?;
-    let bound = match head_dim {
-        0..=64 => 64,
-        65..=128 => 128,
-        _ => 256,
-    };
-    let module = MODULES
-        .get(p.normaliser as usize)
-        .copied()
-        .ok_or_else(|| Error::InvalidOption(format!("normaliser ABI value {}", p.normaliser)))?;
-    let name = format!(
-        "qa_decode_{}_{}_d{bound}{}",
-        normaliser_stem(p.normaliser)?,
-        dtype_stem(p.q.dtype)?,
-        if wants_stats(p) { "_stats" } else { "" }
-    );
-    let combine = KernelRef {
-        module,
-        name: format!("{name}_combine"),
-    };
-    Ok((KernelRef { module, name }, combine))
-}
 
 /// One kernel launch of a decode call: the kernel, its parameter block, its geometry.
 #[derive(Clone, Debug)]
@@ -62,8 +25,10 @@ pub struct DecodeLaunch {
     pub geometry: LaunchGeometry,
 }
 
-/// The launches of one decode call, in order, without running them: the chunk kernel over grid
-/// `(splits, kv heads, batch)`, then (when `plan.splits > 1`) the combine; clipped with a split
+/// The launches of one decode call, in order, without running them: the chunk kernel of the
+/// family `choice` resolves to on a device of compute capability `cc` ([`super::choose`]: `Auto`
+/// takes the tensor-core chunk where it serves the call) over grid `(splits, kv heads, batch)`,
+/// then (when `plan.splits > 1`) the combine; clipped with a split
 /// is chunk, combine, chunk, combine. An engine queues them on its own stream (e.g.
 /// [`crate::cuda::CudaDevice::launch_async`]): no allocation, no copy, no synchronisation.
 /// `workspace` (`workspace_addr`, `workspace_len` bytes) holds the error record (first
@@ -77,13 +42,15 @@ pub struct DecodeLaunch {
 pub fn decode_launches(
     params: &QaDecodeParams,
     plan: &SplitPlan,
+    choice: KernelChoice,
+    cc: (u32, u32),
     workspace_addr: u64,
     workspace_len: usize,
 ) -> Result<Vec<DecodeLaunch>> {
     check_common(&params.attn)?;
     let p = &params.attn;
     check_supported(params)?;
-    let (chunk, combine) = kernels(params)?;
+    let kernels = choose(choice, params, cc)?.kernels(params)?;
     let need = plan
         .partial_bytes(
             p.batch as usize,
@@ -123,23 +90,24 @@ pub fn decode_launches(
     for pass in 0..passes {
         dp.pass = pass;
         launches.push(DecodeLaunch {
-            kernel: chunk.clone(),
+            kernel: kernels.chunk.clone(),
             params: dp,
-            geometry: geometry([splits, p.kv_heads, p.batch]),
+            geometry: geometry([splits, p.kv_heads, p.batch], kernels.chunk_smem),
         });
         if splits > 1 {
             launches.push(DecodeLaunch {
-                kernel: combine.clone(),
+                kernel: kernels.combine.clone(),
                 params: dp,
-                geometry: geometry([combine_blocks, 1, 1]),
+                geometry: geometry([combine_blocks, 1, 1], 0),
             });
         }
     }
     Ok(launches)
 }
 
-/// Runs the [`decode_launches`] of a call on `executor`, each launch waited for (the host path;
-/// engines queue the launches themselves).
+/// Runs the [`decode_launches`] of a call on `executor` (its compute capability picks the
+/// family with `choice`), each launch waited for (the host path; engines queue the launches
+/// themselves).
 ///
 /// The error record is sticky: kernels only set it. Read it with
 /// [`super::DecodeErrors::read`] when the stream is synchronised anyway, and zero it again
@@ -148,9 +116,11 @@ pub fn decode_raw(
     executor: &dyn Executor,
     params: &QaDecodeParams,
     plan: &SplitPlan,
+    choice: KernelChoice,
     workspace: &Buffer,
 ) -> Result<()> {
-    for l in decode_launches(params, plan, workspace.addr(), workspace.len())? {
+    let cc = executor.compute_capability();
+    for l in decode_launches(params, plan, choice, cc, workspace.addr(), workspace.len())? {
         executor.launch(&l.kernel, abi::as_bytes(&l.params), &l.geometry)?;
     }
     Ok(())
@@ -173,17 +143,21 @@ fn check_supported(params: &QaDecodeParams) -> Result<()> {
     Ok(())
 }
 
-fn geometry(grid: [u32; 3]) -> LaunchGeometry {
+fn geometry(grid: [u32; 3], dynamic_smem: u32) -> LaunchGeometry {
     LaunchGeometry {
         grid,
         block: [THREADS, 1, 1],
-        dynamic_smem: 0,
+        dynamic_smem,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The CUDA-core family pinned, on an sm_90.
+    const CC: KernelChoice = KernelChoice::CudaCore;
+    const SM90: (u32, u32) = (9, 0);
 
     fn params(normaliser: u32, head_dim: u32) -> QaDecodeParams {
         let mut attn = abi::QaAttnParams {
@@ -213,7 +187,7 @@ mod tests {
             chunk: 64,
         };
         let need = plan.partial_bytes(3, 8, 4, 96, false) + ERROR_RECORD_BYTES;
-        let l = decode_launches(&p, &plan, 4096, need).unwrap();
+        let l = decode_launches(&p, &plan, CC, SM90, 4096, need).unwrap();
         assert_eq!(l.len(), 2);
         assert_eq!(l[0].kernel.module, "decode_sink");
         assert_eq!(l[0].kernel.name, "qa_decode_sink_bf16_d128");
@@ -231,14 +205,14 @@ mod tests {
             splits: 2,
             chunk: 64,
         };
-        let l = decode_launches(&p, &split, 0, 1 << 20).unwrap();
+        let l = decode_launches(&p, &split, CC, SM90, 0, 1 << 20).unwrap();
         let passes: Vec<u32> = l.iter().map(|l| l.params.pass).collect();
         assert_eq!(passes, [0, 0, 1, 1]);
         let whole = SplitPlan {
             splits: 1,
             chunk: 100,
         };
-        let l = decode_launches(&p, &whole, 0, ERROR_RECORD_BYTES).unwrap();
+        let l = decode_launches(&p, &whole, CC, SM90, 0, ERROR_RECORD_BYTES).unwrap();
         assert_eq!(l.len(), 1);
         assert_eq!(l[0].kernel.name, "qa_decode_clipped_bf16_d64");
     }
@@ -250,21 +224,45 @@ mod tests {
             splits: 4,
             chunk: 64,
         };
-        let small = decode_launches(&p, &plan, 0, 1024);
+        let small = decode_launches(&p, &plan, CC, SM90, 0, 1024);
         assert!(matches!(small, Err(Error::InvalidOption(m)) if m.contains("workspace")));
         let mut stats = p;
         stats.attn.stats.tensors = 8;
         // the partials grow by 6 scalars a row: the plain size is too small now
         let plain = plan.partial_bytes(3, 8, 4, 128, false) + ERROR_RECORD_BYTES;
-        let short = decode_launches(&stats, &plan, 0, plain);
+        let short = decode_launches(&stats, &plan, CC, SM90, 0, plain);
         assert!(matches!(short, Err(Error::InvalidOption(m)) if m.contains("workspace")));
         let need = plan.partial_bytes(3, 8, 4, 128, true) + ERROR_RECORD_BYTES;
-        let l = decode_launches(&stats, &plan, 0, need).unwrap();
+        let l = decode_launches(&stats, &plan, CC, SM90, 0, need).unwrap();
         assert_eq!(l[0].kernel.name, "qa_decode_softmax_bf16_d128_stats");
         assert_eq!(
             l[1].kernel.name,
             "qa_decode_softmax_bf16_d128_stats_combine"
         );
-        assert!(decode_launches(&params(0, 12), &plan, 0, 1 << 20).is_err());
+        assert!(decode_launches(&params(0, 12), &plan, CC, SM90, 0, 1 << 20).is_err());
+    }
+
+    #[test]
+    fn the_tensor_core_chunk_takes_its_shared_memory_and_the_shared_combine() {
+        let p = params(abi::QaNormaliser_QA_NORM_SOFTPICK, 128);
+        let plan = SplitPlan {
+            splits: 2,
+            chunk: 64,
+        };
+        let tc = KernelChoice::TensorCore;
+        let l = decode_launches(&p, &plan, tc, SM90, 0, 1 << 20).unwrap();
+        assert_eq!(l[0].kernel.module, "decode_tc_softpick");
+        assert_eq!(l[0].kernel.name, "qa_decode_tc_softpick_bf16_d128");
+        assert_eq!(
+            l[0].geometry.dynamic_smem,
+            super::super::tensor_core_smem(128, false)
+        );
+        assert_eq!(l[0].geometry.grid, [2, 2, 3]);
+        assert_eq!(l[1].kernel.name, "qa_decode_softpick_bf16_d128_combine");
+        assert_eq!(l[1].geometry.dynamic_smem, 0);
+        // Auto on an sm_75 takes the CUDA-core chunk; pinning tensor cores there is refused
+        let auto = decode_launches(&p, &plan, KernelChoice::Auto, (7, 5), 0, 1 << 20).unwrap();
+        assert_eq!(auto[0].kernel.name, "qa_decode_softpick_bf16_d128");
+        assert!(decode_launches(&p, &plan, tc, (7, 5), 0, 1 << 20).is_err());
     }
 }

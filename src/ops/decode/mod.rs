@@ -1,5 +1,6 @@
-//! Decode against a paged KV cache (SPEC §7, docs/decode.md): the split-KV chunk and combine
-//! kernels of `kernels/decode/`.
+//! Decode against a paged KV cache (SPEC §7, docs/decode.md): the split-KV chunk kernels of
+//! `kernels/decode/` (CUDA cores) and `kernels/decode_tc/` (tensor cores, sm_80+, f16/bf16),
+//! chosen by [`choose`] from `options.kernel`, and the combine of `kernels/decode/`.
 //!
 //! Engines call [`paged_decode_device`] on their device memory (validated, queued on the
 //! device's stream, partials in a workspace sized once by [`crate::problem::workspace_bytes`]);
@@ -10,6 +11,7 @@
 mod append_kv;
 mod device;
 mod errors;
+mod family;
 mod host;
 mod launch;
 mod paged_params;
@@ -17,5 +19,6 @@ mod paged_params;
 pub use append_kv::append_kv_on;
 pub use device::{DecodeWorkspace, DevicePagedArgs, paged_decode_device};
 pub use errors::DecodeErrors;
+pub use family::{DecodeFamily, DecodeKernels, choose, tensor_core_smem};
 pub use host::{DecodeCall, chunk_partials, paged_decode, visible_span};
 pub use launch::{DecodeLaunch, decode_launches, decode_raw};

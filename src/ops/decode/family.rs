@@ -1,0 +1,260 @@
+//! The decode chunk-kernel families: CUDA cores (`kernels/decode/`: sm_75+, f32/f16/bf16, head
+//! dims up to 256) and tensor cores (`kernels/decode_tc/`: sm_80+, f16/bf16, head dims up to 128). Both take `QaDecodeParams` on grid
+//! `(splits, kv heads, batch)` and write the same partials, so the combine of `kernels/decode/`
+//! serves both. [`choose`] resolves a [`KernelChoice`] like prefill's family choice: `Auto`
+//! takes the tensor-core chunk where it serves the call, a pinned family that cannot is an
+//! error saying why.
+
+use crate::abi::{self, QaDecodeParams};
+use crate::error::{Error, Result};
+use crate::launch::KernelRef;
+use crate::ops::attention::check_head_dim;
+use crate::ops::attention::family::{dtype_stem, normaliser_stem, wants_stats};
+use crate::variant::KernelChoice;
+
+/// The CUDA-core chunk and combine modules, by normaliser ABI value.
+const CUDA_CORE_MODULES: [&str; 6] = [
+    "decode_softmax",
+    "decode_off_by_one",
+    "decode_sink",
+    "decode_clipped",
+    "decode_softpick",
+    "decode_sigmoid",
+];
+
+/// The tensor-core chunk modules, by normaliser ABI value.
+const TENSOR_CORE_MODULES: [&str; 6] = [
+    "decode_tc_softmax",
+    "decode_tc_off_by_one",
+    "decode_tc_sink",
+    "decode_tc_clipped",
+    "decode_tc_softpick",
+    "decode_tc_sigmoid",
+];
+
+/// A decode chunk-kernel family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecodeFamily {
+    /// `kernels/decode/`: f32 tiles in shared memory, FMA loops.
+    CudaCore,
+    /// `kernels/decode_tc/`: mma.sync, ldmatrix and a cp.async pipeline over the pages.
+    TensorCore,
+}
+
+/// The chunk kernel of a call and its dynamic shared memory, and the combine it pairs with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodeKernels {
+    /// The chunk kernel.
+    pub chunk: KernelRef,
+    /// Its dynamic shared memory in bytes.
+    pub chunk_smem: u32,
+    /// The combine (always `kernels/decode/`'s: the partials are the same).
+    pub combine: KernelRef,
+}
+
+/// The family serving `params` under `choice` on a device of compute capability `cc`.
+pub fn choose(
+    choice: KernelChoice,
+    params: &QaDecodeParams,
+    cc: (u32, u32),
+) -> Result<DecodeFamily> {
+    let pinned = match choice {
+        KernelChoice::Auto => {
+            return Ok(match DecodeFamily::TensorCore.supports(params, cc) {
+                Ok(()) => DecodeFamily::TensorCore,
+                Err(_) => {
+                    DecodeFamily::CudaCore.supports(params, cc)?;
+                    DecodeFamily::CudaCore
+                }
+            });
+        }
+        KernelChoice::CudaCore => DecodeFamily::CudaCore,
+        KernelChoice::TensorCore => DecodeFamily::TensorCore,
+    };
+    pinned.supports(params, cc)?;
+    Ok(pinned)
+}
+
+/// The head-dim bound (64, 128 or 256) a head dim runs in, zero-padded.
+fn bound(head_dim: u32) -> u32 {
+    match head_dim {
+        0..=64 => 64,
+        65..=128 => 128,
+        _ => 256,
+    }
+}
+
+/// Dynamic shared memory of the tensor-core chunk at bound `d` (`kernels/decode_tc/traits.cuh`:
+/// 16 query rows and two stages of 64-key K and V tiles in 16-byte chunks, rows padded to whole
+/// swizzle groups of 8 chunks; then, with statistics, the channel scratch of 4 tensors × 6
+/// words per channel). At most 80 KiB (d128 with statistics): within the per-block limit of
+/// every sm_80+ part.
+pub fn tensor_core_smem(d: u32, stats: bool) -> u32 {
+    let stride = (d / 8).div_ceil(8) * 8;
+    let tiles = (16 + 2 * 2 * 64) * stride * 16;
+    tiles + if stats { 6 * 4 * d * 4 } else { 0 }
+}
+
+impl DecodeFamily {
+    /// The name users pin it by (`cuda-core`, `tensor-core`).
+    pub fn name(self) -> &'static str {
+        match self {
+            DecodeFamily::CudaCore => "cuda-core",
+            DecodeFamily::TensorCore => "tensor-core",
+        }
+    }
+
+    /// `Ok` when this family's chunk kernel serves `params` on compute capability `cc`, else an
+    /// [`Error::Unsupported`] saying why.
+    pub fn supports(self, params: &QaDecodeParams, cc: (u32, u32)) -> Result<()> {
+        let p = &params.attn;
+        check_head_dim(p.head_dim as usize)?;
+        let why = |what: String| {
+            Err(Error::Unsupported(format!(
+                "decode {}: {what}",
+                self.name()
+            )))
+        };
+        let need = match self {
+            DecodeFamily::CudaCore => (7, 5),
+            DecodeFamily::TensorCore => (8, 0),
+        };
+        if cc < need {
+            return why(format!(
+                "needs compute capability {}.{} or newer, the device has {}.{}",
+                need.0, need.1, cc.0, cc.1
+            ));
+        }
+        if self == DecodeFamily::TensorCore {
+            if p.q.dtype == abi::QaDtype_QA_DTYPE_F32 {
+                return why("f16 or bf16 inputs only, not f32".into());
+            }
+            if p.head_dim > 128 {
+                return why(format!(
+                    "head dim {} is above 128 (the tensor-core chunk is instantiated at 64 and \
+                     128: at 256 its accumulator spills); the cuda-core chunk serves it",
+                    p.head_dim
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The kernels serving `params` (names only; nothing is loaded).
+    pub fn kernels(self, params: &QaDecodeParams) -> Result<DecodeKernels> {
+        let p = &params.attn;
+        check_head_dim(p.head_dim as usize)?;
+        let d = bound(p.head_dim);
+        let index = p.normaliser as usize;
+        let stem = format!(
+            "{}_{}_d{d}{}",
+            normaliser_stem(p.normaliser)?,
+            dtype_stem(p.q.dtype)?,
+            if wants_stats(p) { "_stats" } else { "" }
+        );
+        let module = |modules: &[&'static str; 6]| {
+            modules.get(index).copied().ok_or_else(|| {
+                Error::InvalidOption(format!("normaliser ABI value {}", p.normaliser))
+            })
+        };
+        let combine = KernelRef {
+            module: module(&CUDA_CORE_MODULES)?,
+            name: format!("qa_decode_{stem}_combine"),
+        };
+        Ok(match self {
+            DecodeFamily::CudaCore => DecodeKernels {
+                chunk: KernelRef {
+                    module: combine.module,
+                    name: format!("qa_decode_{stem}"),
+                },
+                chunk_smem: 0,
+                combine,
+            },
+            DecodeFamily::TensorCore => DecodeKernels {
+                chunk: KernelRef {
+                    module: module(&TENSOR_CORE_MODULES)?,
+                    name: format!("qa_decode_tc_{stem}"),
+                },
+                chunk_smem: tensor_core_smem(d, wants_stats(p)),
+                combine,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(dtype: u32, head_dim: u32) -> QaDecodeParams {
+        let mut attn = abi::QaAttnParams {
+            batch: 1,
+            heads: 4,
+            kv_heads: 1,
+            head_dim,
+            seqlen_q: 4,
+            ..Default::default()
+        };
+        for d in [&mut attn.q, &mut attn.k, &mut attn.v, &mut attn.o] {
+            d.dtype = dtype;
+        }
+        QaDecodeParams {
+            attn,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn auto_takes_tensor_cores_where_they_serve_and_falls_back() {
+        let bf16 = params(abi::QaDtype_QA_DTYPE_BF16, 128);
+        let f32 = params(abi::QaDtype_QA_DTYPE_F32, 128);
+        let auto = KernelChoice::Auto;
+        assert_eq!(
+            choose(auto, &bf16, (9, 0)).unwrap(),
+            DecodeFamily::TensorCore
+        );
+        assert_eq!(choose(auto, &bf16, (7, 5)).unwrap(), DecodeFamily::CudaCore);
+        assert_eq!(choose(auto, &f32, (9, 0)).unwrap(), DecodeFamily::CudaCore);
+        // above d128 the CUDA-core chunk serves every call; pinning tensor cores says why
+        let wide = params(abi::QaDtype_QA_DTYPE_F16, 256);
+        assert_eq!(choose(auto, &wide, (9, 0)).unwrap(), DecodeFamily::CudaCore);
+        let e = choose(KernelChoice::TensorCore, &wide, (9, 0)).unwrap_err();
+        assert!(e.to_string().contains("above 128"), "{e}");
+        let padded = params(abi::QaDtype_QA_DTYPE_F16, 72);
+        assert_eq!(
+            choose(auto, &padded, (8, 0)).unwrap(),
+            DecodeFamily::TensorCore
+        );
+    }
+
+    #[test]
+    fn a_pinned_family_that_cannot_serve_says_why() {
+        let f32 = params(abi::QaDtype_QA_DTYPE_F32, 64);
+        let e = choose(KernelChoice::TensorCore, &f32, (9, 0)).unwrap_err();
+        assert!(e.to_string().contains("f16 or bf16"), "{e}");
+        let bf16 = params(abi::QaDtype_QA_DTYPE_BF16, 64);
+        let e = choose(KernelChoice::TensorCore, &bf16, (7, 5)).unwrap_err();
+        assert!(e.to_string().contains("compute capability 8.0"), "{e}");
+        let e = choose(KernelChoice::CudaCore, &bf16, (7, 0)).unwrap_err();
+        assert!(e.to_string().contains("7.5"), "{e}");
+        assert_eq!(
+            choose(KernelChoice::CudaCore, &bf16, (9, 0)).unwrap(),
+            DecodeFamily::CudaCore
+        );
+    }
+
+    #[test]
+    fn tensor_core_kernels_pad_the_head_dim_and_share_the_combine() {
+        let p = params(abi::QaDtype_QA_DTYPE_BF16, 96);
+        let k = DecodeFamily::TensorCore.kernels(&p).unwrap();
+        assert_eq!(k.chunk.module, "decode_tc_softmax");
+        assert_eq!(k.chunk.name, "qa_decode_tc_softmax_bf16_d128");
+        assert_eq!(k.combine.module, "decode_softmax");
+        assert_eq!(k.combine.name, "qa_decode_softmax_bf16_d128_combine");
+        // 16 query rows + 2 stages × (K, V) × 64 keys, 16 chunks of 16 bytes a row
+        assert_eq!(k.chunk_smem, (16 + 256) * 16 * 16);
+        let c = DecodeFamily::CudaCore.kernels(&p).unwrap();
+        assert_eq!(c.chunk.name, "qa_decode_softmax_bf16_d128");
+        assert_eq!((c.chunk_smem, c.combine), (0, k.combine));
+    }
+}
