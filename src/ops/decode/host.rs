@@ -61,10 +61,13 @@ pub fn paged_decode(
     Ok(decode_on(executor, inputs, options, call, false)?.0)
 }
 
-/// The split partials the chunk kernel alone writes (its first launch, before any combine), for
-/// tests that tell a chunk bug from a combine bug: f32 `[splits, batch, heads, q_len, d + s]`
-/// rows of `d` accumulators, then `m, l` (log2 units) and, with statistics, `A = Σw`,
-/// `B = Σw ln w`, `n`, `Σ(x − xmax)`, `x0`, `xmax` (`s` = 2 or 8). Empty without a split.
+/// The split partials the final combine of the call would merge, as the chunk kernel wrote
+/// them (the call's launches up to its last chunk launch: the first launch, or for clipped
+/// with a split chunk pass 1, combine pass 1 and chunk pass 2), for tests that tell a chunk bug
+/// from a combine bug: f32 `[splits, batch, heads, q_len, d + s]` rows of `d` accumulators,
+/// then `m, l` (log2 units) and, with statistics, `A = Σw`, `B = Σw ln w`, `n`, `Σ(x − xmax)`,
+/// `x0`, `xmax` (`s` = 2 or 8). Weighs absolutely (sigmoid, clipped pass 2): `m` is 0
+/// (sigmoid) or the row's lse (clipped), `l` is 0. Empty without a split.
 ///
 /// ```
 /// use quietattn::{AttentionOptions, BlockTable, DType, Device, PagedAttentionInputs, Tensor};
@@ -167,7 +170,7 @@ fn decode_on(
             + ERROR_RECORD_BYTES,
     )?;
     let partials = if chunk_only {
-        first_partials(executor, &dp, &plan, &workspace)?
+        final_partials(executor, &dp, &plan, &workspace)?
     } else {
         decode_raw(executor, &dp, &plan, &workspace)?;
         Vec::new()
@@ -178,22 +181,24 @@ fn decode_on(
     Ok((out, partials))
 }
 
-/// Runs the call's first launch (a chunk kernel) and reads the partials it left.
-fn first_partials(
+/// Runs the call's launches up to its last chunk launch (the first launch; clipped with a split:
+/// chunk, combine, chunk) and reads the partials the final combine would merge.
+fn final_partials(
     executor: &dyn Executor,
     dp: &QaDecodeParams,
     plan: &SplitPlan,
     workspace: &Buffer,
 ) -> Result<Vec<f32>> {
     let launches = decode_launches(dp, plan, workspace.addr(), workspace.len())?;
-    let Some(first) = launches.first() else {
+    let last_chunk = launches
+        .iter()
+        .rposition(|l| !l.kernel.name.ends_with("_combine"));
+    let Some(last_chunk) = last_chunk else {
         return Ok(Vec::new());
     };
-    executor.launch(
-        &first.kernel,
-        crate::abi::as_bytes(&first.params),
-        &first.geometry,
-    )?;
+    for l in &launches[..=last_chunk] {
+        executor.launch(&l.kernel, crate::abi::as_bytes(&l.params), &l.geometry)?;
+    }
     let mut bytes = vec![0u8; workspace.len()];
     executor.download(workspace, &mut bytes)?;
     let floats = bytes.get(ERROR_RECORD_BYTES..).unwrap_or_default();
