@@ -193,8 +193,8 @@ __device__ __forceinline__ void finish_row_stats(Rows<R, G>& w, int r, const QaD
 
 // The epilogue of one row: o and lse (splits = 1) or the chunk's partial (splits > 1).
 template <class N, class T, class Tr, bool kSplit, bool STATS, int R, int G>
-__device__ __forceinline__ void finish_rows(Rows<R, G>& w, const QaDecodeParams& dp, int b, int pass,
-                                            BlockStats* bs) {
+__device__ __forceinline__ void finish_rows(Rows<R, G>& w, const QaDecodeParams& dp, const QueryRows& q,
+                                            int pass, BlockStats* bs) {
   const QaAttnParams& p = dp.attn;
   constexpr int kSplitLanes = WARP_SIZE / Tr::kKeySplit;
   const int lane = threadIdx.x % WARP_SIZE, d = int(p.head_dim);
@@ -216,9 +216,9 @@ QA_UNROLL
     } else {
       const bool two = N::kPasses == 2;
       scale = two ? 1.f : N::out_scale(w.st[r].m, l, w.ctx[r]);
-      if (lane == 0) store_lse(p, b, at.head, at.i, two ? w.lse2[r] : N::lse2(w.st[r].m, l, w.ctx[r]));
+      if (lane == 0) store_lse(p, q.b, at.head, q.start + at.i, two ? w.lse2[r] : N::lse2(w.st[r].m, l, w.ctx[r]));
     }
-    float* slot = kSplit ? partial_slot(dp, int(blockIdx.x), b, at.head, at.i) : nullptr;
+    float* slot = kSplit ? partial_slot(dp, int(blockIdx.x), q, at.head, at.i) : nullptr;
     if (kSplit && lane == 0) slot[d] = m_out, slot[d + 1] = l_out;
     if constexpr (STATS) {
       const bool two = N::kPasses == 2;
@@ -227,8 +227,7 @@ QA_UNROLL
       finish_row_stats<N, kSplit>(w, r, dp, slot, m_use, scale, lse2, pass == N::kPasses - 1);
     }
     if (!stores) continue;
-    T* o = qa::ptr<T>(p.o.ptr) + int64_t(b) * p.o.stride_batch + int64_t(at.i) * p.o.stride_seq +
-           int64_t(at.head) * p.o.stride_head;
+    T* o = qa::ptr<T>(p.o.ptr) + q.offset(p.o, at.i, at.head);
 QA_UNROLL
     for (int g = 0; g < G; ++g) {
       const int c0 = 4 * (lane % kSplitLanes + g * WARP_SIZE);
@@ -241,7 +240,7 @@ QA_UNROLL
         } else {
           if constexpr (STATS)
             count_to_global(v, p.stats.channels[QA_STAT_O], at.head * d + c0 + c, bs->hist[QA_STAT_O]);
-          o[c0 + c] = qa::from_float<T>(v * gate_factor(p, false, b, at.i, at.head, c0 + c));
+          o[c0 + c] = qa::from_float<T>(v * gate_factor(p, q.packed, q.b, q.start + at.i, at.head, c0 + c));
         }
       }
     }
@@ -250,11 +249,11 @@ QA_UNROLL
 
 // Sets up the warp's rows [row0 + warp·R, +R) of the block's G·q_len rows.
 template <class N, class Norm, bool kSplit, int R, int G>
-__device__ __forceinline__ void start_rows(Rows<R, G>& w, const QaDecodeParams& dp, int b, int kvh,
-                                           int row0, int rows, int len) {
+__device__ __forceinline__ void start_rows(Rows<R, G>& w, const QaDecodeParams& dp, const QueryRows& q,
+                                           int kvh, int row0, int rows, int len) {
   const QaAttnParams& p = dp.attn;
   const int warp = threadIdx.x / WARP_SIZE, lane = threadIdx.x % WARP_SIZE;
-  const int group = int(p.heads / p.kv_heads), q_len = int(p.seqlen_q);
+  const int group = int(p.heads / p.kv_heads), q_len = q.len > 0 ? q.len : 1;  // no row is ok at 0
 QA_UNROLL
   for (int r = 0; r < R; ++r) {
     w.row[r] = row0 + warp * R + r;
@@ -270,19 +269,19 @@ QA_UNROLL
     w.xmax[r] = w.x0[r] = -INFINITY;
     // clipped pass 1 of a split launch: combine pass 0 left the row's lse in this chunk's slot
     if (kSplit && N::kPasses == 2 && dp.pass == 1 && w.ok[r])
-      w.lse2[r] = partial_slot(dp, int(blockIdx.x), b, w.at[r].head, w.at[r].i)[p.head_dim];
+      w.lse2[r] = partial_slot(dp, int(blockIdx.x), q, w.at[r].head, w.at[r].i)[p.head_dim];
 QA_UNROLL
     for (int g = 0; g < G; ++g) w.acc[r][g] = f32x4{{0.f, 0.f, 0.f, 0.f}};
   }
 }
 
-// The visible keys of sequence b after the index checks: [lo, hi); empty for a bad sequence.
-// Statistics count every key, so a STATS block takes [0, len).
+// The visible keys of sequence q.b's rows after the index checks: [lo, hi); empty for a bad
+// sequence. Statistics count every key (rows or not), so a STATS block takes [0, len).
 template <bool STATS>
-__device__ __forceinline__ KeyRange checked_keys(const QaDecodeParams& dp, int b, int threads, int* len) {
-  const int q_len = int(dp.attn.seqlen_q);
-  const int n = checked_seq_len(dp, b);
-  KeyRange keys = visible_keys(Mask(dp.attn, Sequence{0, q_len, 0, n < 0 ? 0 : n}), q_len);
+__device__ __forceinline__ KeyRange checked_keys(const QaDecodeParams& dp, const QueryRows& q, int threads,
+                                                 int* len) {
+  const int b = q.b, n = checked_seq_len(dp, b);
+  KeyRange keys = visible_keys(Mask(dp.attn, Sequence{0, q.len, 0, n < 0 ? 0 : n}), q.len);
   if (STATS) keys = KeyRange{0, n < 0 ? 0 : n};
   const bool ok = pages_valid(dp, b, keys.lo, keys.hi, threads);  // every thread: it has barriers
   *len = n >= 0 && ok ? n : 0;
@@ -326,27 +325,31 @@ __device__ __forceinline__ void chunk_body(const QaDecodeParams& dp, SharedStora
   using N = typename ChunkPolicy<Norm, kSplit>::type;
   constexpr int R = Tr::kRowsPerWarp, BM = Tr::kBlockM, BN = Tr::kBlockN;
   const QaAttnParams& p = dp.attn;
-  const int kvh = int(blockIdx.y), b = int(blockIdx.z), d = int(p.head_dim);
+  const int kvh = int(blockIdx.y), d = int(p.head_dim);
+  const QueryRows q = query_rows(dp, int(blockIdx.z), true);
   int len = 0;
-  const KeyRange keys = checked_keys<STATS>(dp, b, Tr::kThreads, &len);
-  const Mask mask(p, Sequence{0, int(p.seqlen_q), 0, len});
+  const KeyRange keys = checked_keys<STATS>(dp, q, Tr::kThreads, &len);
+  const Mask mask(p, Sequence{0, q.len, 0, len});
   const LogitMap logit(p);
   // this block's chunk of the visible keys (all of them when splits = 1)
   const long long c_lo = kSplit ? keys.lo + (long long)blockIdx.x * dp.chunk : keys.lo;
   const int kv_lo = int(c_lo < keys.hi ? c_lo : keys.hi);
   const int kv_hi = kSplit ? int(c_lo + dp.chunk < keys.hi ? c_lo + dp.chunk : keys.hi) : keys.hi;
-  const int* table = table_row(dp, b);
-  const int rows = int(p.heads / p.kv_heads) * int(p.seqlen_q);
+  const int* table = table_row(dp, q.b);
+  const int rows = int(p.heads / p.kv_heads) * q.len;
+  // prefill counts every key of a sequence, rows or not: without rows a STATS block still
+  // sweeps one (empty) row group to read and count its K/V
+  const int sweep_rows = STATS && rows == 0 ? 1 : rows;
   const int first = kSplit ? int(dp.pass) : 0, last = kSplit ? int(dp.pass) : N::kPasses - 1;
   KvCounts<Tr> kv;
   // Q is counted by split 0 (in its first launch when clipped runs two)
   unsigned* q_hist = STATS && blockIdx.x == 0 && first == 0 ? bs->hist[QA_STAT_Q] : nullptr;
 
-  for (int row0 = 0; row0 < rows; row0 += BM) {
+  for (int row0 = 0; row0 < sweep_rows; row0 += BM) {
     __syncthreads();  // the previous row group is done with every tile
-    load_queries<Tr, T>(sm.tiles.q, p, b, kvh, row0, rows, q_hist);
+    load_queries<Tr, T>(sm.tiles.q, p, q, kvh, row0, rows, q_hist);
     Rows<R, Tr::kGroupsPerLane> w;
-    start_rows<N, Norm, kSplit>(w, dp, b, kvh, row0, rows, len);
+    start_rows<N, Norm, kSplit>(w, dp, q, kvh, row0, rows, len);
     for (int pass = first; pass <= last; ++pass) {
       if (!kSplit && pass == 1) {
 QA_UNROLL
@@ -366,7 +369,7 @@ QA_UNROLL
         sweep_tile<N, Tr, STATS>(w, sm, mask, logit, kv0, kv_hi, pass, d);
       }
     }
-    finish_rows<N, T, Tr, kSplit, STATS>(w, dp, b, last, bs);
+    finish_rows<N, T, Tr, kSplit, STATS>(w, dp, q, last, bs);
   }
   if constexpr (STATS) flush_chunk_stats<Tr>(dp, sm, kv, *bs, kvh);
 }

@@ -28,11 +28,15 @@ pub struct DecodeCall<'a> {
     /// The block table and `seq_lens_k` the kernels read instead of the validated ones: what an
     /// engine's device-memory indices are, which no host check has seen (tests plant bad ones).
     pub kernel_indices: Option<(&'a [i32], &'a [i32])>,
+    /// Likewise the `cu_seqlens_q` the kernels read (varlen queries only).
+    pub kernel_cu_seqlens_q: Option<&'a [i32]>,
 }
 
 /// Paged attention through the decode kernels on `executor` (emulator or CUDA): batched
-/// queries `[b, q_len, h, d]`, with the statistics of SPEC §5 when `options.stats` (counted as
-/// the prefill kernels count the gathered, contiguous problem).
+/// queries `[b, q_len, h, d]` or varlen queries `[total_q, h, d]` with `cu_seqlens_q` (each
+/// sequence's rows are the last positions of its keys under causal), with the statistics of
+/// SPEC §5 when `options.stats` (counted as the prefill kernels count the gathered,
+/// contiguous problem). `o` and `lse` take the shapes of an ordinary call with those queries.
 ///
 /// ```
 /// use quietattn::{AttentionOptions, BlockTable, DType, Device, PagedAttentionInputs, Tensor};
@@ -109,11 +113,6 @@ fn decode_on(
     call: &DecodeCall<'_>,
     chunk_only: bool,
 ) -> Result<(AttentionOutput, Vec<f32>)> {
-    if inputs.cu_seqlens_q.is_some() {
-        return Err(Error::Unsupported(
-            "the decode kernels take batched queries [b, q_len, heads, d]".into(),
-        ));
-    }
     let problem = PagedProblem::new(inputs, options)?;
     let g = &problem.geometry;
     let plan = choose_plan(
@@ -126,13 +125,18 @@ fn decode_on(
     let (table, lens) = call
         .kernel_indices
         .unwrap_or((inputs.block_table.entries(), inputs.seq_lens_k));
-    if table.len() != inputs.block_table.entries().len() || lens.len() != inputs.seq_lens_k.len() {
-        return Err(Error::Shape(
-            "kernel indices must have the shapes of the validated block table and seq_lens_k"
-                .into(),
-        ));
-    }
-    let buffers = Uploads::new(executor, inputs, options, table, lens)?;
+    same_len(table, inputs.block_table.entries().len())?;
+    same_len(lens, inputs.seq_lens_k.len())?;
+    let cu_q = match (inputs.cu_seqlens_q, call.kernel_cu_seqlens_q) {
+        (Some(valid), planted) => Some(same_len(planted.unwrap_or(valid), valid.len())?),
+        (None, None) => None,
+        (None, Some(_)) => {
+            return Err(Error::Shape(
+                "kernel cu_seqlens_q without varlen queries".into(),
+            ));
+        }
+    };
+    let buffers = Uploads::new(executor, inputs, options, (table, lens, cu_q))?;
     let o_shape = g.o_shape();
     let outputs = HostOutputs::new(
         executor,
@@ -149,12 +153,12 @@ fn decode_on(
             outputs.o_buf.addr(),
             g.dtype,
             &contiguous_strides(&o_shape),
-            false,
+            g.varlen,
         )?,
         gate: buffers.gate.as_ref().map(|(_, d)| *d),
         lse: outputs.lse_buf.addr(),
-        lse_strides: params::lse_strides(false, &contiguous_strides(&g.lse_shape()))?,
-        cu_seqlens: None,
+        lse_strides: params::lse_strides(g.varlen, &contiguous_strides(&g.lse_shape()))?,
+        cu_seqlens: buffers.cu_q.as_ref().map(|c| (c.addr(), 0)),
         sinks: buffers.sinks.as_ref().map_or(0, Buffer::addr),
         stats: outputs.stats_pointers(),
     };
@@ -164,10 +168,16 @@ fn decode_on(
         problem.max_pages,
         buffers.table.addr(),
         buffers.lens.addr(),
+        g.total_q,
     )?;
+    // the partial rows decode_launches asks for: [batch, q_len] batched, total_q varlen
+    let (seqs, q_rows) = if g.varlen {
+        (g.total_q, 1)
+    } else {
+        (g.batch, g.max_q)
+    };
     let workspace = executor.alloc_zeroed(
-        plan.partial_bytes(g.batch, g.heads, g.max_q, g.head_dim, options.stats)
-            + ERROR_RECORD_BYTES,
+        plan.partial_bytes(seqs, g.heads, q_rows, g.head_dim, options.stats) + ERROR_RECORD_BYTES,
     )?;
     let partials = if chunk_only {
         final_partials(executor, &dp, &plan, &workspace)?
@@ -263,6 +273,20 @@ fn check_plan(
     Ok(plan)
 }
 
+/// `indices` when it holds `len` entries (the shape host validation saw).
+fn same_len(indices: &[i32], len: usize) -> Result<&[i32]> {
+    if indices.len() != len {
+        return Err(Error::Shape(format!(
+            "kernel indices of {} entries, the validated ones have {len}",
+            indices.len()
+        )));
+    }
+    Ok(indices)
+}
+
+/// The indices the kernels read: block table, `seq_lens_k`, `cu_seqlens_q` (varlen).
+type KernelIndices<'a> = (&'a [i32], &'a [i32], Option<&'a [i32]>);
+
 /// The inputs in executor memory; alive until the launches are done.
 struct Uploads {
     q: (Buffer, crate::abi::QaTensorDesc),
@@ -272,6 +296,7 @@ struct Uploads {
     sinks: Option<Buffer>,
     table: Buffer,
     lens: Buffer,
+    cu_q: Option<Buffer>,
 }
 
 impl Uploads {
@@ -279,14 +304,14 @@ impl Uploads {
         executor: &dyn Executor,
         inputs: &PagedAttentionInputs<'_>,
         options: &AttentionOptions,
-        table: &[i32],
-        lens: &[i32],
+        (table, lens, cu_q): KernelIndices<'_>,
     ) -> Result<Self> {
+        let varlen = cu_q.is_some();
         // A cache's [page, slot, head] strides land in the descriptor's batch, seq and head
         // strides: the kernels read stride_batch as the page stride.
         let gate = match &inputs.gate {
             Some(g) if options.gate.abi() != crate::abi::QaGate_QA_GATE_NONE => {
-                Some(upload_view(executor, g, false)?)
+                Some(upload_view(executor, g, varlen)?)
             }
             _ => None,
         };
@@ -295,13 +320,16 @@ impl Uploads {
             None => None,
         };
         Ok(Uploads {
-            q: upload_view(executor, &inputs.q, false)?,
+            q: upload_view(executor, &inputs.q, varlen)?,
             k: upload_view(executor, &inputs.k_cache, false)?,
             v: upload_view(executor, &inputs.v_cache, false)?,
             gate,
             sinks,
             table: upload_slice(executor, bytemuck::cast_slice(table))?,
             lens: upload_slice(executor, bytemuck::cast_slice(lens))?,
+            cu_q: cu_q
+                .map(|c| upload_slice(executor, bytemuck::cast_slice(c)))
+                .transpose()?,
         })
     }
 }

@@ -15,7 +15,7 @@ mod launch;
 mod paged_params;
 
 pub use append_kv::append_kv_on;
-pub use device::{DecodeWorkspace, DevicePagedArgs, paged_decode_device};
+pub use device::{DecodeWorkspace, DevicePagedArgs, DevicePagedQueries, paged_decode_device};
 pub use errors::DecodeErrors;
 pub use host::{DecodeCall, chunk_partials, paged_decode, visible_span};
 pub use launch::{DecodeLaunch, decode_launches, decode_raw};
