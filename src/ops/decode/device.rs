@@ -32,6 +32,69 @@ use crate::variant::AttentionOptions;
 /// The offsets stay in device memory: the kernels check `0 ≤ cu[b] ≤ cu[b + 1] ≤ total_q` and
 /// `cu[b + 1] − cu[b] ≤ max_q_len`, record a violation in the workspace's error record
 /// ([`super::DecodeErrors`]) and leave that sequence's rows unwritten.
+///
+/// ```
+/// use quietattn::ops::attention::{DeviceIndex, DeviceTensor};
+/// use quietattn::ops::decode::{DecodeErrors, DecodeWorkspace, DevicePagedArgs, DevicePagedQueries, paged_decode_device};
+/// use quietattn::problem::{DecodeBounds, workspace_bytes};
+/// use quietattn::{AttentionOptions, DType, Device};
+///
+/// # fn main() -> quietattn::Result<()> {
+/// let device = Device::emulator()?;
+/// let exec = device.executor().expect("the emulator runs kernels");
+/// let (h, d, page) = (2, 64, 16);
+/// // Two sequences of 16 and 5 keys (pages 0 and 1); sequence 0 verifies 3 draft tokens,
+/// // sequence 1 decodes one: 4 query rows in all.
+/// let bounds = DecodeBounds {
+///     max_batch: 2, heads: h, kv_heads: 1, max_q_len: 3, max_k: page,
+///     head_dim: d, page_size: page, stats: false,
+/// };
+/// let mut ws = exec.alloc_zeroed(workspace_bytes(&bounds, 132)?)?;
+/// let f32s = |x: f32, n: usize| bytemuck::cast_slice(&vec![x; n]).to_vec();
+/// let q = exec.upload(&f32s(1.0, 4 * h * d))?;
+/// let k = exec.upload(&f32s(1.0, 2 * page * d))?;
+/// let v = exec.upload(&f32s(0.25, 2 * page * d))?;
+/// let table = exec.upload(bytemuck::cast_slice(&[0i32, 1]))?;
+/// let lens = exec.upload(bytemuck::cast_slice(&[16i32, 5]))?;
+/// let cu_q = exec.upload(bytemuck::cast_slice(&[0i32, 3, 4]))?;
+/// let (mut o, mut lse) = (exec.alloc_zeroed(4 * h * d * 4)?, exec.alloc_zeroed(h * 4 * 4)?);
+/// let cache = [2, page, 1, d];
+/// let args = DevicePagedArgs {
+///     q: DeviceTensor::from_buffer(&q, DType::F32, &[4, h, d])?,
+///     k_cache: DeviceTensor::from_buffer(&k, DType::F32, &cache)?,
+///     v_cache: DeviceTensor::from_buffer(&v, DType::F32, &cache)?,
+///     block_table: DeviceIndex::from_buffer(&table),
+///     max_pages: 1,
+///     seq_lens_k: DeviceIndex::from_buffer(&lens),
+///     max_seq_len_k: page,
+///     o: DeviceTensor::from_buffer_mut(&mut o, DType::F32, &[4, h, d])?,
+///     lse: DeviceTensor::from_buffer_mut(&mut lse, DType::F32, &[h, 4])?,
+///     sinks: None,
+///     gate: None,
+///     stats: None,
+///     plan: None,
+///     varlen_q: Some(DevicePagedQueries {
+///         cu_seqlens_q: DeviceIndex::from_buffer(&cu_q),
+///         batch: 2,
+///         max_q_len: 3,
+///     }),
+/// };
+/// let words = ws.len() / 4;
+/// let workspace = DecodeWorkspace {
+///     memory: DeviceTensor::from_buffer_mut(&mut ws, DType::F32, &[words])?,
+///     sm_count: 132,
+/// };
+/// let options = AttentionOptions { causal: true, ..AttentionOptions::default() };
+/// let g = paged_decode_device(&device, &args, &options, &workspace)?;
+/// assert_eq!(g.total_q, 4);
+/// drop((args, workspace));
+/// DecodeErrors::read(exec, &ws)?.check()?;
+/// let mut out = vec![0f32; 4 * h * d];
+/// exec.download(&o, bytemuck::cast_slice_mut(&mut out))?;
+/// assert!(out.iter().all(|&x| x == 0.25)); // every row sees a key: the mean of the values
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct DevicePagedQueries<'a> {
     /// Query offsets, i32 `[batch + 1]`.
