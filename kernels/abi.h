@@ -156,7 +156,13 @@ typedef struct QaAttnParams {
 /* ---- decode against a paged KV cache (SPEC section 7, kernels/decode/) ---- */
 
 /* The first bad device-side index a decode kernel met (all zero: none). 16 bytes. */
-enum QaDecodeErrorCode { QA_DECODE_OK = 0, QA_DECODE_BAD_SEQ_LEN = 1, QA_DECODE_BAD_PAGE = 2, QA_DECODE_BAD_SLOT = 3 };
+enum QaDecodeErrorCode {
+  QA_DECODE_OK = 0,
+  QA_DECODE_BAD_SEQ_LEN = 1,
+  QA_DECODE_BAD_PAGE = 2,
+  QA_DECODE_BAD_SLOT = 3,
+  QA_DECODE_BAD_CU_SEQLENS_Q = 4 /* column = the offending cu_seqlens_q index */
+};
 typedef struct QaDecodeError {
   int32_t code;   /* QaDecodeErrorCode */
   int32_t seq;    /* sequence (append_kv: token) */
@@ -165,15 +171,18 @@ typedef struct QaDecodeError {
 } QaDecodeError;
 
 /* One decode launch (chunk or combine kernel). `attn` describes q, o, gate, lse, sinks, options
- * and dims as for attention with batched queries [b, q_len, heads, d] (seqlen_q = q_len); its k
- * and v are the caches [num_pages, page_size, kv_heads, d] with stride_batch = the page stride
- * and stride_seq = the slot stride; seqlen_k is the host-declared longest sequence (a bound
- * the kernels check seq_lens_k against); cu_seqlens_* are 0. */
+ * and dims as for attention with batched queries [b, q_len, heads, d] (seqlen_q = q_len) or
+ * varlen queries [total_q, heads, d] (cu_seqlens_q set, seqlen_q = the declared longest q_len,
+ * lse [heads, total_q]); its k and v are the caches [num_pages, page_size, kv_heads, d] with
+ * stride_batch = the page stride and stride_seq = the slot stride; seqlen_k is the
+ * host-declared longest sequence (a bound the kernels check seq_lens_k against); cu_seqlens_k
+ * is 0 (seq_lens_k holds the key lengths). */
 typedef struct QaDecodeParams {
   QaAttnParams attn;
   uint64_t block_table; /* int32 [batch, max_pages], row stride table_stride */
   uint64_t seq_lens_k;  /* int32 [batch] */
-  uint64_t partials;    /* float [splits, batch, heads, q_len, head_dim + 2]: acc, then m, l */
+  uint64_t partials;    /* float [splits, batch, heads, q_len, head_dim + 2] (varlen: [splits,
+                           total_q, heads, ...]): acc, then m, l (+ 6 statistics scalars) */
   uint64_t errors;      /* QaDecodeError */
   int64_t table_stride;
   uint32_t max_pages;
@@ -182,6 +191,9 @@ typedef struct QaDecodeParams {
   uint32_t splits;      /* chunks per sequence; 1 = the chunk kernel writes o and lse */
   uint32_t chunk;       /* keys per chunk of the visible range */
   uint32_t pass;        /* clipped with splits > 1: 0 = lse pass, 1 = weights pass */
+  uint32_t total_q;     /* varlen queries: rows of q/o/gate/lse (cu_seqlens_q entries must stay
+                           within them); 0 when batched */
+  uint32_t reserved;
 } QaDecodeParams;
 
 /* append_kv (vLLM's reshape_and_cache): token t's [kv_heads, d] rows of k and v go to slot

@@ -1,6 +1,7 @@
-//! `quietattn run` with a paged KV cache (`k_cache`, `v_cache`, `block_table`, `seq_lens_k`):
-//! the decode kernels on the emulator write what the f64 paged reference writes (within SPEC
-//! §6 for f32), and a bad table is exit 2 with an `error:` line.
+//! `quietattn run` with a paged KV cache (`k_cache`, `v_cache`, `block_table`, `seq_lens_k`,
+//! and `cu_seqlens_q` for varlen queries): the decode kernels on the emulator write what the
+//! f64 paged reference writes (within SPEC §6 for f32), and a bad table or bad offsets are
+//! exit 2 with an `error:` line.
 
 mod cli_parts;
 
@@ -23,6 +24,42 @@ fn write_paged(path: &std::path::Path, table: &[i32]) {
     write_file(path, &tensors).expect("write input");
 }
 
+/// The 2 sequences of `write_paged` with varlen queries: `cu_q` offsets over 3 rows.
+fn write_paged_varlen(path: &std::path::Path, cu_q: &[i32]) {
+    let q = random_tensor(&[3, 4, 16], 14);
+    let k = random_tensor(&[4, 16, 2, 16], 12);
+    let v = random_tensor(&[4, 16, 2, 16], 13);
+    let (table, lens) = ([3, 0, 1, -1], [20, 5]);
+    let tensors = [
+        ("q", TensorRef::Float(&q)),
+        ("k_cache", TensorRef::Float(&k)),
+        ("v_cache", TensorRef::Float(&v)),
+        ("block_table", TensorRef::I32(&table, &[2, 2])),
+        ("seq_lens_k", TensorRef::I32(&lens, &[2])),
+        ("cu_seqlens_q", TensorRef::I32(cu_q, &[3])),
+    ];
+    write_file(path, &tensors).expect("write input");
+}
+
+/// `o` and `lse` of two output files agree within f32 tolerance.
+fn assert_same_outputs(got: &std::path::Path, want: &std::path::Path, ranks: &[usize]) {
+    let (got, want) = (
+        TensorFile::read(got).unwrap(),
+        TensorFile::read(want).unwrap(),
+    );
+    for name in ["o", "lse"] {
+        let g = got.require_float(name, ranks).unwrap().to_f64();
+        let w = want.require_float(name, ranks).unwrap().to_f64();
+        assert_eq!(g.len(), w.len(), "{name}");
+        for (i, (g, w)) in g.iter().zip(&w).enumerate() {
+            assert!(
+                (g - w).abs() <= 2e-5 * (1.0 + w.abs()),
+                "{name}[{i}]: {g} vs {w}"
+            );
+        }
+    }
+}
+
 fn run(device: &str, input: &str, output: &str) -> std::process::Output {
     quietattn(&[
         "run", "--device", device, "--input", input, "--output", output, "--causal",
@@ -43,21 +80,38 @@ fn paged_run_on_the_emulator_matches_the_reference() {
         stdout(&out)
     );
     assert_ok(&run("reference", s(&input), s(&reference)));
-    let (got, want) = (
-        TensorFile::read(&emu).unwrap(),
-        TensorFile::read(&reference).unwrap(),
-    );
-    for name in ["o", "lse"] {
-        let g = got.require_float(name, &[3, 4]).unwrap().to_f64();
-        let w = want.require_float(name, &[3, 4]).unwrap().to_f64();
-        assert_eq!(g.len(), w.len(), "{name}");
-        for (i, (g, w)) in g.iter().zip(&w).enumerate() {
-            assert!(
-                (g - w).abs() <= 2e-5 * (1.0 + w.abs()),
-                "{name}[{i}]: {g} vs {w}"
-            );
-        }
-    }
+    assert_same_outputs(&emu, &reference, &[3, 4]);
+}
+
+#[test]
+fn paged_run_with_varlen_queries_matches_the_reference() {
+    // Sequence 0 (20 keys) decodes 2 tokens, sequence 1 (5 keys) one: o [3, 4, 16], lse [4, 3].
+    let dir = Scratch::new("cli-paged-varlen");
+    let input = dir.path("paged.safetensors");
+    write_paged_varlen(&input, &[0, 2, 3]);
+    let (emu, reference) = (dir.path("emu.safetensors"), dir.path("ref.safetensors"));
+    assert_ok(&run("emulator", s(&input), s(&emu)));
+    assert_ok(&run("reference", s(&input), s(&reference)));
+    let shape = |path: &std::path::Path, name: &str| {
+        TensorFile::read(path)
+            .unwrap()
+            .require_float(name, &[2, 3])
+            .unwrap()
+            .shape
+            .clone()
+    };
+    assert_eq!(shape(&emu, "o"), [3, 4, 16]);
+    assert_eq!(shape(&emu, "lse"), [4, 3]);
+    assert_same_outputs(&emu, &reference, &[2, 3]);
+}
+
+#[test]
+fn decreasing_cu_seqlens_q_is_exit_2() {
+    let dir = Scratch::new("cli-paged-varlen-bad");
+    let input = dir.path("paged.safetensors");
+    write_paged_varlen(&input, &[0, 3, 2]);
+    let out = run("emulator", s(&input), s(&dir.path("o.safetensors")));
+    assert_fails(&out, "non-decreasing");
 }
 
 #[test]

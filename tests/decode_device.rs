@@ -9,12 +9,13 @@
 mod common;
 mod paged_parts;
 
-use paged_parts::{Fixture, LENS, Shape, covering_options};
+use paged_parts::{Fixture, LENS, Q_LENS, Shape, covering_options};
 
 use quietattn::launch::{Buffer, Executor};
 use quietattn::ops::attention::{DeviceIndex, DeviceStats, DeviceTensor, StatsTarget};
 use quietattn::ops::decode::{
-    DecodeCall, DecodeErrors, DecodeWorkspace, DevicePagedArgs, paged_decode, paged_decode_device,
+    DecodeCall, DecodeErrors, DecodeWorkspace, DevicePagedArgs, DevicePagedQueries, paged_decode,
+    paged_decode_device,
 };
 use quietattn::problem::{DecodeBounds, ERROR_RECORD_BYTES, SplitPlan, workspace_bytes};
 use quietattn::stats::OutlierStats;
@@ -29,6 +30,7 @@ struct Placed {
     lens: Buffer,
     sinks: Buffer,
     gate: Buffer,
+    cu_q: Option<Buffer>,
     o: Buffer,
     lse: Buffer,
     workspace: Buffer,
@@ -44,7 +46,7 @@ fn upload(exec: &dyn Executor, bytes: &[u8]) -> Buffer {
 impl Placed {
     fn new(exec: &dyn Executor, f: &Fixture, table: &[i32], workspace_bytes: usize) -> Self {
         let s = f.shape;
-        let rows = LENS.len() * s.q_len * s.heads;
+        let rows = f.total_q() * s.heads;
         Placed {
             q: upload(exec, f.q.data.as_bytes()),
             k: upload(exec, f.k_cache.data.as_bytes()),
@@ -53,6 +55,10 @@ impl Placed {
             lens: upload(exec, bytemuck::cast_slice(&f.lens)),
             sinks: upload(exec, bytemuck::cast_slice(&f.sinks)),
             gate: upload(exec, f.gate.data.as_bytes()),
+            cu_q: f
+                .cu_q
+                .as_ref()
+                .map(|cu| upload(exec, bytemuck::cast_slice(cu))),
             o: exec.alloc_zeroed(f.q.data.as_bytes().len()).unwrap(),
             lse: exec.alloc_zeroed(rows * 4).unwrap(),
             workspace: exec.alloc_zeroed(workspace_bytes).unwrap(),
@@ -72,22 +78,29 @@ impl Placed {
         let words = self.workspace.len() / 4;
         let tensor =
             |buf, dtype, shape: &[usize]| DeviceTensor::from_buffer(buf, dtype, shape).unwrap();
+        let gate_shape = match f.cu_q {
+            Some(_) => vec![f.total_q(), s.heads],
+            None => vec![b, s.q_len, s.heads],
+        };
         let args = DevicePagedArgs {
-            q: tensor(&self.q, dt, &[b, s.q_len, s.heads, s.dim]),
+            q: tensor(&self.q, dt, &f.q_shape()),
             k_cache: tensor(&self.k, dt, cache),
             v_cache: tensor(&self.v, dt, cache),
             block_table: DeviceIndex::from_buffer(&self.table),
             max_pages: f.max_pages,
             seq_lens_k: DeviceIndex::from_buffer(&self.lens),
             max_seq_len_k: *LENS.iter().max().unwrap(),
-            o: DeviceTensor::from_buffer_mut(&mut self.o, dt, &[b, s.q_len, s.heads, s.dim])
-                .unwrap(),
-            lse: DeviceTensor::from_buffer_mut(&mut self.lse, DType::F32, &[b, s.heads, s.q_len])
-                .unwrap(),
+            o: DeviceTensor::from_buffer_mut(&mut self.o, dt, &f.q_shape()).unwrap(),
+            lse: DeviceTensor::from_buffer_mut(&mut self.lse, DType::F32, &f.lse_shape()).unwrap(),
             sinks: Some(tensor(&self.sinks, DType::F32, &[s.heads])),
-            gate: Some(tensor(&self.gate, DType::F32, &[b, s.q_len, s.heads])),
+            gate: Some(tensor(&self.gate, DType::F32, &gate_shape)),
             stats,
             plan,
+            varlen_q: self.cu_q.as_ref().map(|cu| DevicePagedQueries {
+                cu_seqlens_q: DeviceIndex::from_buffer(cu),
+                batch: b,
+                max_q_len: s.q_len,
+            }),
         };
         let workspace = DecodeWorkspace {
             memory: DeviceTensor::from_buffer_mut(&mut self.workspace, DType::F32, &[words])
@@ -143,7 +156,12 @@ fn shape(dtype: DType, page_size: usize, q_len: usize, heads: (usize, usize)) ->
 /// Workspace bytes for `plan` (statistics or not), exactly.
 fn need(f: &Fixture, plan: SplitPlan, stats: bool) -> usize {
     let s = f.shape;
-    plan.partial_bytes(LENS.len(), s.heads, s.q_len, s.dim, stats) + ERROR_RECORD_BYTES
+    // partial rows: [batch, q_len] batched, [total_q] varlen
+    let (seqs, rows) = match f.cu_q {
+        Some(_) => (f.total_q(), 1),
+        None => (LENS.len(), s.q_len),
+    };
+    plan.partial_bytes(seqs, s.heads, rows, s.dim, stats) + ERROR_RECORD_BYTES
 }
 
 /// What an engine serving the fixture's shapes would size its workspace for, once.
@@ -389,6 +407,74 @@ fn device_path_on_a_gpu_equals_its_host_path() {
         ] {
             let label = format!("GPU {} {}", family.name(), norm.name());
             same_as_host(&device, &f, &options, plan, &label);
+        }
+    }
+}
+
+#[test]
+fn varlen_queries_on_the_device_path_equal_the_host_path() {
+    // Ragged q lengths (Q_LENS: 0, 1 and more rows than keys) with cu_seqlens_q in device
+    // memory: every normaliser, splits 3 / 1 / automatic, GQA 2:1 and 3:1, statistics on half.
+    let device = common::emulator();
+    for (n, norm) in Normaliser::all_defaults().into_iter().enumerate() {
+        let heads = if n % 2 == 0 { (4, 2) } else { (6, 2) };
+        let f = Fixture::varlen(740 + n as u64, shape(DType::F32, 16, 4, heads), &Q_LENS);
+        let plan = match n % 3 {
+            0 => Some(SplitPlan {
+                splits: 3,
+                chunk: 48,
+            }),
+            1 => Some(SplitPlan {
+                splits: 1,
+                chunk: 0,
+            }),
+            _ => None,
+        };
+        let options = covering_options(norm, n % 3, n % 2 == 1);
+        let label = format!("varlen {} {plan:?} stats {}", norm.name(), options.stats);
+        same_as_host(&device, &f, &options, plan, &label);
+    }
+}
+
+#[test]
+fn bad_device_cu_seqlens_q_is_the_error_record_and_nothing_else_is_read() {
+    // Offsets only the device holds: decreasing, beyond the rows of q, a sequence longer than
+    // the declared max_q_len. The call succeeds; the record names the first bad offset.
+    let device = common::emulator();
+    let exec = device.executor().unwrap();
+    let f = Fixture::varlen(760, shape(DType::F32, 16, 4, (4, 2)), &Q_LENS);
+    let total = f.total_q() as i32;
+    let good = f.cu_q.clone().unwrap(); // [0, 2, 5, 5, 6, 10, 11]
+    // each breaks one sequence only (the first record wins, in any block order)
+    let cases = [
+        (3, 4, "cu_seqlens_q[3] = 4"),
+        (6, total + 1, "cu_seqlens_q[6] = 12"),
+    ];
+    for splits in [1, 3] {
+        let plan = SplitPlan { splits, chunk: 48 };
+        for (at, value, want) in cases {
+            let mut cu = good.clone();
+            cu[at] = value;
+            let mut placed = Placed::new(exec, &f, &f.table, need(&f, plan, false));
+            placed.cu_q = Some(upload(exec, bytemuck::cast_slice(&cu)));
+            placed
+                .call(&device, &f, &AttentionOptions::default(), Some(plan))
+                .unwrap();
+            match placed.errors(exec) {
+                Err(Error::Index(m)) => assert!(m.contains(want), "{m}"),
+                other => panic!("cu_seqlens_q[{at}] = {value}: expected the record, got {other:?}"),
+            }
+        }
+        let mut cu = good.clone();
+        cu[4] = 5; // sequence 3 now holds no row, sequence 4 rows 5..10: 5 > max_q_len 4
+        let mut placed = Placed::new(exec, &f, &f.table, need(&f, plan, false));
+        placed.cu_q = Some(upload(exec, bytemuck::cast_slice(&cu)));
+        placed
+            .call(&device, &f, &AttentionOptions::default(), Some(plan))
+            .unwrap();
+        match placed.errors(exec) {
+            Err(Error::Index(m)) => assert!(m.contains("cu_seqlens_q[5] = 10"), "{m}"),
+            other => panic!("a sequence of 5 rows: expected the record, got {other:?}"),
         }
     }
 }

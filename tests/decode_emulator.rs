@@ -15,11 +15,9 @@ mod common;
 mod paged_parts;
 
 use paged_parts::{Fixture, LENS, Shape, covering_options, run};
-use std::f64::consts::LOG2_E;
 
-use quietattn::ops::decode::{DecodeCall, chunk_partials, paged_decode};
+use quietattn::ops::decode::{DecodeCall, paged_decode};
 use quietattn::problem::SplitPlan;
-use quietattn::reference::split::{Chunk, ExpPartial};
 use quietattn::{AttentionOptions, DType, Error, KernelChoice, Normaliser, Tensor};
 
 /// Both chunk-kernel families, pinned.
@@ -378,112 +376,4 @@ fn statistics_off_returns_none_and_on_counts_every_query_and_key_once() {
         .stats
         .unwrap();
     assert_eq!(again.tensors, s.tensors);
-}
-
-/// `|got − want| ≤ tol·(1 + |want|)`, or both −∞.
-fn close(got: f32, want: f64, tol: f64) -> bool {
-    let got = f64::from(got);
-    (got == want && want.is_infinite()) || (got - want).abs() <= tol * (1.0 + want.abs())
-}
-
-#[test]
-fn chunk_partials_match_the_reference_exp_partials() {
-    // f32 arithmetic against f64 on the same f32 inputs
-    chunk_partials_match(KernelChoice::CudaCore, DType::F32, 1e-4);
-}
-
-#[test]
-fn tensor_core_chunk_partials_match_the_reference_exp_partials() {
-    // f16 inputs; the tensor-core chunk rounds P to f16 (2^-11) before P·V
-    chunk_partials_match(KernelChoice::TensorCore, DType::F16, 5e-3);
-}
-
-/// Each chunk's (acc, m, l) and statistics pieces, before any combine, against ExpPartial of
-/// the same keys (log2 units in the kernel), so a chunk bug and a combine bug are told apart.
-/// off_by_one's chunks run plain softmax (its sink enters in the combine): the same partial.
-fn chunk_partials_match(family: KernelChoice, dtype: DType, tol: f64) {
-    let device = common::emulator();
-    let executor = device.executor().expect("the emulator runs kernels");
-    let (dim, heads, kv_heads, splits, chunk) = (8, 4, 2, 3, 48);
-    let f = Fixture::new(1100, shape(dtype, dim, 16, 1, (heads, kv_heads)));
-    let split = SplitPlan { splits, chunk };
-    let q = f.q.to_f64();
-    // the keys and values as the kernel reads them: rounded to the dtype
-    let rounded = |rows: &[Vec<f64>]| -> Vec<Vec<f64>> {
-        rows.iter()
-            .map(|r| Tensor::from_f64(dtype, r, &[r.len()]).unwrap().to_f64())
-            .collect()
-    };
-    let (k_rows, v_rows) = (rounded(&f.keys), rounded(&f.values));
-    let scale = 1.0 / (dim as f64).sqrt();
-    for norm in [Normaliser::Softmax, Normaliser::OffByOne] {
-        let opts = AttentionOptions {
-            normaliser: norm,
-            stats: true,
-            kernel: family,
-            ..AttentionOptions::default()
-        };
-        let p = chunk_partials(executor, &f.paged(), &opts, &plan(splits, chunk)).unwrap();
-        let row = dim + 8;
-        assert_eq!(p.len(), splits * LENS.len() * heads * row);
-        for (b, &len) in LENS.iter().enumerate() {
-            for h in 0..heads {
-                let kvh = h / (heads / kv_heads);
-                let qh = &q[(b * heads + h) * dim..][..dim];
-                let at =
-                    |rows: &[f64], j: usize| rows[(j * kv_heads + kvh) * dim..][..dim].to_vec();
-                for c in 0..splits {
-                    let keys: Vec<usize> = split.chunk_range(c, 0..len).collect();
-                    let logits: Vec<f64> = keys
-                        .iter()
-                        .map(|&j| {
-                            scale
-                                * at(&k_rows[b], j)
-                                    .iter()
-                                    .zip(qh)
-                                    .map(|(k, q)| k * q)
-                                    .sum::<f64>()
-                        })
-                        .collect();
-                    let values: Vec<f64> = keys.iter().flat_map(|&j| at(&v_rows[b], j)).collect();
-                    let want = ExpPartial::of(&Chunk::new(&keys, &logits, &values, dim).unwrap());
-                    let got = &p[((c * LENS.len() + b) * heads + h) * row..][..row];
-                    let label = format!(
-                        "{} seq {b} head {h} chunk {c}: {got:?} vs {want:?}",
-                        norm.name()
-                    );
-                    let n = keys.len() as f64;
-                    let empty = keys.is_empty();
-                    let shift = if empty { 0.0 } else { want.m };
-                    let x0 = keys
-                        .first()
-                        .filter(|&&j| j == 0)
-                        .map_or(f64::NEG_INFINITY, |_| logits[0]);
-                    let expected = [
-                        (got[dim], want.m * LOG2_E),
-                        (got[dim + 1], want.l),
-                        (got[dim + 2], want.l),                  // A = Σw
-                        (got[dim + 3], want.t - shift * want.l), // B = Σw ln w, w = e^(s−m)
-                        (got[dim + 4], n),
-                        (
-                            got[dim + 5],
-                            if empty {
-                                0.0
-                            } else {
-                                LOG2_E * (want.range.sum - n * want.range.max)
-                            },
-                        ),
-                        (got[dim + 6], x0 * LOG2_E),
-                        (got[dim + 7], want.range.max * LOG2_E),
-                    ];
-                    for (i, (g, w)) in expected.into_iter().enumerate() {
-                        assert!(close(g, w, tol), "scalar {i}: {label}");
-                    }
-                    for (g, &w) in got[..dim].iter().zip(&want.acc) {
-                        assert!(close(*g, w, tol), "acc: {label}");
-                    }
-                }
-            }
-        }
-    }
 }

@@ -164,8 +164,8 @@ QA_UNROLL
 // The epilogue of the warp's rows: o and lse (splits = 1) or the chunk's partial (splits > 1),
 // through the row end both chunk kernels share (chunk_parts.cuh).
 template <class N, class T, class Tr, bool kSplit, bool STATS, int R, int G>
-__device__ __forceinline__ void finish_rows(Rows<R, G>& w, const QaDecodeParams& dp, int b, int pass,
-                                            BlockStats* bs) {
+__device__ __forceinline__ void finish_rows(Rows<R, G>& w, const QaDecodeParams& dp, const QueryRows& q,
+                                            int pass, BlockStats* bs) {
   const QaAttnParams& p = dp.attn;
   constexpr int kSplitLanes = WARP_SIZE / Tr::kKeySplit;
   const int lane = threadIdx.x % WARP_SIZE, d = int(p.head_dim);
@@ -185,29 +185,29 @@ QA_UNROLL
                     warp_sum(w.ent[r].b), w.x0[r], w.xmax[r]};
     if (!w.ok[r]) continue;
     const GroupRow at = w.at[r];
-    float* slot = kSplit ? partial_slot(dp, int(blockIdx.x), b, at.head, at.i) : nullptr;
+    float* slot = kSplit ? partial_slot(dp, int(blockIdx.x), q, at.head, at.i) : nullptr;
     const float scale =
-        finish_row<N, kSplit, STATS>(dp, b, at, w.ctx[r], w.st[r].m, l, w.lse2[r], t, pass, slot, lane == 0);
+        finish_row<N, kSplit, STATS>(dp, q, at, w.ctx[r], w.st[r].m, l, w.lse2[r], t, pass, slot, lane == 0);
     if (!stores) continue;
-    T* o = o_row<T>(p, b, at);
+    T* o = o_row<T>(p, q, at);
 QA_UNROLL
     for (int g = 0; g < G; ++g) {
       const int c0 = 4 * (lane % kSplitLanes + g * WARP_SIZE);
       if (c0 >= d) continue;
 QA_UNROLL
       for (int c = 0; c < 4; ++c)
-        store_channel<T, kSplit, STATS>(p, o, slot, b, at, c0 + c, w.acc[r][g].v[c] * scale, bs);
+        store_channel<T, kSplit, STATS>(p, o, slot, q, at, c0 + c, w.acc[r][g].v[c] * scale, bs);
     }
   }
 }
 
 // Sets up the warp's rows [row0 + warp·R, +R) of the block's G·q_len rows.
 template <class N, class Norm, bool kSplit, int R, int G>
-__device__ __forceinline__ void start_rows(Rows<R, G>& w, const QaDecodeParams& dp, int b, int kvh,
-                                           int row0, int rows, int len) {
+__device__ __forceinline__ void start_rows(Rows<R, G>& w, const QaDecodeParams& dp, const QueryRows& q,
+                                           int kvh, int row0, int rows, int len) {
   const QaAttnParams& p = dp.attn;
   const int warp = threadIdx.x / WARP_SIZE, lane = threadIdx.x % WARP_SIZE;
-  const int group = int(p.heads / p.kv_heads), q_len = int(p.seqlen_q);
+  const int group = int(p.heads / p.kv_heads), q_len = q.len > 0 ? q.len : 1;  // no row is ok at 0
 QA_UNROLL
   for (int r = 0; r < R; ++r) {
     w.row[r] = row0 + warp * R + r;
@@ -223,7 +223,7 @@ QA_UNROLL
     w.xmax[r] = w.x0[r] = -INFINITY;
     // clipped pass 1 of a split launch: combine pass 0 left the row's lse in this chunk's slot
     if (kSplit && N::kPasses == 2 && dp.pass == 1 && w.ok[r])
-      w.lse2[r] = partial_slot(dp, int(blockIdx.x), b, w.at[r].head, w.at[r].i)[p.head_dim];
+      w.lse2[r] = partial_slot(dp, int(blockIdx.x), q, w.at[r].head, w.at[r].i)[p.head_dim];
 QA_UNROLL
     for (int g = 0; g < G; ++g) w.acc[r][g] = f32x4{{0.f, 0.f, 0.f, 0.f}};
   }
@@ -266,25 +266,29 @@ __device__ __forceinline__ void chunk_body(const QaDecodeParams& dp, SharedStora
   using N = typename ChunkPolicy<Norm, kSplit>::type;
   constexpr int R = Tr::kRowsPerWarp, BM = Tr::kBlockM, BN = Tr::kBlockN;
   const QaAttnParams& p = dp.attn;
-  const int kvh = int(blockIdx.y), b = int(blockIdx.z), d = int(p.head_dim);
+  const int kvh = int(blockIdx.y), d = int(p.head_dim);
+  const QueryRows q = query_rows(dp, int(blockIdx.z), true);
   int len = 0;
-  const KeyRange keys = checked_keys<STATS>(dp, b, Tr::kThreads, &len);
-  const Mask mask(p, Sequence{0, int(p.seqlen_q), 0, len});
+  const KeyRange keys = checked_keys<STATS>(dp, q, Tr::kThreads, &len);
+  const Mask mask(p, Sequence{0, q.len, 0, len});
   const LogitMap logit(p);
   const KeyRange own = chunk_of<kSplit>(dp, keys);  // this block's chunk of the visible keys
   const int kv_lo = own.lo, kv_hi = own.hi;
-  const int* table = table_row(dp, b);
-  const int rows = int(p.heads / p.kv_heads) * int(p.seqlen_q);
+  const int* table = table_row(dp, q.b);
+  const int rows = int(p.heads / p.kv_heads) * q.len;
+  // prefill counts every key of a sequence, rows or not: without rows a STATS block still
+  // sweeps one (empty) row group to read and count its K/V
+  const int sweep_rows = STATS && rows == 0 ? 1 : rows;
   const int first = kSplit ? int(dp.pass) : 0, last = kSplit ? int(dp.pass) : N::kPasses - 1;
   KvCounts<Tr> kv;
   // Q is counted by split 0 (in its first launch when clipped runs two)
   unsigned* q_hist = STATS && blockIdx.x == 0 && first == 0 ? bs->hist[QA_STAT_Q] : nullptr;
 
-  for (int row0 = 0; row0 < rows; row0 += BM) {
+  for (int row0 = 0; row0 < sweep_rows; row0 += BM) {
     __syncthreads();  // the previous row group is done with every tile
-    load_queries<Tr, T>(sm.tiles.q, p, b, kvh, row0, rows, q_hist);
+    load_queries<Tr, T>(sm.tiles.q, p, q, kvh, row0, rows, q_hist);
     Rows<R, Tr::kGroupsPerLane> w;
-    start_rows<N, Norm, kSplit>(w, dp, b, kvh, row0, rows, len);
+    start_rows<N, Norm, kSplit>(w, dp, q, kvh, row0, rows, len);
     for (int pass = first; pass <= last; ++pass) {
       if (!kSplit && pass == 1) {
 QA_UNROLL
@@ -304,7 +308,7 @@ QA_UNROLL
         sweep_tile<N, Tr, STATS>(w, sm, mask, logit, kv0, kv_hi, pass, d);
       }
     }
-    finish_rows<N, T, Tr, kSplit, STATS>(w, dp, b, last, bs);
+    finish_rows<N, T, Tr, kSplit, STATS>(w, dp, q, last, bs);
   }
   if constexpr (STATS) flush_chunk_stats<Tr>(dp, sm, kv, *bs, kvh);
 }

@@ -30,13 +30,13 @@ struct ChunkPolicy<Sink, true> {
   using type = Softmax;
 };
 
-// The visible keys of sequence b after the index checks: [lo, hi); empty for a bad sequence.
-// Statistics count every key, so a STATS block takes [0, len).
+// The visible keys of sequence q.b's rows after the index checks: [lo, hi); empty for a bad
+// sequence. Statistics count every key (rows or not), so a STATS block takes [0, len).
 template <bool STATS>
-__device__ __forceinline__ KeyRange checked_keys(const QaDecodeParams& dp, int b, int threads, int* len) {
-  const int q_len = int(dp.attn.seqlen_q);
-  const int n = checked_seq_len(dp, b);
-  KeyRange keys = visible_keys(Mask(dp.attn, Sequence{0, q_len, 0, n < 0 ? 0 : n}), q_len);
+__device__ __forceinline__ KeyRange checked_keys(const QaDecodeParams& dp, const QueryRows& q, int threads,
+                                                 int* len) {
+  const int b = q.b, n = checked_seq_len(dp, b);
+  KeyRange keys = visible_keys(Mask(dp.attn, Sequence{0, q.len, 0, n < 0 ? 0 : n}), q.len);
   if (STATS) keys = KeyRange{0, n < 0 ? 0 : n};
   const bool ok = pages_valid(dp, b, keys.lo, keys.hi, threads);  // every thread: it has barriers
   *len = n >= 0 && ok ? n : 0;
@@ -58,7 +58,8 @@ __device__ __forceinline__ KeyRange chunk_of(const QaDecodeParams& dp, const Key
 // pass, its statistics scalars; the row statistics recorded when not split. `lse2` is the
 // row's lse from pass 0 (clipped). Returns the scale every channel of the row takes.
 template <class N, bool kSplit, bool STATS>
-__device__ __forceinline__ float finish_row(const QaDecodeParams& dp, int b, const GroupRow& at, const NormCtx& ctx,
+__device__ __forceinline__ float finish_row(const QaDecodeParams& dp, const QueryRows& q, const GroupRow& at,
+                                            const NormCtx& ctx,
                                             float m, float l, float lse2, const RowTotals& t, int pass,
                                             float* slot, bool lead) {
   const QaAttnParams& p = dp.attn;
@@ -73,7 +74,7 @@ __device__ __forceinline__ float finish_row(const QaDecodeParams& dp, int b, con
     }
   } else {
     scale = two ? 1.f : N::out_scale(m, l, ctx);
-    if (lead) store_lse(p, b, at.head, at.i, row_lse2);
+    if (lead) store_lse(p, q.b, at.head, q.start + at.i, row_lse2);
   }
   if constexpr (STATS) {
     if (!lead) return scale;
@@ -88,24 +89,24 @@ __device__ __forceinline__ float finish_row(const QaDecodeParams& dp, int b, con
   return scale;
 }
 
-// The o row of (sequence b, row `at`).
+// The o row of (sequence q.b, row `at`).
 template <class T>
-__device__ __forceinline__ T* o_row(const QaAttnParams& p, int b, const GroupRow& at) {
-  return qa::ptr<T>(p.o.ptr) + int64_t(b) * p.o.stride_batch + int64_t(at.i) * p.o.stride_seq +
-         int64_t(at.head) * p.o.stride_head;
+__device__ __forceinline__ T* o_row(const QaAttnParams& p, const QueryRows& q, const GroupRow& at) {
+  return qa::ptr<T>(p.o.ptr) + q.offset(p.o, at.i, at.head);
 }
 
 // Channel c of a finished row, v already scaled: into the partial (split), or counted (O
 // statistics, before the gate), gated and stored into `o`.
 template <class T, bool kSplit, bool STATS>
-__device__ __forceinline__ void store_channel(const QaAttnParams& p, T* o, float* slot, int b, const GroupRow& at,
+__device__ __forceinline__ void store_channel(const QaAttnParams& p, T* o, float* slot, const QueryRows& q,
+                                              const GroupRow& at,
                                               int c, float v, BlockStats* bs) {
   if constexpr (kSplit) {
     slot[c] = v;
   } else {
     if constexpr (STATS)
       count_to_global(v, p.stats.channels[QA_STAT_O], at.head * int(p.head_dim) + c, bs->hist[QA_STAT_O]);
-    o[c] = qa::from_float<T>(v * gate_factor(p, false, b, at.i, at.head, c));
+    o[c] = qa::from_float<T>(v * gate_factor(p, q.packed, q.b, q.start + at.i, at.head, c));
   }
 }
 

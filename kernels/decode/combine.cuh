@@ -47,17 +47,17 @@ __device__ __forceinline__ void merge_stats(RowTotals& t, const float* s, float 
   t.x0 = fmaxf(t.x0, s[4]);
 }
 
-// Merges the splits' partials of row (b, head, i); lane owns channels lane + 32k.
+// Merges the splits' partials of row (q.b, head, i); lane owns channels lane + 32k.
 template <class Norm, int CPL, bool STATS>
-__device__ __forceinline__ Merged<CPL> merge_row(const QaDecodeParams& dp, const NormCtx& ctx, int b,
-                                                 int head, int i) {
+__device__ __forceinline__ Merged<CPL> merge_row(const QaDecodeParams& dp, const NormCtx& ctx,
+                                                 const QueryRows& q, int head, int i) {
   const int lane = threadIdx.x % WARP_SIZE, d = int(dp.attn.head_dim), splits = int(dp.splits);
   const bool rescales = Norm::kRescales && Norm::kPasses == 1;
   Merged<CPL> out;
   float start = Norm::start_max(ctx), shift = 0.f;
   out.m = start;
   if (rescales) {
-    for (int c = 0; c < splits; ++c) out.m = fmaxf(out.m, partial_slot(dp, c, b, head, i)[d]);
+    for (int c = 0; c < splits; ++c) out.m = fmaxf(out.m, partial_slot(dp, c, q, head, i)[d]);
     shift = Norm::shift(out.m);
   }
   out.l = rescales ? Norm::kStartMass * exp2f(start - shift) : 0.f;
@@ -66,7 +66,7 @@ __device__ __forceinline__ Merged<CPL> merge_row(const QaDecodeParams& dp, const
 QA_UNROLL
   for (int k = 0; k < CPL; ++k) out.acc[k] = 0.f;
   for (int c = 0; c < splits; ++c) {
-    const float* slot = partial_slot(dp, c, b, head, i);
+    const float* slot = partial_slot(dp, c, q, head, i);
     const float f = rescales ? exp2f(slot[d] - shift) : 1.f;  // m_c = -inf (empty chunk) -> 0
     out.l += f == 0.f ? 0.f : f * slot[d + 1];
     if (STATS) merge_stats(out.t, slot + d + 2, f);
@@ -81,46 +81,46 @@ QA_UNROLL
 
 // Clipped pass 0: the row's lse from the splits' (m, l), written over every split's m.
 template <class Norm>
-__device__ __forceinline__ void combine_lse_pass(const QaDecodeParams& dp, const NormCtx& ctx, int b,
-                                                 int head, int i) {
+__device__ __forceinline__ void combine_lse_pass(const QaDecodeParams& dp, const NormCtx& ctx,
+                                                 const QueryRows& q, int head, int i) {
   const int d = int(dp.attn.head_dim), splits = int(dp.splits);
   float m = -INFINITY, l = 0.f;
-  for (int c = 0; c < splits; ++c) m = fmaxf(m, partial_slot(dp, c, b, head, i)[d]);
+  for (int c = 0; c < splits; ++c) m = fmaxf(m, partial_slot(dp, c, q, head, i)[d]);
   const float shift = guard_shift(m);
   for (int c = 0; c < splits; ++c) {
-    const float* slot = partial_slot(dp, c, b, head, i);
+    const float* slot = partial_slot(dp, c, q, head, i);
     const float f = exp2f(slot[d] - shift);
     l += f == 0.f ? 0.f : f * slot[d + 1];
   }
   __syncwarp();  // every lane has read every m before lane 0 overwrites them
   const float lse2 = Norm::lse2(m, l, ctx);
   if (threadIdx.x % WARP_SIZE == 0)
-    for (int c = 0; c < splits; ++c) partial_slot(dp, c, b, head, i)[d] = lse2;
+    for (int c = 0; c < splits; ++c) partial_slot(dp, c, q, head, i)[d] = lse2;
 }
 
-// Merges row (b, head, i), writes o and lse; STATS: records the row and counts O.
+// Merges row (q.b, head, i), writes o and lse; STATS: records the row and counts O.
 template <class Norm, class T, int MAX_D, bool STATS>
-__device__ __forceinline__ void combine_row(const QaDecodeParams& dp, int b, int head, int i, BlockStats* bs) {
+__device__ __forceinline__ void combine_row(const QaDecodeParams& dp, const QueryRows& q, int head, int i,
+                                            BlockStats* bs) {
   constexpr int CPL = MAX_D / WARP_SIZE;
   const QaAttnParams& p = dp.attn;
   const int lane = threadIdx.x % WARP_SIZE, d = int(p.head_dim);
-  const int len = qa::ptr<const int>(dp.seq_lens_k)[b];  // only the sigmoid bias reads it
+  const int len = qa::ptr<const int>(dp.seq_lens_k)[q.b];  // only the sigmoid bias reads it
   const NormCtx ctx = norm_ctx<Norm>(p, len < 0 ? 0 : len, head);
   if (Norm::kPasses == 2 && dp.pass == 0) {
-    combine_lse_pass<Norm>(dp, ctx, b, head, i);
+    combine_lse_pass<Norm>(dp, ctx, q, head, i);
     return;
   }
-  const Merged<CPL> mr = merge_row<Norm, CPL, STATS>(dp, ctx, b, head, i);
+  const Merged<CPL> mr = merge_row<Norm, CPL, STATS>(dp, ctx, q, head, i);
   const bool two = Norm::kPasses == 2;
-  const float lse2 = two ? partial_slot(dp, 0, b, head, i)[d] : Norm::lse2(mr.m, mr.l, ctx);
+  const float lse2 = two ? partial_slot(dp, 0, q, head, i)[d] : Norm::lse2(mr.m, mr.l, ctx);
   const float scale = two ? 1.f : Norm::out_scale(mr.m, mr.l, ctx);
-  if (lane == 0) store_lse(p, b, head, i, lse2);
+  if (lane == 0) store_lse(p, q.b, head, q.start + i, lse2);
   if (STATS && lane == 0 && mr.t.n > 0) {
     const float m_use = two ? lse2 : Norm::shift(mr.m);
     record_row_global<Norm>(p.stats, head, ctx, mr.t, m_use, scale, lse2);
   }
-  T* o = qa::ptr<T>(p.o.ptr) + int64_t(b) * p.o.stride_batch + int64_t(i) * p.o.stride_seq +
-         int64_t(head) * p.o.stride_head;
+  T* o = qa::ptr<T>(p.o.ptr) + q.offset(p.o, i, head);
 QA_UNROLL
   for (int k = 0; k < CPL; ++k) {
     const int ch = lane + k * WARP_SIZE;
@@ -128,7 +128,7 @@ QA_UNROLL
     const float v = mr.acc[k] * scale;
     if constexpr (STATS)
       count_to_global(v, p.stats.channels[QA_STAT_O], head * d + ch, bs->hist[QA_STAT_O]);
-    o[ch] = qa::from_float<T>(v * gate_factor(p, false, b, i, head, ch));
+    o[ch] = qa::from_float<T>(v * gate_factor(p, q.packed, q.b, q.start + i, head, ch));
   }
 }
 
@@ -138,8 +138,12 @@ __device__ __forceinline__ void combine_body(const QaDecodeParams& dp) {
   const QaAttnParams& p = dp.attn;
   const int q_len = int(p.seqlen_q);
   const int64_t row = int64_t(blockIdx.x) * kWarps + threadIdx.x / WARP_SIZE;
-  const bool here = row < int64_t(p.batch) * p.heads * q_len;
+  const bool in_grid = row < int64_t(p.batch) * p.heads * q_len;
   const int i = int(row % q_len), head = int(row / q_len % p.heads), b = int(row / q_len / p.heads);
+  // varlen: the grid covers the longest q_len; a sequence's rows past its own are not rows
+  // (bad cu_seqlens_q entries were recorded by the chunk kernel: such a sequence has none)
+  const QueryRows q = in_grid ? query_rows(dp, b, false) : QueryRows{b, 0, 0, false};
+  const bool here = in_grid && i < q.len;
   if constexpr (STATS) {
     __shared__ BlockStats bs;
     const bool counts = Norm::kPasses == 1 || dp.pass == 1;  // uniform: barriers are safe
@@ -147,13 +151,13 @@ __device__ __forceinline__ void combine_body(const QaDecodeParams& dp) {
       zero_block_stats<kWarps * WARP_SIZE>(bs);
       __syncthreads();
     }
-    if (here) combine_row<Norm, T, MAX_D, true>(dp, b, head, i, &bs);
+    if (here) combine_row<Norm, T, MAX_D, true>(dp, q, head, i, &bs);
     if (counts) {
       __syncthreads();
       flush_block_stats<kWarps * WARP_SIZE>(bs, p.stats, 0);  // histograms only
     }
   } else if (here) {
-    combine_row<Norm, T, MAX_D, false>(dp, b, head, i, nullptr);
+    combine_row<Norm, T, MAX_D, false>(dp, q, head, i, nullptr);
   }
 }
 

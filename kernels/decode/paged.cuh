@@ -72,6 +72,38 @@ __device__ __forceinline__ int64_t key_offset(const QaDecodeParams& dp, const Qa
   return int64_t(page) * t.stride_batch + int64_t(slot) * t.stride_seq + int64_t(kvh) * t.stride_head;
 }
 
+// The query rows of sequence b in q, o, gate, lse and the partials. Batched: rows [0, q_len)
+// of batch entry b. Varlen (cu_seqlens_q): rows [start, start + len) of the packed
+// [total_q, heads, d] tensors, start = cu_seqlens_q[b].
+struct QueryRows {
+  int b;
+  int start;  // first packed row (0 when batched)
+  int len;    // query rows; 0 for a sequence with bad cu_seqlens_q entries
+  bool packed;
+
+  // Element offset of (query i, head) in a [b, sq, h, ..] or [total_q, h, ..] tensor.
+  __device__ __forceinline__ int64_t offset(const QaTensorDesc& t, int i, int head) const {
+    return (packed ? 0 : int64_t(b) * t.stride_batch) + int64_t(start + i) * t.stride_seq +
+           int64_t(head) * t.stride_head;
+  }
+};
+
+// Sequence b's query rows. cu_seqlens_q is device memory the host never validated: unless
+// 0 <= cu[b] <= cu[b + 1] <= total_q and the sequence holds at most the declared longest
+// q_len (seqlen_q: the grid and the plan are sized by it), the sequence has no rows (none is
+// read or written) and, when `record`, the error is recorded.
+__device__ __forceinline__ QueryRows query_rows(const QaDecodeParams& dp, int b, bool record) {
+  const QaAttnParams& p = dp.attn;
+  if (p.cu_seqlens_q == 0) return {b, 0, int(p.seqlen_q), false};
+  const int* cu = qa::ptr<const int>(p.cu_seqlens_q);
+  const int lo = cu[b], hi = cu[b + 1];
+  const bool ok = lo >= 0 && hi >= lo && (long long)hi <= (long long)dp.total_q &&
+                  (long long)hi - lo <= (long long)p.seqlen_q;
+  if (!ok && record && threadIdx.x == 0)
+    record_error(dp.errors, QA_DECODE_BAD_CU_SEQLENS_Q, b, lo < 0 ? b : b + 1, lo < 0 ? lo : hi);
+  return ok ? QueryRows{b, lo, hi - lo, true} : QueryRows{b, 0, 0, true};
+}
+
 // Where row (query head of the group g, query i) of the block's G·q_len rows lives.
 struct GroupRow {
   int head, i;
@@ -86,12 +118,15 @@ __device__ __forceinline__ bool wants_stats(const QaAttnParams& p) {
          p.stats.channels[1] != 0 || p.stats.channels[2] != 0 || p.stats.channels[3] != 0;
 }
 
-// The partial slot of (split c, sequence b, head, query i): head_dim accumulators, then m, l,
-// then (statistics) the 6 row-statistics scalars of stats.cuh; the host sizes it the same way
-// (SplitPlan::partial_bytes).
-__device__ __forceinline__ float* partial_slot(const QaDecodeParams& dp, int c, int b, int head, int i) {
+// The partial slot of (split c, sequence q.b, head, query i): head_dim accumulators, then m, l,
+// then (statistics) the 6 row-statistics scalars of stats.cuh. Batched: [splits, batch, heads,
+// q_len] rows; varlen: [splits, total_q, heads] rows (indexed by the packed row). The host
+// sizes it the same way (SplitPlan::partial_bytes over batch · q_len or total_q rows).
+__device__ __forceinline__ float* partial_slot(const QaDecodeParams& dp, int c, const QueryRows& q, int head,
+                                               int i) {
   const QaAttnParams& p = dp.attn;
-  const int64_t row = ((int64_t(c) * p.batch + b) * p.heads + head) * p.seqlen_q + i;
+  const int64_t row = q.packed ? (int64_t(c) * dp.total_q + q.start + i) * p.heads + head
+                               : ((int64_t(c) * p.batch + q.b) * p.heads + head) * p.seqlen_q + i;
   return qa::ptr<float>(dp.partials) + row * (int64_t(p.head_dim) + (wants_stats(p) ? 8 : 2));
 }
 

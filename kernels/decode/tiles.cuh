@@ -34,20 +34,20 @@ QA_UNROLL
   }
 }
 
-// Stages the block's rows [row0, row0 + kBlockM) of its G·q_len query rows (zeros past `rows`);
+// Stages the block's rows [row0, row0 + kBlockM) of its G·q.len query rows (zeros past `rows`);
 // counts each element in `hist` and its head's channel (stats.cuh) when `hist` is not null.
 template <class Tr, class T>
-__device__ __forceinline__ void load_queries(f32x4 (*dst)[Tr::kMaxD4], const QaAttnParams& p, int b,
-                                             int kvh, int row0, int rows, unsigned* hist) {
-  const int group = int(p.heads / p.kv_heads), q_len = int(p.seqlen_q), d = int(p.head_dim);
-  const T* base = qa::ptr<const T>(p.q.ptr) + int64_t(b) * p.q.stride_batch;
+__device__ __forceinline__ void load_queries(f32x4 (*dst)[Tr::kMaxD4], const QaAttnParams& p,
+                                             const QueryRows& q, int kvh, int row0, int rows, unsigned* hist) {
+  const int group = int(p.heads / p.kv_heads), d = int(p.head_dim);
+  const T* base = qa::ptr<const T>(p.q.ptr);
   const int c0 = threadIdx.x % Tr::kThreadsPerRow;
   for (int r = threadIdx.x / Tr::kThreadsPerRow; r < Tr::kBlockM; r += Tr::kRowsPerPass) {
     const T* src = nullptr;
     int head = 0;
     if (row0 + r < rows) {
-      const GroupRow g = group_row(row0 + r, q_len, kvh, group);
-      src = base + int64_t(g.i) * p.q.stride_seq + int64_t(g.head) * p.q.stride_head;
+      const GroupRow g = group_row(row0 + r, q.len, kvh, group);
+      src = base + q.offset(p.q, g.i, g.head);
       head = g.head;
     }
 QA_UNROLL

@@ -91,12 +91,12 @@ struct RowState {
 // Rows row0 + g and row0 + g + 8 of the G·q_len rows, in the start state of policy N (the start
 // mass and the virtual sink outcome in one lane of the block: warp 0, t = 0).
 template <class N, class Norm, bool kSplit, int D>
-__device__ __forceinline__ void start_rows(RowState<D>& s, const QaDecodeParams& dp, int b, int kvh, int row0,
-                                           int rows, int len) {
+__device__ __forceinline__ void start_rows(RowState<D>& s, const QaDecodeParams& dp, const qa::decode::QueryRows& q,
+                                           int kvh, int row0, int rows, int len) {
   const QaAttnParams& p = dp.attn;
   const int lane = int(threadIdx.x) % WARP_SIZE, g = lane >> 2;
   const bool lead = threadIdx.x < WARP_SIZE && lane % 4 == 0;
-  const int group = int(p.heads / p.kv_heads), q_len = int(p.seqlen_q);
+  const int group = int(p.heads / p.kv_heads), q_len = q.len > 0 ? q.len : 1;  // no row is ok at 0
 QA_UNROLL
   for (int h = 0; h < 2; ++h) {
     const int row = row0 + g + 8 * h;
@@ -108,7 +108,7 @@ QA_UNROLL
     s.lse2[h] = -INFINITY;
     // clipped pass 1 of a split launch: combine pass 0 left the row's lse in this chunk's slot
     if (kSplit && N::kPasses == 2 && dp.pass == 1 && s.ok[h])
-      s.lse2[h] = qa::decode::partial_slot(dp, int(blockIdx.x), b, s.at[h].head, s.at[h].i)[p.head_dim];
+      s.lse2[h] = qa::decode::partial_slot(dp, int(blockIdx.x), q, s.at[h].head, s.at[h].i)[p.head_dim];
     s.xmax[h] = -INFINITY;
     if (s.stat != nullptr) {
       s.stat->ent[h] = EntropyAcc{};
@@ -303,8 +303,8 @@ QA_UNROLL_N(1)
 // statistics added (block_rows), then warp w ends rows w, w + 4, ...: lse or the partial's
 // scalars (chunk_parts.cuh), and its channels summed over the warps in warp order.
 template <class N, class Norm, class Tr, class T, bool kSplit, bool STATS, int D>
-__device__ __forceinline__ void finish_group(RowState<D>& s, const QaDecodeParams& dp, Chunk* smem, int b, int kvh,
-                                             int row0, int rows, int len, int pass, float* red, BlockStats* bs) {
+__device__ __forceinline__ void finish_group(RowState<D>& s, const QaDecodeParams& dp, Chunk* smem,
+                                             const qa::decode::QueryRows& q, int kvh, int row0, int rows, int len, int pass, float* red, BlockStats* bs) {
   const QaAttnParams& p = dp.attn;
   const int warp = int(threadIdx.x) / WARP_SIZE, lane = int(threadIdx.x) % WARP_SIZE;
   const int g = lane >> 2, t = lane & 3, d = int(p.head_dim);
@@ -322,7 +322,7 @@ QA_UNROLL
     v[3][h] = float(part.rng[h].n), v[4][h] = part.rng[h].sum, v[5][h] = part.x0[h];
   }
   block_rows<6, 1u << 5>(v, red);  // its barrier also publishes the O tiles
-  const int group = int(p.heads / p.kv_heads), q_len = int(p.seqlen_q);
+  const int group = int(p.heads / p.kv_heads), q_len = q.len;
   for (int r = warp; r < Tr::kRows; r += Tr::kWarps) {
     if (row0 + r >= rows) break;  // warp-uniform
     const int h = r >> 3, src = 4 * (r & 7);  // the quad holding row r, in every warp
@@ -333,15 +333,15 @@ QA_UNROLL
     const float l = from(v[0][0], v[0][1]);
     const GroupRow at = qa::decode::group_row(row0 + r, q_len, kvh, group);
     const NormCtx ctx = norm_ctx<Norm>(p, len, at.head);
-    float* slot = kSplit ? qa::decode::partial_slot(dp, int(blockIdx.x), b, at.head, at.i) : nullptr;
+    float* slot = kSplit ? qa::decode::partial_slot(dp, int(blockIdx.x), q, at.head, at.i) : nullptr;
     const float scale =
-        qa::decode::finish_row<N, kSplit, STATS>(dp, b, at, ctx, m, l, lse2, tot, pass, slot, lane == 0);
-    T* o = qa::decode::o_row<T>(p, b, at);
+        qa::decode::finish_row<N, kSplit, STATS>(dp, q, at, ctx, m, l, lse2, tot, pass, slot, lane == 0);
+    T* o = qa::decode::o_row<T>(p, q, at);
     for (int c = lane; c < d; c += WARP_SIZE) {
       float acc = 0.f;
 QA_UNROLL
       for (int w = 0; w < Tr::kWarps; ++w) acc += o_tiles[w * Tr::kOTileFloats + qa::tc::OTile<D>::at(r, c)];
-      qa::decode::store_channel<T, kSplit, STATS>(p, o, slot, b, at, c, acc * scale, bs);
+      qa::decode::store_channel<T, kSplit, STATS>(p, o, slot, q, at, c, acc * scale, bs);
     }
   }
 }
@@ -353,21 +353,25 @@ __device__ __forceinline__ void chunk_body(const QaDecodeParams& dp, Chunk* smem
   using N = typename qa::decode::ChunkPolicy<Norm, kSplit>::type;
   constexpr int KQ = D / 16;
   const QaAttnParams& p = dp.attn;
-  const int kvh = int(blockIdx.y), b = int(blockIdx.z), d = int(p.head_dim), lane = int(threadIdx.x) % WARP_SIZE;
+  const int kvh = int(blockIdx.y), d = int(p.head_dim), lane = int(threadIdx.x) % WARP_SIZE;
+  const qa::decode::QueryRows q = qa::decode::query_rows(dp, int(blockIdx.z), true);
   int len = 0;
-  const KeyRange keys = qa::decode::checked_keys<STATS>(dp, b, Tr::kThreads, &len);
+  const KeyRange keys = qa::decode::checked_keys<STATS>(dp, q, Tr::kThreads, &len);
   const KeyRange own = qa::decode::chunk_of<kSplit>(dp, keys);
-  const Mask mask(p, Sequence{0, int(p.seqlen_q), 0, len});
-  const int rows = int(p.heads / p.kv_heads) * int(p.seqlen_q);
+  const Mask mask(p, Sequence{0, q.len, 0, len});
+  const int rows = int(p.heads / p.kv_heads) * q.len;
+  // prefill counts every key of a sequence, rows or not: without rows a STATS block still
+  // sweeps one (empty) row group to read and count its K/V
+  const int sweep_rows = STATS && rows == 0 ? 1 : rows;
   const int first = kSplit ? int(dp.pass) : 0, last = kSplit ? int(dp.pass) : N::kPasses - 1;
   const Tiles<Tr> tl(smem);
-  Sweep sw{qa::decode::table_row(dp, b), kvh, d, own.lo, own.hi, cache_aligned<T>(p.k, d),
+  Sweep sw{qa::decode::table_row(dp, q.b), kvh, d, own.lo, own.hi, cache_aligned<T>(p.k, d),
            cache_aligned<T>(p.v, d), false};
   // Q is counted by split 0 (in its first launch when clipped runs two)
   unsigned* q_hist = STATS && blockIdx.x == 0 && first == 0 ? bs->hist[QA_STAT_Q] : nullptr;
-  for (int row0 = 0; row0 < rows; row0 += Tr::kRows) {
+  for (int row0 = 0; row0 < sweep_rows; row0 += Tr::kRows) {
     __syncthreads();  // the previous row group is done with the tiles
-    load_query_rows<Tr, T>(tl.q, p, b, kvh, row0, rows, q_hist);
+    load_query_rows<Tr, T>(tl.q, p, q, kvh, row0, rows, q_hist);
     __syncthreads();
     uint32_t qf[KQ][4];  // the row group's Q fragments, in registers for the whole sweep
     const qa::tc::LaneChunks<Tr> qc = qa::tc::a_chunks<Tr>(0, lane);
@@ -375,7 +379,7 @@ QA_UNROLL
     for (int kk = 0; kk < KQ; ++kk) qa::tc::load_a<Tr>(qf[kk], tl.q, qc, kk);
     RowState<D> s;
     s.stat = stat;
-    start_rows<N, Norm, kSplit>(s, dp, b, kvh, row0, rows, len);
+    start_rows<N, Norm, kSplit>(s, dp, q, kvh, row0, rows, len);
     sw.counts = STATS && row0 == 0;
     for (int pass = first; pass <= last; ++pass) {
       if (!kSplit && pass == 1) {  // the row's lse from pass 0's (m, l): l summed over the block
@@ -386,7 +390,7 @@ QA_UNROLL
       }
       sweep_pass<N, Tr, T, STATS, BUG>(s, qf, tl, dp, sw, mask, pass, red, bs, scratch);
     }
-    finish_group<N, Norm, Tr, T, kSplit, STATS>(s, dp, smem, b, kvh, row0, rows, len, last, red + 128, bs);
+    finish_group<N, Norm, Tr, T, kSplit, STATS>(s, dp, smem, q, kvh, row0, rows, len, last, red + 128, bs);
   }
   if constexpr (STATS) {
     __syncthreads();  // every count is in the scratch

@@ -57,16 +57,16 @@ QA_UNROLL_N(1)
 // Stages rows [row0, row0 + kRows) of the block's G·q_len query rows (zeros past `rows`);
 // counts each element in `hist` and its head's channel when `hist` is not null.
 template <class Tr, class T>
-__device__ __forceinline__ void load_query_rows(Chunk* dst, const QaAttnParams& p, int b, int kvh, int row0,
-                                                int rows, unsigned* hist) {
-  const int group = int(p.heads / p.kv_heads), q_len = int(p.seqlen_q), d = int(p.head_dim);
-  const T* base = qa::ptr<const T>(p.q.ptr) + int64_t(b) * p.q.stride_batch;
+__device__ __forceinline__ void load_query_rows(Chunk* dst, const QaAttnParams& p, const qa::decode::QueryRows& q,
+                                                int kvh, int row0, int rows, unsigned* hist) {
+  const int group = int(p.heads / p.kv_heads), d = int(p.head_dim);
+  const T* base = qa::ptr<const T>(p.q.ptr);
   for (int i = int(threadIdx.x); i < Tr::kRows * Tr::kChunks; i += Tr::kThreads) {
     const int r = i / Tr::kChunks, c = i % Tr::kChunks;
     Chunk v{{0u, 0u, 0u, 0u}};
     if (row0 + r < rows && 8 * c < d) {
-      const qa::decode::GroupRow g = qa::decode::group_row(row0 + r, q_len, kvh, group);
-      const T* src = base + int64_t(g.i) * p.q.stride_seq + int64_t(g.head) * p.q.stride_head + 8 * c;
+      const qa::decode::GroupRow g = qa::decode::group_row(row0 + r, q.len, kvh, group);
+      const T* src = base + q.offset(p.q, g.i, g.head) + 8 * c;
       const int n = d - 8 * c < 8 ? d - 8 * c : 8;
       v = pack_chunk<T>(src, n);
       for (int e = 0; hist != nullptr && e < n; ++e)

@@ -285,6 +285,7 @@ pub const QaDecodeErrorCode_QA_DECODE_OK: QaDecodeErrorCode = 0;
 pub const QaDecodeErrorCode_QA_DECODE_BAD_SEQ_LEN: QaDecodeErrorCode = 1;
 pub const QaDecodeErrorCode_QA_DECODE_BAD_PAGE: QaDecodeErrorCode = 2;
 pub const QaDecodeErrorCode_QA_DECODE_BAD_SLOT: QaDecodeErrorCode = 3;
+pub const QaDecodeErrorCode_QA_DECODE_BAD_CU_SEQLENS_Q: QaDecodeErrorCode = 4;
 pub type QaDecodeErrorCode = ::std::os::raw::c_uint;
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone, PartialEq)]
@@ -320,10 +321,12 @@ pub struct QaDecodeParams {
     pub splits: u32,
     pub chunk: u32,
     pub pass: u32,
+    pub total_q: u32,
+    pub reserved: u32,
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of QaDecodeParams"][::std::mem::size_of::<QaDecodeParams>() - 432usize];
+    ["Size of QaDecodeParams"][::std::mem::size_of::<QaDecodeParams>() - 440usize];
     ["Alignment of QaDecodeParams"][::std::mem::align_of::<QaDecodeParams>() - 8usize];
     ["Offset of field: QaDecodeParams::attn"]
         [::std::mem::offset_of!(QaDecodeParams, attn) - 0usize];
@@ -349,6 +352,10 @@ const _: () = {
         [::std::mem::offset_of!(QaDecodeParams, chunk) - 424usize];
     ["Offset of field: QaDecodeParams::pass"]
         [::std::mem::offset_of!(QaDecodeParams, pass) - 428usize];
+    ["Offset of field: QaDecodeParams::total_q"]
+        [::std::mem::offset_of!(QaDecodeParams, total_q) - 432usize];
+    ["Offset of field: QaDecodeParams::reserved"]
+        [::std::mem::offset_of!(QaDecodeParams, reserved) - 436usize];
 };
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone, PartialEq)]

@@ -39,7 +39,8 @@ pub struct RunArgs {
     /// Input: `q` [b, sq, h, d], `k`/`v` [b, sk, hkv, d] (f32/f16/bf16); optional `sinks` [h],
     /// `gate`, and i32 `cu_seqlens_q`/`cu_seqlens_k` (then q is [total_q, h, d]). A paged KV
     /// cache instead of `k`/`v`: `k_cache`/`v_cache` [num_pages, page_size, hkv, d], i32
-    /// `block_table` [b, max_pages] and `seq_lens_k` [b] (decode kernels on emulator/cuda).
+    /// `block_table` [b, max_pages] and `seq_lens_k` [b], with `cu_seqlens_q` for varlen queries
+    /// (decode kernels on emulator/cuda).
     #[arg(long)]
     input: PathBuf,
     /// Output: `o` (dtype of q) and f32 `lse` [b, h, sq] ([h, total_q] varlen). Replaced

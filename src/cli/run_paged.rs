@@ -1,6 +1,6 @@
 //! `quietattn run` over a paged KV cache: `q`, `k_cache`, `v_cache`, `block_table`, `seq_lens_k`
-//! (and `sinks`, `gate`) → the decode kernels on the emulator or a GPU, or the f64 paged
-//! reference.
+//! (and `sinks`, `gate`, and `cu_seqlens_q` for varlen queries `[total_q, h, d]`) → the decode
+//! kernels on the emulator or a GPU, or the f64 paged reference.
 
 use quietattn::io::TensorFile;
 use quietattn::ops::decode::{DecodeCall, paged_decode};
@@ -20,6 +20,7 @@ pub struct PagedTensors<'f> {
     seq_lens_k: &'f [i32],
     sinks: Option<Vec<f32>>,
     gate: Option<&'f Tensor>,
+    cu_seqlens_q: Option<&'f [i32]>,
 }
 
 impl<'f> PagedTensors<'f> {
@@ -29,7 +30,7 @@ impl<'f> PagedTensors<'f> {
         if file.float("k_cache", &[4])?.is_none() {
             return Ok(None);
         }
-        for name in ["k", "v", "cu_seqlens_q", "cu_seqlens_k"] {
+        for name in ["k", "v", "cu_seqlens_k"] {
             if file.float(name, &[1, 2, 3, 4]).ok().flatten().is_some()
                 || file.i32_vector(name).ok().flatten().is_some()
             {
@@ -44,8 +45,15 @@ impl<'f> PagedTensors<'f> {
         let seq_lens_k = file
             .i32_vector("seq_lens_k")?
             .ok_or_else(|| file.error("required tensor `seq_lens_k` is missing"))?;
+        // varlen queries (one offset per block-table row, + 1): q [total_q, h, d], gate
+        // [total_q, h(, d)], as in an ordinary varlen call
+        let cu_seqlens_q = file.i32_vector("cu_seqlens_q")?;
+        let (q_ranks, gate_ranks) = match cu_seqlens_q {
+            Some(_) => (&[3][..], &[2, 3][..]),
+            None => (&[4][..], &[3, 4][..]),
+        };
         Ok(Some(PagedTensors {
-            q: file.require_float("q", &[4])?,
+            q: file.require_float("q", q_ranks)?,
             k_cache: file.require_float("k_cache", &[4])?,
             v_cache: file.require_float("v_cache", &[4])?,
             table: BlockTable::new(entries, shape[0], shape[1])?,
@@ -53,7 +61,8 @@ impl<'f> PagedTensors<'f> {
             sinks: file
                 .float("sinks", &[1])?
                 .map(|t| t.to_f64().iter().map(|&x| x as f32).collect()),
-            gate: file.float("gate", &[3, 4])?,
+            gate: file.float("gate", gate_ranks)?,
+            cu_seqlens_q,
         }))
     }
 
@@ -73,6 +82,7 @@ impl<'f> PagedTensors<'f> {
             .gate
             .filter(|_| options.gate != Gate::None)
             .map(Tensor::view);
+        inputs.cu_seqlens_q = self.cu_seqlens_q;
         inputs
     }
 

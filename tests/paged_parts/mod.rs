@@ -20,6 +20,11 @@ use rand::{Rng, SeedableRng};
 /// Key lengths per sequence: empty, one key, inside a page, exactly a page, several pages.
 pub const LENS: [usize; 6] = [0, 1, 13, 16, 70, 129];
 
+/// Query rows per sequence of `LENS` for varlen tests (`Fixture::varlen`): none and one
+/// included, and more rows than keys (2 rows on 0 keys, 3 rows on 1 key: under causal their
+/// first rows see no key).
+pub const Q_LENS: [usize; 6] = [2, 3, 0, 1, 4, 1];
+
 /// Shape of one problem.
 #[derive(Clone, Copy, Debug)]
 pub struct Shape {
@@ -44,6 +49,8 @@ pub struct Fixture {
     pub lens: Vec<i32>,
     pub sinks: Vec<f32>,
     pub gate: Tensor,
+    /// Varlen queries (`Fixture::varlen`): q `[total_q, h, d]`, gate `[total_q, h]`.
+    pub cu_q: Option<Vec<i32>>,
 }
 
 impl Fixture {
@@ -99,6 +106,54 @@ impl Fixture {
             lens: LENS.iter().map(|&n| n as i32).collect(),
             sinks,
             gate,
+            cu_q: None,
+        }
+    }
+
+    /// The fixture's pages with varlen queries: sequence `b` has `q_lens[b]` rows (one per
+    /// sequence of `LENS`; `s.q_len` must be their maximum), fresh random q and gate.
+    pub fn varlen(seed: u64, s: Shape, q_lens: &[usize]) -> Self {
+        assert_eq!(q_lens.len(), LENS.len());
+        assert_eq!(q_lens.iter().max(), Some(&s.q_len));
+        let mut f = Fixture::new(seed, s);
+        let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
+        let total: usize = q_lens.iter().sum();
+        let mut random =
+            |n: usize| -> Vec<f64> { (0..n).map(|_| rng.random_range(-2.0..2.0)).collect() };
+        f.q = Tensor::from_f64(
+            s.dtype,
+            &random(total * s.heads * s.dim),
+            &[total, s.heads, s.dim],
+        )
+        .unwrap();
+        f.gate = Tensor::from_f64(DType::F32, &random(total * s.heads), &[total, s.heads]).unwrap();
+        f.cu_q = Some(offsets(q_lens));
+        f
+    }
+
+    /// Query rows in all.
+    pub fn total_q(&self) -> usize {
+        match &self.cu_q {
+            Some(cu) => *cu.last().unwrap() as usize,
+            None => LENS.len() * self.shape.q_len,
+        }
+    }
+
+    /// Shape of q and o: `[b, q_len, h, d]`, or `[total_q, h, d]` when varlen.
+    pub fn q_shape(&self) -> Vec<usize> {
+        let s = self.shape;
+        match self.cu_q {
+            Some(_) => vec![self.total_q(), s.heads, s.dim],
+            None => vec![LENS.len(), s.q_len, s.heads, s.dim],
+        }
+    }
+
+    /// Shape of lse: `[b, h, q_len]`, or `[h, total_q]` when varlen.
+    pub fn lse_shape(&self) -> Vec<usize> {
+        let s = self.shape;
+        match self.cu_q {
+            Some(_) => vec![s.heads, self.total_q()],
+            None => vec![LENS.len(), s.heads, s.q_len],
         }
     }
 
@@ -113,6 +168,7 @@ impl Fixture {
         );
         p.sinks = Some(&self.sinks);
         p.gate = Some(self.gate.view());
+        p.cu_seqlens_q = self.cu_q.as_deref();
         p
     }
 
@@ -165,8 +221,18 @@ impl Fixture {
     }
 }
 
+/// `[0, n₀, n₀ + n₁, …]` as i32.
+pub fn offsets(lens: &[usize]) -> Vec<i32> {
+    std::iter::once(0)
+        .chain(lens.iter().scan(0, |at, &n| {
+            *at += n as i32;
+            Some(*at)
+        }))
+        .collect()
+}
+
 /// The same problem gathered into contiguous varlen tensors (what `paged_attention` builds):
-/// q `[b·q_len, h, d]`, k/v `[Σ len, hkv, d]` rounded to the dtype, gate `[b·q_len, h]`.
+/// q `[total_q, h, d]`, k/v `[Σ len, hkv, d]` rounded to the dtype, gate `[total_q, h]`.
 pub struct Gathered {
     q: Tensor,
     k: Tensor,
@@ -184,21 +250,20 @@ impl Gathered {
         let kv = |rows: &[Vec<f64>]| {
             Tensor::from_f64(s.dtype, &rows.concat(), &[total, s.kv_heads, s.dim]).unwrap()
         };
-        let q = Tensor::from_f64(s.dtype, &f.q.to_f64(), &[b * s.q_len, s.heads, s.dim]).unwrap();
-        let gate = Tensor::from_f64(DType::F32, &f.gate.to_f64(), &[b * s.q_len, s.heads]).unwrap();
-        let cu_k = std::iter::once(0)
-            .chain(LENS.iter().scan(0, |at, &n| {
-                *at += n as i32;
-                Some(*at)
-            }))
-            .collect();
+        let rows = f.total_q();
+        let q = Tensor::from_f64(s.dtype, &f.q.to_f64(), &[rows, s.heads, s.dim]).unwrap();
+        let gate = Tensor::from_f64(DType::F32, &f.gate.to_f64(), &[rows, s.heads]).unwrap();
+        let cu_q = match &f.cu_q {
+            Some(cu) => cu.clone(),
+            None => offsets(&vec![s.q_len; b]),
+        };
         Gathered {
             q,
             k: kv(&f.keys),
             v: kv(&f.values),
             gate,
-            cu_q: (0..=b).map(|i| (i * s.q_len) as i32).collect(),
-            cu_k,
+            cu_q,
+            cu_k: offsets(&LENS),
         }
     }
 

@@ -25,12 +25,95 @@ use crate::problem::{AttentionGeometry, AttentionLayout, PagedCache, SeqLens, Sp
 use crate::tensor::contiguous_strides;
 use crate::variant::AttentionOptions;
 
+/// Varlen queries of a decode call on device memory (speculative decoding with a different
+/// number of new tokens per sequence): `q` and `o` `[total_q, h, d]`, `lse` `[h, total_q]`,
+/// gate `[total_q, h(, d)]`; sequence `b`'s rows are `cu_seqlens_q[b]..cu_seqlens_q[b + 1]`,
+/// and under causal they are the last positions of its `seq_lens_k[b]` keys.
+///
+/// The offsets stay in device memory: the kernels check `0 ≤ cu[b] ≤ cu[b + 1] ≤ total_q` and
+/// `cu[b + 1] − cu[b] ≤ max_q_len`, record a violation in the workspace's error record
+/// ([`super::DecodeErrors`]) and leave that sequence's rows unwritten.
+///
+/// ```
+/// use quietattn::ops::attention::{DeviceIndex, DeviceTensor};
+/// use quietattn::ops::decode::{DecodeErrors, DecodeWorkspace, DevicePagedArgs, DevicePagedQueries, paged_decode_device};
+/// use quietattn::problem::{DecodeBounds, workspace_bytes};
+/// use quietattn::{AttentionOptions, DType, Device};
+///
+/// # fn main() -> quietattn::Result<()> {
+/// let device = Device::emulator()?;
+/// let exec = device.executor().expect("the emulator runs kernels");
+/// let (h, d, page) = (2, 64, 16);
+/// // Two sequences of 16 and 5 keys (pages 0 and 1); sequence 0 verifies 3 draft tokens,
+/// // sequence 1 decodes one: 4 query rows in all.
+/// let bounds = DecodeBounds {
+///     max_batch: 2, heads: h, kv_heads: 1, max_q_len: 3, max_k: page,
+///     head_dim: d, page_size: page, stats: false,
+/// };
+/// let mut ws = exec.alloc_zeroed(workspace_bytes(&bounds, 132)?)?;
+/// let f32s = |x: f32, n: usize| bytemuck::cast_slice(&vec![x; n]).to_vec();
+/// let q = exec.upload(&f32s(1.0, 4 * h * d))?;
+/// let k = exec.upload(&f32s(1.0, 2 * page * d))?;
+/// let v = exec.upload(&f32s(0.25, 2 * page * d))?;
+/// let table = exec.upload(bytemuck::cast_slice(&[0i32, 1]))?;
+/// let lens = exec.upload(bytemuck::cast_slice(&[16i32, 5]))?;
+/// let cu_q = exec.upload(bytemuck::cast_slice(&[0i32, 3, 4]))?;
+/// let (mut o, mut lse) = (exec.alloc_zeroed(4 * h * d * 4)?, exec.alloc_zeroed(h * 4 * 4)?);
+/// let cache = [2, page, 1, d];
+/// let args = DevicePagedArgs {
+///     q: DeviceTensor::from_buffer(&q, DType::F32, &[4, h, d])?,
+///     k_cache: DeviceTensor::from_buffer(&k, DType::F32, &cache)?,
+///     v_cache: DeviceTensor::from_buffer(&v, DType::F32, &cache)?,
+///     block_table: DeviceIndex::from_buffer(&table),
+///     max_pages: 1,
+///     seq_lens_k: DeviceIndex::from_buffer(&lens),
+///     max_seq_len_k: page,
+///     o: DeviceTensor::from_buffer_mut(&mut o, DType::F32, &[4, h, d])?,
+///     lse: DeviceTensor::from_buffer_mut(&mut lse, DType::F32, &[h, 4])?,
+///     sinks: None,
+///     gate: None,
+///     stats: None,
+///     plan: None,
+///     varlen_q: Some(DevicePagedQueries {
+///         cu_seqlens_q: DeviceIndex::from_buffer(&cu_q),
+///         batch: 2,
+///         max_q_len: 3,
+///     }),
+/// };
+/// let words = ws.len() / 4;
+/// let workspace = DecodeWorkspace {
+///     memory: DeviceTensor::from_buffer_mut(&mut ws, DType::F32, &[words])?,
+///     sm_count: 132,
+/// };
+/// let options = AttentionOptions { causal: true, ..AttentionOptions::default() };
+/// let g = paged_decode_device(&device, &args, &options, &workspace)?;
+/// assert_eq!(g.total_q, 4);
+/// drop((args, workspace));
+/// DecodeErrors::read(exec, &ws)?.check()?;
+/// let mut out = vec![0f32; 4 * h * d];
+/// exec.download(&o, bytemuck::cast_slice_mut(&mut out))?;
+/// assert!(out.iter().all(|&x| x == 0.25)); // every row sees a key: the mean of the values
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct DevicePagedQueries<'a> {
+    /// Query offsets, i32 `[batch + 1]`.
+    pub cu_seqlens_q: DeviceIndex<'a>,
+    /// Sequences (rows of the block table).
+    pub batch: usize,
+    /// The longest q_len a sequence may have: the masks, the split plan and the combine grid
+    /// are sized by it.
+    pub max_q_len: usize,
+}
+
 /// The operands of one decode call on device memory.
 ///
-/// `q` `[b, q_len, h, d]`, `k_cache`/`v_cache` `[num_pages, page_size, hkv, d]` (any strides,
-/// contiguous head dimension), `block_table` i32 `[b, max_pages]` row-major, `seq_lens_k` i32
-/// `[b]` (each at most `max_seq_len_k`), `o` the dtype of q `[b, q_len, h, d]`, `lse` f32
-/// `[b, h, q_len]`; sinks (f32 `[h]`, finite: not inspected), gate and statistics as in
+/// `q` `[b, q_len, h, d]` (or `[total_q, h, d]` with [`DevicePagedQueries`]),
+/// `k_cache`/`v_cache` `[num_pages, page_size, hkv, d]` (any strides, contiguous head
+/// dimension), `block_table` i32 `[b, max_pages]` row-major, `seq_lens_k` i32 `[b]` (each at
+/// most `max_seq_len_k`), `o` the dtype and shape of q, `lse` f32 `[b, h, q_len]` (or
+/// `[h, total_q]`); sinks (f32 `[h]`, finite: not inspected), gate and statistics as in
 /// [`crate::ops::attention::DeviceAttentionArgs`].
 #[derive(Debug)]
 pub struct DevicePagedArgs<'a> {
@@ -61,6 +144,8 @@ pub struct DevicePagedArgs<'a> {
     pub stats: Option<StatsTarget<'a>>,
     /// The split; `None`: [`SplitPlan::new`] for the workspace's `sm_count`.
     pub plan: Option<SplitPlan>,
+    /// Varlen queries; `None` for batched `[b, q_len, h, d]`.
+    pub varlen_q: Option<DevicePagedQueries<'a>>,
 }
 
 /// The scratch of decode calls: f32 memory of at least
@@ -96,16 +181,29 @@ impl DevicePagedArgs<'_> {
     /// `max_seq_len_k`) with the cache's dimensions.
     pub fn geometry(&self, options: &AttentionOptions) -> Result<(AttentionGeometry, PagedCache)> {
         let cache = PagedCache::new(&self.k_cache.layout(), &self.v_cache.layout())?;
-        let batch = self.q.shape().first().copied().unwrap_or(0);
+        // varlen: K/V as one sequence's gathered rows, all the validator needs to bound max_k
+        let (batch, lead, seqlens) = match &self.varlen_q {
+            None => {
+                let batch = self.q.shape().first().copied().unwrap_or(0);
+                (batch, vec![batch, self.max_seq_len_k], SeqLens::Batched)
+            }
+            Some(v) => {
+                let seqlens = SeqLens::VarlenMax {
+                    batch: v.batch,
+                    max_q: v.max_q_len,
+                    max_k: self.max_seq_len_k,
+                };
+                (v.batch, vec![self.max_seq_len_k], seqlens)
+            }
+        };
         self.check_indices(batch, &cache)?;
-        let lead = [batch, self.max_seq_len_k];
         let layout = AttentionLayout {
             q: self.q.layout(),
             k: cache.gathered(&lead),
             v: cache.gathered(&lead),
             sinks: self.sinks.as_ref().map(|s| s.shape().iter().product()),
             gate: self.gate.as_ref().map(DeviceTensor::layout),
-            seqlens: SeqLens::Batched,
+            seqlens,
         };
         let g = AttentionGeometry::new(&layout, options)?;
         check_head_dim(g.head_dim)?;
@@ -121,7 +219,7 @@ impl DevicePagedArgs<'_> {
     }
 
     /// The table maps `max_seq_len_k` keys, and the index arrays (when their length is known)
-    /// hold `batch` rows.
+    /// hold `batch` rows (`cu_seqlens_q`: `batch + 1` offsets).
     fn check_indices(&self, batch: usize, cache: &PagedCache) -> Result<()> {
         let mapped = self.max_pages.saturating_mul(cache.page_size);
         if self.max_seq_len_k > mapped {
@@ -135,10 +233,17 @@ impl DevicePagedArgs<'_> {
         let entries = batch
             .checked_mul(self.max_pages)
             .ok_or_else(|| Error::Overflow(format!("block table {batch} × {}", self.max_pages)))?;
+        let offsets = self.varlen_q.as_ref().map(|v| {
+            let want = batch.saturating_add(1);
+            ("cu_seqlens_q", v.cu_seqlens_q.len(), want)
+        });
         for (name, have, want) in [
             ("block_table", self.block_table.len(), entries),
             ("seq_lens_k", self.seq_lens_k.len(), batch),
-        ] {
+        ]
+        .into_iter()
+        .chain(offsets)
+        {
             if let Some(n) = have.filter(|&n| n < want) {
                 return Err(shape_err!(
                     "{name} holds {n} entries, this call needs {want}"
@@ -197,6 +302,7 @@ impl DevicePagedArgs<'_> {
 ///     gate: None,
 ///     stats: None,
 ///     plan: None,
+///     varlen_q: None,
 /// };
 /// let words = ws.len() / 4;
 /// let workspace = DecodeWorkspace {
@@ -222,16 +328,19 @@ pub fn paged_decode_device(
     let workspace_bytes = workspace.bytes()?;
     check_origins(device, args, workspace)?;
     let plan = choose_plan(args.plan, workspace.sm_count, &g, options, cache.page_size)?;
-    let desc = |t: &DeviceTensor<'_>| params::desc(t.addr(), t.dtype(), t.strides(), false);
+    // q, o and gate are [total_q, h, ..] when varlen; the caches are always [page, slot, h, d]
+    let desc = |t: &DeviceTensor<'_>, rows_packed: bool| {
+        params::desc(t.addr(), t.dtype(), t.strides(), rows_packed)
+    };
     let operands = Operands {
-        q: desc(&args.q)?,
-        k: desc(&args.k_cache)?,
-        v: desc(&args.v_cache)?,
-        o: desc(&args.o)?,
-        gate: args.gate.as_ref().map(desc).transpose()?,
+        q: desc(&args.q, g.varlen)?,
+        k: desc(&args.k_cache, false)?,
+        v: desc(&args.v_cache, false)?,
+        o: desc(&args.o, g.varlen)?,
+        gate: args.gate.as_ref().map(|t| desc(t, g.varlen)).transpose()?,
         lse: args.lse.addr(),
-        lse_strides: params::lse_strides(false, args.lse.strides())?,
-        cu_seqlens: None,
+        lse_strides: params::lse_strides(g.varlen, args.lse.strides())?,
+        cu_seqlens: args.varlen_q.as_ref().map(|v| (v.cu_seqlens_q.addr(), 0)),
         sinks: args.sinks.as_ref().map_or(0, DeviceTensor::addr),
         stats: args
             .stats
@@ -244,6 +353,7 @@ pub fn paged_decode_device(
         args.max_pages,
         args.block_table.addr(),
         args.seq_lens_k.addr(),
+        g.total_q,
     )?;
     // Every launch is planned (and the workspace checked) before the first is queued.
     let cc = compute_capability(device)?;
@@ -279,6 +389,8 @@ fn check_origins(
     .chain(args.sinks.as_ref())
     .chain(args.gate.as_ref())
     .map(DeviceTensor::origin);
-    let indices = [args.block_table.origin(), args.seq_lens_k.origin()];
+    let indices = [args.block_table.origin(), args.seq_lens_k.origin()]
+        .into_iter()
+        .chain(args.varlen_q.as_ref().map(|v| v.cu_seqlens_q.origin()));
     check_memory(device, tensors.chain(indices))
 }

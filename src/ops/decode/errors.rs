@@ -1,5 +1,5 @@
 //! The error record the decode kernels leave in the workspace when an index only the GPU saw
-//! (`seq_lens_k`, a block-table entry) is bad: the kernel never reads through it, treats the
+//! (`seq_lens_k`, a block-table entry, a `cu_seqlens_q` offset) is bad: the kernel never reads through it, treats the
 //! sequence as empty, and records the first one. [`DecodeErrors::check`] turns it into the same
 //! [`Error::Index`] host validation gives.
 
@@ -54,6 +54,11 @@ impl DecodeErrors {
             abi::QaDecodeErrorCode_QA_DECODE_BAD_PAGE => Err(Error::Index(format!(
                 "block_table[{}, {}] = {} is not a page of the cache (seen by the kernel)",
                 r.seq, r.column, r.value
+            ))),
+            abi::QaDecodeErrorCode_QA_DECODE_BAD_CU_SEQLENS_Q => Err(Error::Index(format!(
+                "cu_seqlens_q[{}] = {}: sequence {}'s query rows are negative, decreasing, beyond \
+                 the rows of q or more than the declared longest q_len (seen by the kernel)",
+                r.column, r.value, r.seq
             ))),
             abi::QaDecodeErrorCode_QA_DECODE_BAD_SLOT => Err(Error::Index(format!(
                 "slot_mapping[{}] = {} is outside the cache (-1 skips a token; seen by the kernel)",

@@ -27,14 +27,18 @@ pub struct DecodeCall<'a> {
     /// The block table and `seq_lens_k` the kernels read instead of the validated ones: what an
     /// engine's device-memory indices are, which no host check has seen (tests plant bad ones).
     pub kernel_indices: Option<(&'a [i32], &'a [i32])>,
+    /// Likewise the `cu_seqlens_q` the kernels read (varlen queries only).
+    pub kernel_cu_seqlens_q: Option<&'a [i32]>,
     /// A chunk kernel to launch instead of the chosen family's, with the same ABI, geometry
     /// and combine: the seeded-bug tests run a deliberately broken twin through this path.
     pub chunk_kernel: Option<KernelRef>,
 }
 
 /// Paged attention through the decode kernels on `executor` (emulator or CUDA): batched
-/// queries `[b, q_len, h, d]`, with the statistics of SPEC §5 when `options.stats` (counted as
-/// the prefill kernels count the gathered, contiguous problem).
+/// queries `[b, q_len, h, d]` or varlen queries `[total_q, h, d]` with `cu_seqlens_q` (each
+/// sequence's rows are the last positions of its keys under causal), with the statistics of
+/// SPEC §5 when `options.stats` (counted as the prefill kernels count the gathered,
+/// contiguous problem). `o` and `lse` take the shapes of an ordinary call with those queries.
 ///
 /// ```
 /// use quietattn::{AttentionOptions, BlockTable, DType, Device, PagedAttentionInputs, Tensor};
@@ -63,10 +67,13 @@ pub fn paged_decode(
     Ok(decode_on(executor, inputs, options, call, false)?.0)
 }
 
-/// The split partials the chunk kernel alone writes (its first launch, before any combine), for
-/// tests that tell a chunk bug from a combine bug: f32 `[splits, batch, heads, q_len, d + s]`
-/// rows of `d` accumulators, then `m, l` (log2 units) and, with statistics, `A = Σw`,
-/// `B = Σw ln w`, `n`, `Σ(x − xmax)`, `x0`, `xmax` (`s` = 2 or 8). Empty without a split.
+/// The split partials the final combine of the call would merge, as the chunk kernel wrote
+/// them (the call's launches up to its last chunk launch: the first launch, or for clipped
+/// with a split chunk pass 1, combine pass 1 and chunk pass 2), for tests that tell a chunk bug
+/// from a combine bug: f32 `[splits, batch, heads, q_len, d + s]` rows of `d` accumulators,
+/// then `m, l` (log2 units) and, with statistics, `A = Σw`, `B = Σw ln w`, `n`, `Σ(x − xmax)`,
+/// `x0`, `xmax` (`s` = 2 or 8). Weighs absolutely (sigmoid, clipped pass 2): `m` is 0
+/// (sigmoid) or the row's lse (clipped), `l` is 0. Empty without a split.
 ///
 /// ```
 /// use quietattn::{AttentionOptions, BlockTable, DType, Device, PagedAttentionInputs, Tensor};
@@ -100,7 +107,8 @@ pub fn chunk_partials(
     Ok(decode_on(executor, inputs, options, call, true)?.1)
 }
 
-/// A host-path call: all launches, or (`chunk_only`) the first chunk launch with its partials.
+/// A host-path call: all launches, or (`chunk_only`) those up to the last chunk launch, with
+/// the partials they left.
 fn decode_on(
     executor: &dyn Executor,
     inputs: &PagedAttentionInputs<'_>,
@@ -108,11 +116,6 @@ fn decode_on(
     call: &DecodeCall<'_>,
     chunk_only: bool,
 ) -> Result<(AttentionOutput, Vec<f32>)> {
-    if inputs.cu_seqlens_q.is_some() {
-        return Err(Error::Unsupported(
-            "the decode kernels take batched queries [b, q_len, heads, d]".into(),
-        ));
-    }
     let problem = PagedProblem::new(inputs, options)?;
     let g = &problem.geometry;
     let plan = choose_plan(
@@ -125,13 +128,18 @@ fn decode_on(
     let (table, lens) = call
         .kernel_indices
         .unwrap_or((inputs.block_table.entries(), inputs.seq_lens_k));
-    if table.len() != inputs.block_table.entries().len() || lens.len() != inputs.seq_lens_k.len() {
-        return Err(Error::Shape(
-            "kernel indices must have the shapes of the validated block table and seq_lens_k"
-                .into(),
-        ));
-    }
-    let buffers = Uploads::new(executor, inputs, options, table, lens)?;
+    same_len(table, inputs.block_table.entries().len())?;
+    same_len(lens, inputs.seq_lens_k.len())?;
+    let cu_q = match (inputs.cu_seqlens_q, call.kernel_cu_seqlens_q) {
+        (Some(valid), planted) => Some(same_len(planted.unwrap_or(valid), valid.len())?),
+        (None, None) => None,
+        (None, Some(_)) => {
+            return Err(Error::Shape(
+                "kernel cu_seqlens_q without varlen queries".into(),
+            ));
+        }
+    };
+    let buffers = Uploads::new(executor, inputs, options, (table, lens, cu_q))?;
     let o_shape = g.o_shape();
     let outputs = HostOutputs::new(
         executor,
@@ -148,12 +156,12 @@ fn decode_on(
             outputs.o_buf.addr(),
             g.dtype,
             &contiguous_strides(&o_shape),
-            false,
+            g.varlen,
         )?,
         gate: buffers.gate.as_ref().map(|(_, d)| *d),
         lse: outputs.lse_buf.addr(),
-        lse_strides: params::lse_strides(false, &contiguous_strides(&g.lse_shape()))?,
-        cu_seqlens: None,
+        lse_strides: params::lse_strides(g.varlen, &contiguous_strides(&g.lse_shape()))?,
+        cu_seqlens: buffers.cu_q.as_ref().map(|c| (c.addr(), 0)),
         sinks: buffers.sinks.as_ref().map_or(0, Buffer::addr),
         stats: outputs.stats_pointers(),
     };
@@ -163,10 +171,16 @@ fn decode_on(
         problem.max_pages,
         buffers.table.addr(),
         buffers.lens.addr(),
+        g.total_q,
     )?;
+    // the partial rows decode_launches asks for: [batch, q_len] batched, total_q varlen
+    let (seqs, q_rows) = if g.varlen {
+        (g.total_q, 1)
+    } else {
+        (g.batch, g.max_q)
+    };
     let workspace = executor.alloc_zeroed(
-        plan.partial_bytes(g.batch, g.heads, g.max_q, g.head_dim, options.stats)
-            + ERROR_RECORD_BYTES,
+        plan.partial_bytes(seqs, g.heads, q_rows, g.head_dim, options.stats) + ERROR_RECORD_BYTES,
     )?;
     let launches = decode_launches(
         &dp,
@@ -188,21 +202,30 @@ fn decode_on(
     Ok((out, partials))
 }
 
-/// Runs `launches` in order, each waited for (only the first, a chunk kernel, when
-/// `chunk_only`), with `chunk_kernel` in place of the family's chunk kernel when given.
+/// Runs `launches` in order, each waited for, with `chunk_kernel` in place of the family's
+/// chunk kernel when given. `chunk_only`: only up to the last chunk launch (the first; clipped
+/// with a split: chunk, combine, chunk), so the workspace holds the partials the final combine
+/// would merge.
 fn run_launches(
     executor: &dyn Executor,
     mut launches: Vec<DecodeLaunch>,
     chunk_kernel: Option<&KernelRef>,
     chunk_only: bool,
 ) -> Result<()> {
-    if let (Some(chunk), Some(first)) = (chunk_kernel, launches.first()) {
-        let replaced = first.kernel.clone();
-        for l in launches.iter_mut().filter(|l| l.kernel == replaced) {
-            l.kernel = chunk.clone();
+    let chunk = launches.first().map(|l| l.kernel.clone());
+    if let (Some(twin), Some(chunk)) = (chunk_kernel, &chunk) {
+        for l in launches.iter_mut().filter(|l| &l.kernel == chunk) {
+            l.kernel = twin.clone();
         }
     }
-    let n = if chunk_only { 1 } else { launches.len() };
+    let n = if chunk_only {
+        launches
+            .iter()
+            .rposition(|l| !l.kernel.name.ends_with("_combine"))
+            .map_or(0, |last| last + 1)
+    } else {
+        launches.len()
+    };
     for l in launches.iter().take(n) {
         executor.launch(&l.kernel, crate::abi::as_bytes(&l.params), &l.geometry)?;
     }
@@ -276,6 +299,20 @@ fn check_plan(
     Ok(plan)
 }
 
+/// `indices` when it holds `len` entries (the shape host validation saw).
+fn same_len(indices: &[i32], len: usize) -> Result<&[i32]> {
+    if indices.len() != len {
+        return Err(Error::Shape(format!(
+            "kernel indices of {} entries, the validated ones have {len}",
+            indices.len()
+        )));
+    }
+    Ok(indices)
+}
+
+/// The indices the kernels read: block table, `seq_lens_k`, `cu_seqlens_q` (varlen).
+type KernelIndices<'a> = (&'a [i32], &'a [i32], Option<&'a [i32]>);
+
 /// The inputs in executor memory; alive until the launches are done.
 struct Uploads {
     q: (Buffer, crate::abi::QaTensorDesc),
@@ -285,6 +322,7 @@ struct Uploads {
     sinks: Option<Buffer>,
     table: Buffer,
     lens: Buffer,
+    cu_q: Option<Buffer>,
 }
 
 impl Uploads {
@@ -292,14 +330,14 @@ impl Uploads {
         executor: &dyn Executor,
         inputs: &PagedAttentionInputs<'_>,
         options: &AttentionOptions,
-        table: &[i32],
-        lens: &[i32],
+        (table, lens, cu_q): KernelIndices<'_>,
     ) -> Result<Self> {
+        let varlen = cu_q.is_some();
         // A cache's [page, slot, head] strides land in the descriptor's batch, seq and head
         // strides: the kernels read stride_batch as the page stride.
         let gate = match &inputs.gate {
             Some(g) if options.gate.abi() != crate::abi::QaGate_QA_GATE_NONE => {
-                Some(upload_view(executor, g, false)?)
+                Some(upload_view(executor, g, varlen)?)
             }
             _ => None,
         };
@@ -308,13 +346,16 @@ impl Uploads {
             None => None,
         };
         Ok(Uploads {
-            q: upload_view(executor, &inputs.q, false)?,
+            q: upload_view(executor, &inputs.q, varlen)?,
             k: upload_view(executor, &inputs.k_cache, false)?,
             v: upload_view(executor, &inputs.v_cache, false)?,
             gate,
             sinks,
             table: upload_slice(executor, bytemuck::cast_slice(table))?,
             lens: upload_slice(executor, bytemuck::cast_slice(lens))?,
+            cu_q: cu_q
+                .map(|c| upload_slice(executor, bytemuck::cast_slice(c)))
+                .transpose()?,
         })
     }
 }

@@ -28,7 +28,9 @@ pub struct DecodeLaunch {
 /// The launches of one decode call, in order, without running them: the chunk kernel of the
 /// family `choice` resolves to on a device of compute capability `cc` ([`super::choose`]: `Auto`
 /// takes the tensor-core chunk where it serves the call) over grid `(splits, kv heads, batch)`,
-/// then (when `plan.splits > 1`) the combine; clipped with a split
+/// then (when `plan.splits > 1`) the combine over `batch · heads · seqlen_q` rows (varlen:
+/// `seqlen_q` is the longest q_len, a sequence's rows past its own are skipped); clipped with a
+/// split
 /// is chunk, combine, chunk, combine. An engine queues them on its own stream (e.g.
 /// [`crate::cuda::CudaDevice::launch_async`]): no allocation, no copy, no synchronisation.
 /// `workspace` (`workspace_addr`, `workspace_len` bytes) holds the error record (first
@@ -51,11 +53,17 @@ pub fn decode_launches(
     let p = &params.attn;
     check_supported(params)?;
     let kernels = choose(choice, params, cc)?.kernels(params)?;
+    // batched: [splits, batch, heads, q_len] partial rows; varlen: [splits, total_q, heads]
+    let (seqs, q_rows) = if p.cu_seqlens_q != 0 {
+        (params.total_q as usize, 1)
+    } else {
+        (p.batch as usize, p.seqlen_q as usize)
+    };
     let need = plan
         .partial_bytes(
-            p.batch as usize,
+            seqs,
             p.heads as usize,
-            p.seqlen_q as usize,
+            q_rows,
             p.head_dim as usize,
             wants_stats(p),
         )
@@ -129,9 +137,9 @@ pub fn decode_raw(
 /// What the decode kernels do not serve.
 fn check_supported(params: &QaDecodeParams) -> Result<()> {
     let p = &params.attn;
-    if p.cu_seqlens_q != 0 || p.cu_seqlens_k != 0 {
+    if p.cu_seqlens_k != 0 {
         return Err(Error::Unsupported(
-            "decode takes batched queries [b, q_len, heads, d], not cu_seqlens".into(),
+            "decode takes the key lengths from seq_lens_k, not cu_seqlens_k".into(),
         ));
     }
     if p.kv_heads > 65_535 {

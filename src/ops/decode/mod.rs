@@ -17,7 +17,7 @@ mod launch;
 mod paged_params;
 
 pub use append_kv::append_kv_on;
-pub use device::{DecodeWorkspace, DevicePagedArgs, paged_decode_device};
+pub use device::{DecodeWorkspace, DevicePagedArgs, DevicePagedQueries, paged_decode_device};
 pub use errors::DecodeErrors;
 pub use family::{DecodeFamily, DecodeKernels, choose, tensor_core_smem};
 pub use host::{DecodeCall, chunk_partials, paged_decode, visible_span};

@@ -7,19 +7,24 @@ use crate::error::{Error, Result};
 use crate::problem::PagedCache;
 
 /// Decode parameters for `attn` against `cache`, the table `[batch, max_pages]` i32 at
-/// `block_table` and `seq_lens_k` i32 `[batch]`, both device addresses. The launch fields
-/// (`errors`, `partials`, `splits`, `chunk`, `pass`) are left for [`super::decode_launches`].
+/// `block_table` and `seq_lens_k` i32 `[batch]`, both device addresses. With varlen queries
+/// (`attn.cu_seqlens_q` set) `total_q` is the row count of q/o (the kernels keep each
+/// sequence's offsets within it); batched it is ignored. The launch fields (`errors`,
+/// `partials`, `splits`, `chunk`, `pass`) are left for [`super::decode_launches`].
 pub(crate) fn paged_params(
     attn: QaAttnParams,
     cache: &PagedCache,
     max_pages: usize,
     block_table: u64,
     seq_lens_k: u64,
+    total_q: usize,
 ) -> Result<QaDecodeParams> {
+    let varlen = attn.cu_seqlens_q != 0;
     Ok(QaDecodeParams {
         attn,
         block_table,
         seq_lens_k,
+        total_q: if varlen { to_u32(total_q)? } else { 0 },
         table_stride: i64::try_from(max_pages)
             .map_err(|_| Error::Overflow("block table width".into()))?,
         max_pages: to_u32(max_pages)?,
