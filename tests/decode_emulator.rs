@@ -18,7 +18,7 @@ use paged_parts::{Fixture, LENS, Shape, covering_options, run};
 
 use quietattn::ops::decode::{DecodeCall, paged_decode};
 use quietattn::problem::SplitPlan;
-use quietattn::{AttentionOptions, DType, Error, KernelChoice, Normaliser, Tensor};
+use quietattn::{AttentionOptions, DType, Error, KernelChoice, Normaliser};
 
 /// Both chunk-kernel families, pinned.
 const FAMILIES: [KernelChoice; 2] = [KernelChoice::CudaCore, KernelChoice::TensorCore];
