@@ -43,11 +43,13 @@ struct Rows {
   float xmax[R], x0[R];
 };
 
-// Row groups of the statistics variant at d <= 64 hold 4 rows per warp, not 8: the row
-// statistics registers would push the 244-255 registers of the plain kernel into spills.
-template <int MAX_D, bool STATS>
+// Row groups at d <= 64 hold 4 rows per warp, not 8, where a row carries more state: the row
+// statistics registers (STATS) or the two-pass policies' lse (clipped) would push the 242-252
+// registers of the plain kernel into spills (clipped d64 spilled 40 bytes on sm_90 once rows
+// also carried their varlen offsets).
+template <int MAX_D, bool kHeavyRows>
 struct ChunkTraits : Traits<MAX_D> {
-  static constexpr int kRowsPerWarp = STATS && MAX_D <= 64 ? 4 : Traits<MAX_D>::kRowsPerWarp;
+  static constexpr int kRowsPerWarp = kHeavyRows && MAX_D <= 64 ? 4 : Traits<MAX_D>::kRowsPerWarp;
   static constexpr int kBlockM = Traits<MAX_D>::kWarps * kRowsPerWarp;
 };
 
@@ -262,7 +264,7 @@ QA_UNROLL
 template <class Norm, class T, int MAX_D, bool kSplit, bool STATS>
 __device__ __forceinline__ void chunk_body(const QaDecodeParams& dp, SharedStorage<MAX_D, false>& sm,
                                            BlockStats* bs) {
-  using Tr = ChunkTraits<MAX_D, STATS>;
+  using Tr = ChunkTraits<MAX_D, STATS || Norm::kPasses == 2>;
   using N = typename ChunkPolicy<Norm, kSplit>::type;
   constexpr int R = Tr::kRowsPerWarp, BM = Tr::kBlockM, BN = Tr::kBlockN;
   const QaAttnParams& p = dp.attn;
