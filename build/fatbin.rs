@@ -7,9 +7,12 @@
 //! Why `-compress-mode=size`: the cubins are highly repetitive (18 instantiations of one
 //! template); size mode shrinks an attention module from ~4.5 MB to ~0.6 MB per two targets.
 //!
-//! Compiled fatbins are cached in `<target>/quietattn-kernels/`, keyed by a hash of every file
-//! under `kernels/`, the nvcc version and the flags, so the release, test and clippy builds of
-//! one CI run (each with its own `OUT_DIR`) compile each module once.
+//! Compiled fatbins are cached in `<target>/quietattn-kernels/`, keyed by a hash of the nvcc
+//! version, the flags and the files the module's source includes (itself and every quoted
+//! `#include`, transitively), so the release, test and clippy builds of one CI run (each with
+//! its own `OUT_DIR`) compile each module once, and an edit recompiles only the modules that
+//! include the edited file.
+use std::collections::BTreeSet;
 use std::env;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -107,7 +110,10 @@ pub struct Compiler {
     nvcc: PathBuf,
     flags: Vec<String>,
     cache: PathBuf,
-    /// Hash of the nvcc version, the flags and every file under `kernels/`.
+    /// Where quoted includes resolve when the including file's folder lacks them.
+    include_root: PathBuf,
+    /// Hash of the nvcc version and the flags (the include folder's path left out: it does not
+    /// change the output, and leaving it out lets checkouts at other paths share a cache).
     key: u64,
 }
 
@@ -120,23 +126,24 @@ impl Compiler {
         if help.contains("compress-mode") {
             flags.push("-compress-mode=size".into());
         }
-        flags.push("-I".into());
-        flags.push(root.join("kernels").display().to_string());
         if let Ok(extra) = env::var("QUIETATTN_NVCC_FLAGS") {
             flags.extend(extra.split_whitespace().map(String::from));
         }
         let mut h = Fnv::default();
         h.write(version.as_bytes());
-        h.write(nvcc.display().to_string().as_bytes());
         for f in &flags {
             h.write(f.as_bytes());
         }
-        hash_tree(&root.join("kernels"), &mut h)?;
+        let include_root = root.join("kernels");
+        let include_root = include_root.canonicalize().unwrap_or(include_root);
+        flags.push("-I".into());
+        flags.push(include_root.display().to_string());
         let cache = cache_dir(out);
         fs::create_dir_all(&cache).map_err(|e| format!("{}: {e}", cache.display()))?;
         Ok(Compiler {
             nvcc: nvcc.to_path_buf(),
             flags,
+            include_root,
             cache,
             key: h.0,
         })
@@ -155,6 +162,15 @@ impl Compiler {
         h.write(stem.as_bytes());
         for g in &gencode {
             h.write(g.as_bytes());
+        }
+        for f in include_closure(source, &self.include_root)? {
+            h.write(
+                f.strip_prefix(&self.include_root)
+                    .unwrap_or(&f)
+                    .to_string_lossy()
+                    .as_bytes(),
+            );
+            h.write(&fs::read(&f).map_err(|e| format!("{}: {e}", f.display()))?);
         }
         let cached = self.cache.join(format!("{stem}-{:016x}.fatbin", h.0));
         if !cached.is_file() {
@@ -225,31 +241,44 @@ fn prune(cache: &Path, stem: &str, keep: usize) {
     }
 }
 
-/// Hashes every file under `dir` (relative path and contents), in sorted order.
-fn hash_tree(dir: &Path, h: &mut Fnv) -> Result<(), String> {
-    let mut stack = vec![dir.to_path_buf()];
-    let mut files = Vec::new();
-    while let Some(d) = stack.pop() {
-        for entry in fs::read_dir(&d).map_err(|e| format!("{}: {e}", d.display()))? {
-            let path = entry.map_err(|e| e.to_string())?.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                files.push(path);
+/// `source` and every file it includes with `#include "…"`, transitively, each resolved
+/// against the including file's folder, then `include_root` (nvcc's search order for quoted
+/// includes with one `-I`). Includes inside `#if` blocks count whether or not they are taken:
+/// a superset only costs a rebuild. An include found in neither place is left to nvcc (it
+/// reports it); system includes (`<…>`) are covered by the nvcc version in the key.
+fn include_closure(source: &Path, include_root: &Path) -> Result<BTreeSet<PathBuf>, String> {
+    let mut seen = BTreeSet::new();
+    let mut stack = vec![
+        source
+            .canonicalize()
+            .unwrap_or_else(|_| source.to_path_buf()),
+    ];
+    while let Some(file) = stack.pop() {
+        if !seen.insert(file.clone()) {
+            continue;
+        }
+        let text = fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+        let folder = file.parent().unwrap_or(include_root);
+        for name in text.lines().filter_map(quoted_include) {
+            let found = [folder.join(name), include_root.join(name)]
+                .into_iter()
+                .find(|p| p.is_file());
+            if let Some(path) = found {
+                stack.push(path.canonicalize().unwrap_or(path));
             }
         }
     }
-    files.sort();
-    for f in files {
-        h.write(
-            f.strip_prefix(dir)
-                .unwrap_or(&f)
-                .to_string_lossy()
-                .as_bytes(),
-        );
-        h.write(&fs::read(&f).map_err(|e| format!("{}: {e}", f.display()))?);
-    }
-    Ok(())
+    Ok(seen)
+}
+
+/// The name in a line `#include "name"` (spaces allowed around `#`), else `None`.
+fn quoted_include(line: &str) -> Option<&str> {
+    let rest = line.trim_start().strip_prefix('#')?.trim_start();
+    let rest = rest
+        .strip_prefix("include")?
+        .trim_start()
+        .strip_prefix('"')?;
+    rest.split_once('"').map(|(name, _)| name)
 }
 
 fn run_text(program: &Path, args: &[&str]) -> Result<String, String> {
