@@ -320,6 +320,7 @@ pub(crate) fn check_memory(device: &Device, origins: impl Iterator<Item = Origin
     for origin in origins {
         let ok = match (origin, stream) {
             (Origin::Raw, _) => true,
+            #[cfg(feature = "emulator")]
             (Origin::Host, None) => true,
             (Origin::Cuda(None), Some(_)) => true,
             (Origin::Cuda(Some(s)), Some(launch)) => s == launch,

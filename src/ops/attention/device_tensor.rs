@@ -37,6 +37,7 @@ impl Element for bf16 {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Origin {
     /// Emulator host memory.
+    #[cfg(feature = "emulator")]
     Host,
     /// CUDA memory; with the stream its cudarc guard was taken on, when known.
     Cuda(Option<usize>),
