@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds, on this machine, the GPU tier as one self-contained bundle for a GPU machine that has
 # no Rust: the CLI, every test binary that touches a GPU or runs the CLI, the criterion benches,
-# a small input file, the runner (gpu/run.sh) and the torch comparison (gpu/torch_sdpa.py).
+# a small input file, the runner (gpu/run.sh) and the torch comparisons (gpu/torch_sdpa.py,
+# gpu/torch_sdpa_decode.py).
 #
 #   gpu/bundle.sh [OUT]        # OUT defaults to target/quietattn-gpu.tar.xz
 #
@@ -67,7 +68,7 @@ done <<<"$benches"
 
 python3 gpu/make_input.py "$b/data/small.safetensors"
 python3 gpu/make_input.py --activations "$b/data/act.safetensors"
-cp gpu/run.sh gpu/torch_sdpa.py "$b/"
+cp gpu/run.sh gpu/torch_sdpa.py gpu/torch_sdpa_decode.py "$b/"
 chmod +x "$b/run.sh"
 {
   echo "build_root=$root"

@@ -170,7 +170,9 @@ if [ $gpu = 1 ]; then
     done
   done
   # Short mode: the headline shape only, criterion's samples short; its files stay in $work.
+  # benches/decode.rs writes its rows for the torch decode comparison below.
   export QUIETATTN_BENCH_QUICK=1 CRITERION_HOME=$work/criterion
+  export QUIETATTN_DECODE_BENCH_JSON=$work/decode.json
   for bench in "$here"/benches/*; do
     step "criterion $(basename "$bench")" 90 "$bench" --bench --warm-up-time 0.5 \
       --measurement-time 1 --sample-size 10
@@ -183,8 +185,12 @@ fi
 # ---- torch SDPA, pinned backends, against quietattn's numbers of this run ----
 if python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' >>"$log" 2>&1; then
   step "torch SDPA comparison" 120 python3 "$here/torch_sdpa.py" --quietattn-json "$work"/bench-*.json
+  decode_json=()
+  [ -s "$work/decode.json" ] && decode_json=(--quietattn-json "$work/decode.json")
+  step "torch SDPA decode comparison" 90 python3 "$here/torch_sdpa_decode.py" "${decode_json[@]}"
 else
   step "torch SDPA comparison (no torch/CUDA)" 30 python3 "$here/torch_sdpa.py"
+  step "torch SDPA decode comparison (no torch/CUDA)" 30 python3 "$here/torch_sdpa_decode.py"
 fi
 
 total=$(($(date +%s) - start_all))
