@@ -21,6 +21,7 @@
 #include "../decode/chunk_parts.cuh"
 #include "../tensor_core/fragments.cuh"
 #include "../tensor_core/o_tile.cuh"
+#include "../tensor_core/pipeline.cuh"
 #include "tiles.cuh"
 #include "traits.cuh"
 
@@ -251,8 +252,8 @@ struct Sweep {
   bool counts;  // statistics: this sweep counts the K/V it stages (the first row group)
 };
 
-// One pass over the chunk's key tiles: a two-stage cp.async pipeline (one commit group per
-// call, empty past the last tile, so the wait always leaves the S - 1 newest groups in flight).
+// One pass over the chunk's key tiles through the prefill family's K/V pipeline
+// (tensor_core/pipeline.cuh), its loads page-addressed.
 template <class N, class Tr, class T, bool STATS, int BUG, int D, int KQ>
 __device__ __forceinline__ void sweep_pass(RowState<D>& s, const uint32_t (&qf)[KQ][4], const Tiles<Tr>& tl,
                                            const QaDecodeParams& dp, const Sweep& sw, const Mask& mask,
@@ -265,26 +266,21 @@ __device__ __forceinline__ void sweep_pass(RowState<D>& s, const uint32_t (&qf)[
   const int lane = int(threadIdx.x) % WARP_SIZE;
   const qa::tc::LaneChunks<Tr> kc = qa::tc::k_chunks<Tr>(lane);
   const LogitMap logit(p);
-  auto issue = [&](int i) {
-    if (i < n_tiles) {
-      const int kv0 = sw.kv_lo + i * BN, valid = sw.kv_hi - kv0 < BN ? sw.kv_hi - kv0 : BN;
-      load_key_tile<Tr, T>(tl.k + (i % S) * Tr::kKvChunks, dp, p.k, sw.table, kv0, valid, sw.kvh, sw.d,
-                           sw.k_aligned);
-      if (weighs)
-        load_key_tile<Tr, T>(tl.v + (i % S) * Tr::kKvChunks, dp, p.v, sw.table, kv0, valid, sw.kvh, sw.d,
-                             sw.v_aligned);
-    }
-    qa::ptx::cp_async_commit();
+  const qa::tc::KvPipeline<S, BUG == BUG_NO_WAIT> pipe{n_tiles};
+  auto load = [&](int i, int stage) {
+    const int kv0 = sw.kv_lo + i * BN, valid = sw.kv_hi - kv0 < BN ? sw.kv_hi - kv0 : BN;
+    load_key_tile<Tr, T>(tl.k + stage * Tr::kKvChunks, dp, p.k, sw.table, kv0, valid, sw.kvh, sw.d,
+                         sw.k_aligned);
+    if (weighs)
+      load_key_tile<Tr, T>(tl.v + stage * Tr::kKvChunks, dp, p.v, sw.table, kv0, valid, sw.kvh, sw.d,
+                           sw.v_aligned);
   };
-  for (int i = 0; i < S - 1; ++i) issue(i);
+  pipe.prime(load);
 QA_UNROLL_N(1)
   for (int i = 0; i < n_tiles; ++i) {
-    issue(i + S - 1);
-    if constexpr (BUG == BUG_NO_WAIT) qa::ptx::cp_async_wait<S>();  // tile i still in flight
-    else qa::ptx::cp_async_wait<S - 1>();
-    __syncthreads();  // tile i landed for every thread's copies
-    const Chunk* kt = tl.k + (i % S) * Tr::kKvChunks;
-    const Chunk* vt = tl.v + (i % S) * Tr::kKvChunks;
+    pipe.acquire(i, load);
+    const Chunk* kt = tl.k + pipe.stage(i) * Tr::kKvChunks;
+    const Chunk* vt = tl.v + pipe.stage(i) * Tr::kKvChunks;
     const int kv0 = sw.kv_lo + i * BN;
     if constexpr (STATS) {  // each K/V element once: K in pass 0, V in the weighing pass
       const int valid = sw.kv_hi - kv0 < BN ? sw.kv_hi - kv0 : BN;
@@ -294,9 +290,9 @@ QA_UNROLL_N(1)
     float x[2][4];
     scores<Tr, T>(x, qf, kt, kc);
     sweep_tile<N, Tr, T, STATS, BUG>(s, x, vt, mask, logit, kv0, sw.kv_hi, pass, red);
-    __syncthreads();  // every warp is done with stage i % S (and `red`) before it is refilled
+    pipe.release();  // also: every warp is done with `red`
   }
-  qa::ptx::cp_async_wait<0>();  // only empty groups are left; none outlives the pass
+  pipe.drain();
 }
 
 // The end of the row group: the warps' O into f32 tiles over the dead K/V stages, their l and

@@ -3,7 +3,7 @@
 // and statistics switch.
 //
 // Block (m_tile, head, batch) owns 64 query rows; warp w owns rows 16w..16w+15 and keeps its Q
-// fragments in registers. Per key tile (a cp.async pipeline of kStages stages):
+// fragments in registers. Per key tile (pipeline.cuh: kStages stages filled by cp.async):
 //   S = Q·Kᵀ (mma, f32) -> logits in log2 units (scale·log2e folded, one ex2 per weight) ->
 //   mask on boundary tiles only -> row max over the quad -> weights through the policy ->
 //   P rounded to f16/bf16 in registers -> O += P·V (mma). Row sums stay per lane and are
@@ -23,6 +23,7 @@
 #include "fragments.cuh"
 #include "kv_rows.cuh"
 #include "o_tile.cuh"
+#include "pipeline.cuh"
 #include "tile_io.cuh"
 #include "traits.cuh"
 
@@ -162,28 +163,21 @@ QA_UNROLL
     const int end = counting ? seq.k_len : kv_hi;
     const int n_tiles = end > begin ? (end - begin + BN - 1) / BN : 0;
 
-    // Tile i into stage i % S; one commit group per call, empty past the last tile, so the
-    // wait below always leaves exactly the S - 1 newest groups in flight.
-    auto issue = [&](int i) {
-      if (i < n_tiles) {
-        const int kv0 = begin + i * BN;
-        const int valid = seq.k_len - kv0 < BN ? seq.k_len - kv0 : BN;
-        const KvRows<T> kv = kv_rows;
-        load_tile<KvLoad, T>(sk + (i % S) * Tr::kKvChunks, KvRows<T>::from(kv.k, kv0), BN, valid, kv.k_aligned);
-        if (loads_v) load_tile<KvLoad, T>(sv + (i % S) * Tr::kKvChunks, KvRows<T>::from(kv.v, kv0), BN, valid, kv.v_aligned);
-      }
-      qa::ptx::cp_async_commit();
+    const KvPipeline<S, BUG == BUG_NO_WAIT> pipe{n_tiles};
+    auto load = [&](int i, int stage) {
+      const int kv0 = begin + i * BN;
+      const int valid = seq.k_len - kv0 < BN ? seq.k_len - kv0 : BN;
+      const KvRows<T> kv = kv_rows;
+      load_tile<KvLoad, T>(sk + stage * Tr::kKvChunks, KvRows<T>::from(kv.k, kv0), BN, valid, kv.k_aligned);
+      if (loads_v) load_tile<KvLoad, T>(sv + stage * Tr::kKvChunks, KvRows<T>::from(kv.v, kv0), BN, valid, kv.v_aligned);
     };
-    for (int i = 0; i < S - 1; ++i) issue(i);
+    pipe.prime(load);
 
 QA_UNROLL_N(1)
     for (int i = 0; i < n_tiles; ++i) {
-      issue(i + S - 1);
-      if constexpr (BUG == BUG_NO_WAIT) qa::ptx::cp_async_wait<S>();  // tile i still in flight
-      else qa::ptx::cp_async_wait<S - 1>();
-      __syncthreads();  // tile i landed for every thread's copies
-      const Chunk* kt = sk + (i % S) * Tr::kKvChunks;
-      const Chunk* vt = sv + (i % S) * Tr::kKvChunks;
+      pipe.acquire(i, load);
+      const Chunk* kt = sk + pipe.stage(i) * Tr::kKvChunks;
+      const Chunk* vt = sv + pipe.stage(i) * Tr::kKvChunks;
       const int kv0 = begin + i * BN;
       if constexpr (STATS) {
         if (counting) {
@@ -323,8 +317,9 @@ QA_UNROLL
           }
         }
       }
-      __syncthreads();  // every warp is done with stage i % S before it is refilled
+      pipe.release();
     }
+    pipe.drain();
   }
 
   // ---- epilogue: quad totals, normalisation, gate, stores ----
