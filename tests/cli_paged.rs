@@ -8,36 +8,26 @@ mod cli_parts;
 use cli_parts::{Scratch, assert_fails, assert_ok, quietattn, random_tensor, s, stdout};
 use quietattn::io::{TensorFile, TensorRef, write_file};
 
-/// 2 sequences of 20 and 5 keys in shuffled pages of 16, q_len 2, GQA 4:2, d 16.
-fn write_paged(path: &std::path::Path, table: &[i32]) {
-    let q = random_tensor(&[2, 2, 4, 16], 11);
+/// 2 sequences of 20 and 5 keys in the pages of `table` (16 keys each), GQA 4:2, d 16, with
+/// batched queries (q_len 2) or, given `cu_q` offsets, varlen queries over 3 rows.
+fn write_paged(path: &std::path::Path, table: &[i32], cu_q: Option<&[i32]>) {
+    let q = match cu_q {
+        None => random_tensor(&[2, 2, 4, 16], 11),
+        Some(_) => random_tensor(&[3, 4, 16], 14),
+    };
     let k = random_tensor(&[4, 16, 2, 16], 12);
     let v = random_tensor(&[4, 16, 2, 16], 13);
     let lens = [20, 5];
-    let tensors = [
+    let mut tensors = vec![
         ("q", TensorRef::Float(&q)),
         ("k_cache", TensorRef::Float(&k)),
         ("v_cache", TensorRef::Float(&v)),
         ("block_table", TensorRef::I32(table, &[2, 2])),
         ("seq_lens_k", TensorRef::I32(&lens, &[2])),
     ];
-    write_file(path, &tensors).expect("write input");
-}
-
-/// The 2 sequences of `write_paged` with varlen queries: `cu_q` offsets over 3 rows.
-fn write_paged_varlen(path: &std::path::Path, cu_q: &[i32]) {
-    let q = random_tensor(&[3, 4, 16], 14);
-    let k = random_tensor(&[4, 16, 2, 16], 12);
-    let v = random_tensor(&[4, 16, 2, 16], 13);
-    let (table, lens) = ([3, 0, 1, -1], [20, 5]);
-    let tensors = [
-        ("q", TensorRef::Float(&q)),
-        ("k_cache", TensorRef::Float(&k)),
-        ("v_cache", TensorRef::Float(&v)),
-        ("block_table", TensorRef::I32(&table, &[2, 2])),
-        ("seq_lens_k", TensorRef::I32(&lens, &[2])),
-        ("cu_seqlens_q", TensorRef::I32(cu_q, &[3])),
-    ];
+    if let Some(cu) = cu_q {
+        tensors.push(("cu_seqlens_q", TensorRef::I32(cu, &[3])));
+    }
     write_file(path, &tensors).expect("write input");
 }
 
@@ -70,7 +60,7 @@ fn run(device: &str, input: &str, output: &str) -> std::process::Output {
 fn paged_run_on_the_emulator_matches_the_reference() {
     let dir = Scratch::new("cli-paged");
     let input = dir.path("paged.safetensors");
-    write_paged(&input, &[3, 0, 1, -1]);
+    write_paged(&input, &[3, 0, 1, -1], None);
     let (emu, reference) = (dir.path("emu.safetensors"), dir.path("ref.safetensors"));
     let out = run("emulator", s(&input), s(&emu));
     assert_ok(&out);
@@ -88,7 +78,7 @@ fn paged_run_with_varlen_queries_matches_the_reference() {
     // Sequence 0 (20 keys) decodes 2 tokens, sequence 1 (5 keys) one: o [3, 4, 16], lse [4, 3].
     let dir = Scratch::new("cli-paged-varlen");
     let input = dir.path("paged.safetensors");
-    write_paged_varlen(&input, &[0, 2, 3]);
+    write_paged(&input, &[3, 0, 1, -1], Some(&[0, 2, 3]));
     let (emu, reference) = (dir.path("emu.safetensors"), dir.path("ref.safetensors"));
     assert_ok(&run("emulator", s(&input), s(&emu)));
     assert_ok(&run("reference", s(&input), s(&reference)));
@@ -109,7 +99,7 @@ fn paged_run_with_varlen_queries_matches_the_reference() {
 fn decreasing_cu_seqlens_q_is_exit_2() {
     let dir = Scratch::new("cli-paged-varlen-bad");
     let input = dir.path("paged.safetensors");
-    write_paged_varlen(&input, &[0, 3, 2]);
+    write_paged(&input, &[3, 0, 1, -1], Some(&[0, 3, 2]));
     let out = run("emulator", s(&input), s(&dir.path("o.safetensors")));
     assert_fails(&out, "non-decreasing");
 }
@@ -118,7 +108,7 @@ fn decreasing_cu_seqlens_q_is_exit_2() {
 fn a_page_outside_the_cache_is_exit_2() {
     let dir = Scratch::new("cli-paged-bad");
     let input = dir.path("paged.safetensors");
-    write_paged(&input, &[3, 9, 1, -1]); // sequence 0's second page does not exist
+    write_paged(&input, &[3, 9, 1, -1], None); // sequence 0's second page does not exist
     let out = run("emulator", s(&input), s(&dir.path("o.safetensors")));
     assert_fails(&out, "block_table[0, 1] = 9");
 }

@@ -9,9 +9,16 @@ use cli_parts::{Scratch, assert_fails, assert_ok, quietattn, s, stdout};
 use probe_parts::{MINILM, SMOLLM2, model_or_skip};
 use serde_json::Value;
 
+/// `quietattn probe --model MODEL ARGS…`.
+fn probe(model: &str, args: &[&str]) -> std::process::Output {
+    let mut all = vec!["probe", "--model", model];
+    all.extend(args);
+    quietattn(&all)
+}
+
 #[test]
 fn missing_model_is_an_error() {
-    let o = quietattn(&["probe", "--model", "/nonexistent/model", "--text", "hi"]);
+    let o = probe("/nonexistent/model", &["--text", "hi"]);
     assert_fails(&o, "no such file or directory");
 }
 
@@ -19,15 +26,9 @@ fn missing_model_is_an_error() {
 fn directory_without_a_model_is_an_error() {
     let dir = Scratch::new("probe-empty-dir");
     std::fs::write(dir.path("notes.txt"), "not a model").unwrap();
-    let o = quietattn(&["probe", "--model", s(&dir.dir), "--text", "hi"]);
+    let o = probe(s(&dir.dir), &["--text", "hi"]);
     assert_fails(&o, "holds no model");
-    let o = quietattn(&[
-        "probe",
-        "--model",
-        s(&dir.path("notes.txt")),
-        "--text",
-        "hi",
-    ]);
+    let o = probe(s(&dir.path("notes.txt")), &["--text", "hi"]);
     assert_fails(&o, "not a model");
 }
 
@@ -39,7 +40,7 @@ fn unknown_architecture_is_an_error() {
         r#"{"model_type": "gpt2", "n_layer": 12}"#,
     )
     .unwrap();
-    let o = quietattn(&["probe", "--model", s(&dir.dir), "--text", "hi"]);
+    let o = probe(s(&dir.dir), &["--text", "hi"]);
     assert_fails(&o, "architecture `gpt2`");
 }
 
@@ -47,7 +48,7 @@ fn unknown_architecture_is_an_error() {
 fn broken_bert_files_are_errors() {
     let dir = Scratch::new("probe-broken-bert");
     std::fs::write(dir.path("config.json"), "{ not json").unwrap();
-    let o = quietattn(&["probe", "--model", s(&dir.dir), "--text", "hi"]);
+    let o = probe(s(&dir.dir), &["--text", "hi"]);
     assert_fails(&o, "not valid JSON");
     // A good config but no weights.
     let config = r#"{"model_type": "bert", "hidden_size": 8, "num_attention_heads": 2,
@@ -55,7 +56,7 @@ fn broken_bert_files_are_errors() {
         "vocab_size": 10}"#;
     std::fs::write(dir.path("config.json"), config).unwrap();
     std::fs::write(dir.path("tokenizer.json"), "{}").unwrap();
-    let o = quietattn(&["probe", "--model", s(&dir.dir), "--text", "hi"]);
+    let o = probe(s(&dir.dir), &["--text", "hi"]);
     assert_fails(&o, "tokenizer");
 }
 
@@ -67,53 +68,21 @@ fn empty_text_is_an_error_and_keeps_an_existing_report() {
     let dir = Scratch::new("probe-empty-text");
     let json = dir.path("report.json");
     std::fs::write(&json, "old").unwrap();
-    let o = quietattn(&[
-        "probe",
-        "--model",
-        s(&model),
-        "--text",
-        "  ",
-        "--json",
-        s(&json),
-    ]);
+    let o = probe(s(&model), &["--text", "  ", "--json", s(&json)]);
     assert_fails(&o, "empty");
     let empty = dir.path("empty.txt");
     std::fs::write(&empty, "\n").unwrap();
-    let o = quietattn(&[
-        "probe",
-        "--model",
-        s(&model),
-        "--text-file",
-        s(&empty),
-        "--json",
-        s(&json),
-    ]);
+    let o = probe(s(&model), &["--text-file", s(&empty), "--json", s(&json)]);
     assert_fails(&o, "empty");
     assert_eq!(std::fs::read_to_string(&json).unwrap(), "old");
-    let o = quietattn(&[
-        "probe",
-        "--model",
-        s(&model),
-        "--text",
-        "hi",
-        "--variant",
-        "sink",
-    ]);
+    let o = probe(s(&model), &["--text", "hi", "--variant", "sink"]);
     assert_fails(&o, "sink logits");
 }
 
 fn report(model: &str, device: &str, extra: &[&str], json: &std::path::Path) -> Value {
-    let mut args = vec![
-        "probe",
-        "--model",
-        model,
-        "--device",
-        device,
-        "--json",
-        s(json),
-    ];
+    let mut args = vec!["--device", device, "--json", s(json)];
     args.extend(extra);
-    let o = quietattn(&args);
+    let o = probe(model, &args);
     assert_ok(&o);
     println!("{}", stdout(&o));
     serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap()
@@ -258,17 +227,17 @@ fn plots_are_svg_and_png_with_text() {
     };
     let dir = Scratch::new("probe-plots");
     let plots = dir.path("plots");
-    let o = quietattn(&[
-        "probe",
-        "--model",
+    let o = probe(
         s(&model),
-        "--device",
-        "reference",
-        "--text",
-        "hello world",
-        "--plots",
-        s(&plots),
-    ]);
+        &[
+            "--device",
+            "reference",
+            "--text",
+            "hello world",
+            "--plots",
+            s(&plots),
+        ],
+    );
     assert_ok(&o);
     for stem in ["sink_heatmap", "layer_curves", "log2_histograms"] {
         let svg = std::fs::read_to_string(plots.join(format!("{stem}.svg"))).unwrap();
@@ -289,15 +258,7 @@ fn plots_are_svg_and_png_with_text() {
     // A plots folder that is a file is an error before any work.
     let file = dir.path("not-a-dir");
     std::fs::write(&file, "x").unwrap();
-    let o = quietattn(&[
-        "probe",
-        "--model",
-        s(&model),
-        "--text",
-        "hi",
-        "--plots",
-        s(&file),
-    ]);
+    let o = probe(s(&model), &["--text", "hi", "--plots", s(&file)]);
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
 }

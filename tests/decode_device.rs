@@ -356,28 +356,29 @@ fn wrong_layouts_are_errors_before_any_launch() {
 
 #[test]
 fn a_bad_device_side_table_entry_is_reported_by_the_error_record() {
-    let device = common::emulator();
-    let exec = device.executor().unwrap();
-    let f = Fixture::new(740, shape(DType::F32, 16, 1, (2, 1)));
-    let options = AttentionOptions::default();
-    for plan in [
-        SplitPlan {
-            splits: 1,
-            chunk: 0,
-        },
-        SplitPlan {
-            splits: 3,
-            chunk: 48,
-        },
-    ] {
-        let mut table = f.table.clone();
-        table[4 * f.max_pages + 2] = -7; // a page the 70-key sequence (row 4) reads
-        let mut placed = Placed::new(exec, &f, &table, need(&f, plan, false));
-        // Nothing host-side saw the table: the call itself succeeds.
-        placed.call(&device, &f, &options, Some(plan)).unwrap();
-        match placed.errors(exec) {
-            Err(Error::Index(m)) => assert!(m.contains("block_table[4, 2] = -7"), "{m}"),
-            other => panic!("{plan:?}: expected the index error, got {other:?}"),
+    for device in common::devices("decode bad device-side table entry") {
+        let exec = device.executor().unwrap();
+        let f = Fixture::new(740, shape(DType::F32, 16, 1, (2, 1)));
+        let options = AttentionOptions::default();
+        for plan in [
+            SplitPlan {
+                splits: 1,
+                chunk: 0,
+            },
+            SplitPlan {
+                splits: 3,
+                chunk: 48,
+            },
+        ] {
+            let mut table = f.table.clone();
+            table[4 * f.max_pages + 2] = -7; // a page the 70-key sequence (row 4) reads
+            let mut placed = Placed::new(exec, &f, &table, need(&f, plan, false));
+            // Nothing host-side saw the table: the call itself succeeds.
+            placed.call(&device, &f, &options, Some(plan)).unwrap();
+            match placed.errors(exec) {
+                Err(Error::Index(m)) => assert!(m.contains("block_table[4, 2] = -7"), "{m}"),
+                other => panic!("{plan:?}: expected the index error, got {other:?}"),
+            }
         }
     }
 }
@@ -440,41 +441,35 @@ fn varlen_queries_on_the_device_path_equal_the_host_path() {
 fn bad_device_cu_seqlens_q_is_the_error_record_and_nothing_else_is_read() {
     // Offsets only the device holds: decreasing, beyond the rows of q, a sequence longer than
     // the declared max_q_len. The call succeeds; the record names the first bad offset.
-    let device = common::emulator();
-    let exec = device.executor().unwrap();
-    let f = Fixture::varlen(760, shape(DType::F32, 16, 4, (4, 2)), &Q_LENS);
-    let total = f.total_q() as i32;
-    let good = f.cu_q.clone().unwrap(); // [0, 2, 5, 5, 6, 10, 11]
-    // each breaks one sequence only (the first record wins, in any block order)
-    let cases = [
-        (3, 4, "cu_seqlens_q[3] = 4"),
-        (6, total + 1, "cu_seqlens_q[6] = 12"),
-    ];
-    for splits in [1, 3] {
-        let plan = SplitPlan { splits, chunk: 48 };
-        for (at, value, want) in cases {
-            let mut cu = good.clone();
-            cu[at] = value;
-            let mut placed = Placed::new(exec, &f, &f.table, need(&f, plan, false));
-            placed.cu_q = Some(upload(exec, bytemuck::cast_slice(&cu)));
-            placed
-                .call(&device, &f, &AttentionOptions::default(), Some(plan))
-                .unwrap();
-            match placed.errors(exec) {
-                Err(Error::Index(m)) => assert!(m.contains(want), "{m}"),
-                other => panic!("cu_seqlens_q[{at}] = {value}: expected the record, got {other:?}"),
+    for device in common::devices("decode bad device-side cu_seqlens_q") {
+        let exec = device.executor().unwrap();
+        let f = Fixture::varlen(760, shape(DType::F32, 16, 4, (4, 2)), &Q_LENS);
+        let total = f.total_q() as i32;
+        let good = f.cu_q.clone().unwrap(); // [0, 2, 5, 5, 6, 10, 11]
+        // each breaks one sequence only (the first record wins, in any block order)
+        let cases = [
+            (3, 4, "cu_seqlens_q[3] = 4"),
+            (6, total + 1, "cu_seqlens_q[6] = 12"),
+            // sequence 3 now holds no row, sequence 4 rows 5..10: 5 > max_q_len 4
+            (4, 5, "cu_seqlens_q[5] = 10"),
+        ];
+        for splits in [1, 3] {
+            let plan = SplitPlan { splits, chunk: 48 };
+            for (at, value, want) in cases {
+                let mut cu = good.clone();
+                cu[at] = value;
+                let mut placed = Placed::new(exec, &f, &f.table, need(&f, plan, false));
+                placed.cu_q = Some(upload(exec, bytemuck::cast_slice(&cu)));
+                placed
+                    .call(&device, &f, &AttentionOptions::default(), Some(plan))
+                    .unwrap();
+                match placed.errors(exec) {
+                    Err(Error::Index(m)) => assert!(m.contains(want), "{m}"),
+                    other => {
+                        panic!("cu_seqlens_q[{at}] = {value}: expected the record, got {other:?}")
+                    }
+                }
             }
-        }
-        let mut cu = good.clone();
-        cu[4] = 5; // sequence 3 now holds no row, sequence 4 rows 5..10: 5 > max_q_len 4
-        let mut placed = Placed::new(exec, &f, &f.table, need(&f, plan, false));
-        placed.cu_q = Some(upload(exec, bytemuck::cast_slice(&cu)));
-        placed
-            .call(&device, &f, &AttentionOptions::default(), Some(plan))
-            .unwrap();
-        match placed.errors(exec) {
-            Err(Error::Index(m)) => assert!(m.contains("cu_seqlens_q[5] = 10"), "{m}"),
-            other => panic!("a sequence of 5 rows: expected the record, got {other:?}"),
         }
     }
 }

@@ -79,6 +79,28 @@ fn covering_matrix(family: KernelChoice, dtype: fn(usize) -> DType, seed: u64, s
     }
 }
 
+/// `check` on both chunk-kernel families, the tensor-core one only where it serves the call
+/// (f16/bf16, head dims up to 128); each must pass. `what` names the case in the failure.
+fn on_each_family(
+    what: &str,
+    dtype: DType,
+    dim: usize,
+    check: impl Fn(KernelChoice) -> Result<f64, String>,
+) {
+    for family in FAMILIES {
+        if family == KernelChoice::TensorCore && (dtype == DType::F32 || dim > 128) {
+            continue;
+        }
+        let worst = check(family);
+        assert!(
+            worst.is_ok(),
+            "{} {what}: {}",
+            family.name(),
+            worst.unwrap_err()
+        );
+    }
+}
+
 /// The half types, alternating.
 fn half(i: usize) -> DType {
     [DType::BF16, DType::F16][i % 2]
@@ -106,23 +128,14 @@ fn half_types_and_wide_heads_match_the_reference() {
                 let splits = [1, 3][(n + t) % 2];
                 let s = shape(dtype, dim, 16, 2, (4, 1));
                 let f = Fixture::new(300 + 2 * n as u64 + t as u64, s);
-                for family in FAMILIES {
-                    if family == KernelChoice::TensorCore && dim > 128 {
-                        continue; // the tensor-core chunk serves head dims up to 128
-                    }
+                let what = format!("{dtype:?} d{dim} {} splits {splits}", norm.name());
+                on_each_family(&what, dtype, dim, |family| {
                     let opts = AttentionOptions {
                         kernel: family,
                         ..covering_options(norm, (n + t) % 3, false)
                     };
-                    let worst = f.compare(&device, &opts, &plan(splits, 48));
-                    assert!(
-                        worst.is_ok(),
-                        "{} {dtype:?} d{dim} {} splits {splits}: {}",
-                        family.name(),
-                        norm.name(),
-                        worst.unwrap_err()
-                    );
-                }
+                    f.compare(&device, &opts, &plan(splits, 48))
+                });
             }
         }
     }
@@ -207,41 +220,46 @@ fn the_automatic_plan_splits_long_sequences_and_matches() {
 
 #[test]
 fn bad_device_side_indices_give_the_error_and_no_out_of_bounds_read() {
-    let device = common::emulator();
-    let f = Fixture::new(600, shape(DType::F32, 8, 16, 1, (2, 1)));
-    let opts = AttentionOptions::default();
-    for splits in [1, 3] {
-        // A page the 70-key sequence (row 4) reads points past the cache, then before it.
-        for bad in [i32::MAX, -7] {
-            let mut table = f.table.clone();
-            table[4 * f.max_pages + 2] = bad;
-            let call = DecodeCall {
-                kernel_indices: Some((&table, &f.lens)),
-                ..plan(splits, 48)
-            };
-            match run(&device, &f, &opts, &call) {
-                Err(Error::Index(m)) => {
-                    assert!(m.contains(&format!("block_table[4, 2] = {bad}")), "{m}")
-                }
-                other => {
-                    panic!("splits {splits}, entry {bad}: expected an index error, got {other:?}")
+    for device in common::devices("decode bad device-side indices") {
+        let f = Fixture::new(600, shape(DType::F32, 8, 16, 1, (2, 1)));
+        let opts = AttentionOptions::default();
+        for splits in [1, 3] {
+            // A page the 70-key sequence (row 4) reads points past the cache, then before it.
+            for bad in [i32::MAX, -7] {
+                let mut table = f.table.clone();
+                table[4 * f.max_pages + 2] = bad;
+                let call = DecodeCall {
+                    kernel_indices: Some((&table, &f.lens)),
+                    ..plan(splits, 48)
+                };
+                match run(&device, &f, &opts, &call) {
+                    Err(Error::Index(m)) => {
+                        assert!(m.contains(&format!("block_table[4, 2] = {bad}")), "{m}")
+                    }
+                    other => {
+                        panic!(
+                            "splits {splits}, entry {bad}: expected an index error, got {other:?}"
+                        )
+                    }
                 }
             }
-        }
-        // A length beyond what the table maps (and beyond the declared longest), and a negative one.
-        for bad in [100_000, -1] {
-            let mut lens = f.lens.clone();
-            lens[2] = bad;
-            let call = DecodeCall {
-                kernel_indices: Some((&f.table, &lens)),
-                ..plan(splits, 48)
-            };
-            match run(&device, &f, &opts, &call) {
-                Err(Error::Index(m)) => {
-                    assert!(m.contains(&format!("seq_lens_k[2] = {bad}")), "{m}")
-                }
-                other => {
-                    panic!("splits {splits}, length {bad}: expected an index error, got {other:?}")
+            // A length beyond what the table maps (and beyond the declared longest), and a negative one.
+            for bad in [100_000, -1] {
+                let mut lens = f.lens.clone();
+                lens[2] = bad;
+                let call = DecodeCall {
+                    kernel_indices: Some((&f.table, &lens)),
+                    ..plan(splits, 48)
+                };
+                match run(&device, &f, &opts, &call) {
+                    Err(Error::Index(m)) => {
+                        assert!(m.contains(&format!("seq_lens_k[2] = {bad}")), "{m}")
+                    }
+                    other => {
+                        panic!(
+                            "splits {splits}, length {bad}: expected an index error, got {other:?}"
+                        )
+                    }
                 }
             }
         }
@@ -316,23 +334,14 @@ fn statistics_in_half_types_wide_heads_and_many_row_groups() {
         ];
         for (c, (norm, dtype, dim, q_len, heads, splits)) in cases.into_iter().enumerate() {
             let f = Fixture::new(900 + c as u64, shape(dtype, dim, 16, q_len, heads));
-            for family in FAMILIES {
-                if family == KernelChoice::TensorCore && (dtype == DType::F32 || dim > 128) {
-                    continue; // f16/bf16 and head dims up to 128 only
-                }
+            let what = format!("{dtype:?} d{dim} {} splits {splits}", norm.name());
+            on_each_family(&what, dtype, dim, |family| {
                 let opts = AttentionOptions {
                     kernel: family,
                     ..covering_options(norm, c % 3, false)
                 };
-                let worst = f.compare_stats(&device, &opts, &plan(splits, 80));
-                assert!(
-                    worst.is_ok(),
-                    "{} {dtype:?} d{dim} {} splits {splits}: {}",
-                    family.name(),
-                    norm.name(),
-                    worst.unwrap_err()
-                );
-            }
+                f.compare_stats(&device, &opts, &plan(splits, 80))
+            });
         }
     }
 }

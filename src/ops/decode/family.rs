@@ -184,24 +184,16 @@ impl DecodeFamily {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_params::decode_params;
     use super::*;
 
     fn params(dtype: u32, head_dim: u32) -> QaDecodeParams {
-        let mut attn = abi::QaAttnParams {
-            batch: 1,
-            heads: 4,
-            kv_heads: 1,
+        decode_params(
+            (1, 4, 1),
             head_dim,
-            seqlen_q: 4,
-            ..Default::default()
-        };
-        for d in [&mut attn.q, &mut attn.k, &mut attn.v, &mut attn.o] {
-            d.dtype = dtype;
-        }
-        QaDecodeParams {
-            attn,
-            ..Default::default()
-        }
+            dtype,
+            abi::QaNormaliser_QA_NORM_SOFTMAX,
+        )
     }
 
     #[test]

@@ -161,6 +161,7 @@ fn geometry(grid: [u32; 3], dynamic_smem: u32) -> LaunchGeometry {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_params::decode_params;
     use super::*;
 
     /// The CUDA-core family pinned, on an sm_90.
@@ -168,23 +169,7 @@ mod tests {
     const SM90: (u32, u32) = (9, 0);
 
     fn params(normaliser: u32, head_dim: u32) -> QaDecodeParams {
-        let mut attn = abi::QaAttnParams {
-            batch: 3,
-            heads: 8,
-            kv_heads: 2,
-            head_dim,
-            seqlen_q: 4,
-            normaliser,
-            sinks: 64,
-            ..Default::default()
-        };
-        for d in [&mut attn.q, &mut attn.k, &mut attn.v, &mut attn.o] {
-            d.dtype = abi::QaDtype_QA_DTYPE_BF16;
-        }
-        QaDecodeParams {
-            attn,
-            ..Default::default()
-        }
+        decode_params((3, 8, 2), head_dim, abi::QaDtype_QA_DTYPE_BF16, normaliser)
     }
 
     #[test]

@@ -15,6 +15,8 @@ mod family;
 mod host;
 mod launch;
 mod paged_params;
+#[cfg(test)]
+mod test_params;
 
 pub use append_kv::append_kv_on;
 pub use device::{DecodeWorkspace, DevicePagedArgs, DevicePagedQueries, paged_decode_device};
