@@ -139,24 +139,6 @@ else
   skip "quietattn check --device cuda" "no GPU"
 fi
 
-# ---- compute-sanitizer: every normaliser (stats on, a gate), activation statistics ----
-sanitizer=${COMPUTE_SANITIZER:-/usr/local/cuda/bin/compute-sanitizer}
-input=$here/data/small.safetensors
-variants="softmax off-by-one sink clipped softpick sigmoid"
-if [ $gpu = 1 ] && [ -x "$sanitizer" ]; then
-  for tool in memcheck racecheck synccheck initcheck; do
-    for v in $variants; do
-      step "sanitizer $tool $v" 60 "$sanitizer" --tool "$tool" --error-exitcode 9 \
-        "$qa" run --device cuda --input "$input" --output "$work/o.safetensors" \
-        --variant "$v" --causal --gate sigmoid-headwise --stats "$work/s.json"
-    done
-    step "sanitizer $tool act-stats" 60 "$sanitizer" --tool "$tool" --error-exitcode 9 \
-      "$qa" stats --device cuda --input "$here/data/act.safetensors"
-  done
-else
-  skip "compute-sanitizer" "$([ $gpu = 1 ] && echo "no $sanitizer" || echo 'no GPU')"
-fi
-
 # ---- benchmarks ----
 if [ $gpu = 1 ]; then
   iters=$([ $quick = 1 ] && echo 3 || echo 10)
@@ -191,6 +173,34 @@ if python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1
 else
   step "torch SDPA comparison (no torch/CUDA)" 30 python3 "$here/torch_sdpa.py"
   step "torch SDPA decode comparison (no torch/CUDA)" 30 python3 "$here/torch_sdpa_decode.py"
+fi
+
+# ---- compute-sanitizer: every normaliser (stats on, a gate), activation statistics, decode ----
+# Last, so a short GPU loan measures first; steps past the budget say SKIP.
+sanitizer=${COMPUTE_SANITIZER:-/usr/local/cuda/bin/compute-sanitizer}
+input=$here/data/small.safetensors
+variants="softmax off-by-one sink clipped softpick sigmoid"
+if [ $gpu = 1 ] && [ -x "$sanitizer" ]; then
+  for tool in memcheck racecheck synccheck initcheck; do
+    for v in $variants; do
+      step "sanitizer $tool $v" 60 "$sanitizer" --tool "$tool" --error-exitcode 9 \
+        "$qa" run --device cuda --input "$input" --output "$work/o.safetensors" \
+        --variant "$v" --causal --gate sigmoid-headwise --stats "$work/s.json"
+    done
+    step "sanitizer $tool act-stats" 60 "$sanitizer" --tool "$tool" --error-exitcode 9 \
+      "$qa" stats --device cuda --input "$here/data/act.safetensors"
+    # Decode over pages, split: the tensor-core chunk (bf16; clipped runs two passes) and the
+    # CUDA-core chunk (f32), both with the combine, statistics and a gate.
+    for paged in "bf16 softmax" "bf16 clipped" "f32 sink"; do
+      read -r dt v <<<"$paged"
+      step "sanitizer $tool decode $dt $v" 60 "$sanitizer" --tool "$tool" --error-exitcode 9 \
+        "$qa" run --device cuda --input "$here/data/paged-$dt.safetensors" \
+        --output "$work/o.safetensors" --variant "$v" --causal --gate sigmoid-headwise \
+        --stats "$work/s.json"
+    done
+  done
+else
+  skip "compute-sanitizer" "$([ $gpu = 1 ] && echo "no $sanitizer" || echo 'no GPU')"
 fi
 
 total=$(($(date +%s) - start_all))
