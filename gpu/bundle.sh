@@ -70,7 +70,7 @@ python3 gpu/make_input.py "$b/data/small.safetensors"
 python3 gpu/make_input.py --activations "$b/data/act.safetensors"
 python3 gpu/make_input.py --paged --heads 4 --kv-heads 2 "$b/data/paged-f32.safetensors"
 python3 gpu/make_input.py --paged --dtype bf16 --heads 4 --kv-heads 2 "$b/data/paged-bf16.safetensors"
-cp gpu/run.sh gpu/torch_sdpa.py gpu/torch_sdpa_decode.py "$b/"
+cp gpu/run.sh gpu/torch_common.py gpu/torch_sdpa.py gpu/torch_sdpa_decode.py "$b/"
 chmod +x "$b/run.sh"
 {
   echo "build_root=$root"

@@ -12,6 +12,8 @@ import argparse
 import json
 import sys
 
+from torch_common import cuda_torch, seconds_per_call
+
 TOKENS = 16384
 HEADS = 16
 DIMS = (64, 128)
@@ -42,16 +44,8 @@ def time_backend(torch, backend, q, k, v, causal, iters):
     import torch.nn.functional as F
 
     with sdpa_kernel(backend):
-        F.scaled_dot_product_attention(q, k, v, is_causal=causal)  # warm-up, backend check
-        torch.cuda.synchronize()
-        start = torch.cuda.Event(enable_timing=True)
-        end = torch.cuda.Event(enable_timing=True)
-        start.record()
-        for _ in range(iters):
-            F.scaled_dot_product_attention(q, k, v, is_causal=causal)
-        end.record()
-        torch.cuda.synchronize()
-    return start.elapsed_time(end) / 1e3 / iters
+        return seconds_per_call(
+            torch, lambda: F.scaled_dot_product_attention(q, k, v, is_causal=causal), iters)
 
 
 def main():
@@ -60,15 +54,11 @@ def main():
     p.add_argument("--iters", type=int, default=20)
     p.add_argument("--quick", action="store_true", help="d128 s4096 only")
     a = p.parse_args()
-    try:
-        import torch
-        from torch.nn.attention import SDPBackend
-    except ImportError as e:
-        print(f"SKIP torch_sdpa: torch is not importable ({e})")
+    torch = cuda_torch("torch_sdpa")
+    if torch is None:
         return 0
-    if not torch.cuda.is_available():
-        print("SKIP torch_sdpa: torch sees no CUDA device")
-        return 0
+    from torch.nn.attention import SDPBackend
+
     ours = quietattn_rows(a.quietattn_json)
     print(f"torch {torch.__version__} on {torch.cuda.get_device_name(0)}; bf16, {TOKENS} tokens, "
           f"{HEADS} heads; TFLOP/s = 4*b*h*s^2*d (/2 causal) / time; x = quietattn / backend")

@@ -18,6 +18,8 @@ import argparse
 import json
 import sys
 
+from torch_common import cuda_torch, seconds_per_call
+
 HEADS = 64
 KV_HEADS = 8
 DIM = 128
@@ -38,22 +40,6 @@ def ours_by_shape(path):
         key = (r["q_len"], r["batch"], r["keys"])
         out.setdefault(key, {})[r["family"]] = (r["us"], r["gbps"], r["copy_gbps"])
     return out
-
-
-def time_events(torch, fn, iters):
-    fn()  # warm-up, and the backend's check
-    torch.cuda.synchronize()
-    start = torch.cuda.Event(enable_timing=True)
-    end = torch.cuda.Event(enable_timing=True)
-    best = float("inf")
-    for _ in range(3):
-        start.record()
-        for _ in range(iters):
-            fn()
-        end.record()
-        torch.cuda.synchronize()
-        best = min(best, start.elapsed_time(end) / 1e3 / iters)
-    return best
 
 
 def sdpa_call(torch, q, k, v, q_len):
@@ -86,11 +72,11 @@ def time_shape(torch, q_len, batch, keys, iters):
     for name, backend in backends:
         try:
             with sdpa_kernel(backend):
-                times[name] = time_events(torch, call, iters)
+                times[name] = seconds_per_call(torch, call, iters, repeats=3)
         except RuntimeError as e:  # the backend does not take this shape on this GPU
             why[name] = str(e).strip().splitlines()[0][:90]
     dst = torch.empty_like(k)
-    copy = time_events(torch, lambda: dst.copy_(k), iters)
+    copy = seconds_per_call(torch, lambda: dst.copy_(k), iters, repeats=3)
     return kv_bytes, times, why, copy
 
 
@@ -99,13 +85,8 @@ def main():
     p.add_argument("--quietattn-json")
     p.add_argument("--iters", type=int, default=20)
     a = p.parse_args()
-    try:
-        import torch
-    except ImportError as e:
-        print(f"SKIP torch_sdpa_decode: torch is not importable ({e})")
-        return 0
-    if not torch.cuda.is_available():
-        print("SKIP torch_sdpa_decode: torch sees no CUDA device")
+    torch = cuda_torch("torch_sdpa_decode")
+    if torch is None:
         return 0
     ours = ours_by_shape(a.quietattn_json)
     shapes = sorted(ours) if ours else DEFAULT_SHAPES

@@ -220,45 +220,32 @@ fn the_automatic_plan_splits_long_sequences_and_matches() {
 
 #[test]
 fn bad_device_side_indices_give_the_error_and_no_out_of_bounds_read() {
+    let f = Fixture::new(600, shape(DType::F32, 8, 16, 1, (2, 1)));
+    // (block table, lengths, what the error names): a page the 70-key sequence (row 4) reads
+    // points past the cache, then before it; a length beyond what the table maps (and beyond
+    // the declared longest), then a negative one.
+    let mut cases = Vec::new();
+    for bad in [i32::MAX, -7] {
+        let mut table = f.table.clone();
+        table[4 * f.max_pages + 2] = bad;
+        cases.push((table, f.lens.clone(), format!("block_table[4, 2] = {bad}")));
+    }
+    for bad in [100_000, -1] {
+        let mut lens = f.lens.clone();
+        lens[2] = bad;
+        cases.push((f.table.clone(), lens, format!("seq_lens_k[2] = {bad}")));
+    }
     for device in common::devices("decode bad device-side indices") {
-        let f = Fixture::new(600, shape(DType::F32, 8, 16, 1, (2, 1)));
-        let opts = AttentionOptions::default();
         for splits in [1, 3] {
-            // A page the 70-key sequence (row 4) reads points past the cache, then before it.
-            for bad in [i32::MAX, -7] {
-                let mut table = f.table.clone();
-                table[4 * f.max_pages + 2] = bad;
+            for (table, lens, want) in &cases {
                 let call = DecodeCall {
-                    kernel_indices: Some((&table, &f.lens)),
+                    kernel_indices: Some((table, lens)),
                     ..plan(splits, 48)
                 };
-                match run(&device, &f, &opts, &call) {
-                    Err(Error::Index(m)) => {
-                        assert!(m.contains(&format!("block_table[4, 2] = {bad}")), "{m}")
-                    }
+                match run(&device, &f, &AttentionOptions::default(), &call) {
+                    Err(Error::Index(m)) => assert!(m.contains(want.as_str()), "{m}"),
                     other => {
-                        panic!(
-                            "splits {splits}, entry {bad}: expected an index error, got {other:?}"
-                        )
-                    }
-                }
-            }
-            // A length beyond what the table maps (and beyond the declared longest), and a negative one.
-            for bad in [100_000, -1] {
-                let mut lens = f.lens.clone();
-                lens[2] = bad;
-                let call = DecodeCall {
-                    kernel_indices: Some((&f.table, &lens)),
-                    ..plan(splits, 48)
-                };
-                match run(&device, &f, &opts, &call) {
-                    Err(Error::Index(m)) => {
-                        assert!(m.contains(&format!("seq_lens_k[2] = {bad}")), "{m}")
-                    }
-                    other => {
-                        panic!(
-                            "splits {splits}, length {bad}: expected an index error, got {other:?}"
-                        )
+                        panic!("splits {splits}, {want}: expected an index error, got {other:?}")
                     }
                 }
             }
