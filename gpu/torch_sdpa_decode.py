@@ -28,7 +28,7 @@ MATH_LIMIT = 1 << 30  # bytes of K/V above which the math backend (it materialis
 
 
 def ours_by_shape(path):
-    """(q_len, batch, keys) -> {family: (us, GB/s, copy GB/s)}, softmax without statistics."""
+    """(q_len, batch, keys) -> {family: (us, GB/s)}, softmax without statistics."""
     if not path:
         return {}
     with open(path) as f:
@@ -38,7 +38,7 @@ def ours_by_shape(path):
         if r["variant"] != "softmax" or r["stats"]:
             continue
         key = (r["q_len"], r["batch"], r["keys"])
-        out.setdefault(key, {})[r["family"]] = (r["us"], r["gbps"], r["copy_gbps"])
+        out.setdefault(key, {})[r["family"]] = (r["us"], r["gbps"])
     return out
 
 
@@ -103,7 +103,7 @@ def main():
         for n, reason in why.items():
             print(f"    {n} unavailable: {reason}")
         best = min(times.values()) if times else None
-        for family, (us, gbps, _) in sorted(ours.get((q_len, batch, keys), {}).items()):
+        for family, (us, gbps) in sorted(ours.get((q_len, batch, keys), {}).items()):
             ratio = f"{us / 1e6 / best:.3f}" if best else "-"
             print(f"    quietattn {family:<11} {gbps:6.0f} GB/s ({100 * gbps * 1e9 / copy_rate:5.1f}% "
                   f"of the torch copy), x best {ratio}")

@@ -356,10 +356,10 @@ fn wrong_layouts_are_errors_before_any_launch() {
 
 #[test]
 fn a_bad_device_side_table_entry_is_reported_by_the_error_record() {
+    let f = Fixture::new(740, shape(DType::F32, 16, 1, (2, 1)));
+    let options = AttentionOptions::default();
     for device in common::devices("decode bad device-side table entry") {
         let exec = device.executor().unwrap();
-        let f = Fixture::new(740, shape(DType::F32, 16, 1, (2, 1)));
-        let options = AttentionOptions::default();
         for plan in [
             SplitPlan {
                 splits: 1,
@@ -441,18 +441,18 @@ fn varlen_queries_on_the_device_path_equal_the_host_path() {
 fn bad_device_cu_seqlens_q_is_the_error_record_and_nothing_else_is_read() {
     // Offsets only the device holds: decreasing, beyond the rows of q, a sequence longer than
     // the declared max_q_len. The call succeeds; the record names the first bad offset.
+    let f = Fixture::varlen(760, shape(DType::F32, 16, 4, (4, 2)), &Q_LENS);
+    let total = f.total_q() as i32;
+    let good = f.cu_q.clone().unwrap(); // [0, 2, 5, 5, 6, 10, 11]
+    // each breaks one sequence only (the first record wins, in any block order)
+    let cases = [
+        (3, 4, "cu_seqlens_q[3] = 4"),
+        (6, total + 1, "cu_seqlens_q[6] = 12"),
+        // sequence 3 now holds no row, sequence 4 rows 5..10: 5 > max_q_len 4
+        (4, 5, "cu_seqlens_q[5] = 10"),
+    ];
     for device in common::devices("decode bad device-side cu_seqlens_q") {
         let exec = device.executor().unwrap();
-        let f = Fixture::varlen(760, shape(DType::F32, 16, 4, (4, 2)), &Q_LENS);
-        let total = f.total_q() as i32;
-        let good = f.cu_q.clone().unwrap(); // [0, 2, 5, 5, 6, 10, 11]
-        // each breaks one sequence only (the first record wins, in any block order)
-        let cases = [
-            (3, 4, "cu_seqlens_q[3] = 4"),
-            (6, total + 1, "cu_seqlens_q[6] = 12"),
-            // sequence 3 now holds no row, sequence 4 rows 5..10: 5 > max_q_len 4
-            (4, 5, "cu_seqlens_q[5] = 10"),
-        ];
         for splits in [1, 3] {
             let plan = SplitPlan { splits, chunk: 48 };
             for (at, value, want) in cases {
