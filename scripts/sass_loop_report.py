@@ -1176,6 +1176,18 @@ def test_selection(t):
     t.expect("H100 blocks: over 227 KiB", blocks_per_sm_h100(32, 228 * 1024, 128), 0)
 
 
+def test_budgets(t, work):
+    rows = parse_budgets(os.path.join(HERE, "..", ".ci", "sass-budgets"))
+    t.expect(".ci/sass-budgets parses: rows, modules", (len(rows), len({b.module for b in rows})), (48, 6))
+    bad = os.path.join(work, "bad-budgets")
+    with open(bad, "w") as f:
+        f.write("# a comment\n\ntc_x  qa_x  sm_90  32 64 128 128 full 0 1350\n")
+    t.raises("a short budget row names its line", lambda: parse_budgets(bad), "bad-budgets:3: 10 columns")
+    with open(bad, "w") as f:
+        f.write("tc_x  qa_x  sm_90  32 64 128 128 both 0 1350 40\n")
+    t.raises("an unknown kind is an error", lambda: parse_budgets(bad), "kind 'both'")
+
+
 def compile_known_mix(nvcc, arch, out):
     src = os.path.join(TESTDATA, "known_mix.cu")
     run_tool([nvcc, "-O3", "-std=c++17", "-cubin", f"-arch={arch}", "-o", out, src])
@@ -1211,6 +1223,11 @@ def test_known_mix(t, nvcc, work):
                  lambda: analyse(instrs, res, "known_mix", arch, Geometry(16, 16, 64, 32, "full"), 0),
                  "HMMA 8, LDGSTS 4")
         # Why the LDGSTS check is on by default: on HMMA alone, the cheaper thin_load decoy wins.
+        within = Budget(0, "m", "known_mix", arch, full, 0, 2000, 100)
+        over = Budget(0, "m", "known_mix", arch, full, 0, 1000, 50)
+        t.expect(f"known_mix {arch}: budget violations (within, over)",
+                 ([v.split()[0] for v in violations(r, within)], [v.split()[0] for v in violations(r, over)]),
+                 ([], ["issued", "LDSM"]))
         no_ldgsts = analyse(instrs, res, "known_mix", arch, Geometry(16, 16, 32, 32, "full", False), 0)
         t.expect(f"known_mix {arch}: ldgsts=off takes the thin_load decoy (HMMA 8, LDGSTS 2)",
                  (no_ldgsts.mix.classes["hmma"], no_ldgsts.mix.classes["ldgsts"]), (8, 2))
@@ -1222,7 +1239,11 @@ def self_test():
         def test_known_mix_compiled(t):
             test_known_mix(t, find_tool("nvcc", ["QA_NVCC", "NVCC"]), work)
 
-        for group in (test_parser, test_flat_loop, test_nested_loop, test_selection, test_known_mix_compiled):
+        def test_budgets_files(t):
+            test_budgets(t, work)
+
+        for group in (test_parser, test_flat_loop, test_nested_loop, test_selection, test_budgets_files,
+                      test_known_mix_compiled):
             try:
                 group(t)
             except Exception as e:  # a crash fails its group; the others still run
@@ -1242,7 +1263,7 @@ def main(argv):
     mode.add_argument("--report", nargs=2, metavar=("BUDGETS", "DIR"))
     mode.add_argument("--self-test", action="store_true")
     mode.add_argument("--list", action="store_true", help="list the kernels in FILEs")
-    ap.add_argument("files", nargs="*", metavar="FILE")
+    ap.add_argument("files", nargs="*", metavar="FILE", help="fatbin, cubin or any ELF cuobjdump reads")
     ap.add_argument("--kernel", help="kernel name or glob")
     ap.add_argument("--arch", help="e.g. sm_90 (default: every architecture in the file)")
     ap.add_argument("--geometry", help="rows=R,block_n=N,d=D,threads=T[,kind=full|qk_only|clipped][,ldgsts=off]")
