@@ -95,3 +95,89 @@ fn f32_to_f16_rounds_to_nearest_even() {
         }
     }
 }
+
+/// f32 values that exercise the rounding of a 16-bit format with `mant` mantissa bits: every
+/// tie and its neighbours at each exponent step, subnormals of both formats, overflow, ±inf,
+/// ±0 and NaNs (quiet, signalling, negative).
+fn rounding_cases(mant: u32) -> Vec<f32> {
+    let drop = 23 - mant;
+    let mut v = vec![
+        0.0,
+        -0.0,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+        -f32::NAN,
+        f32::from_bits(0x7f80_0001),
+        f32::from_bits(0xffc0_1234),
+        f32::MAX,
+        f32::MIN_POSITIVE,
+        1e-40,
+        -1e-45,
+        65504.0,
+        65519.99,
+        65520.0,
+    ];
+    let mut e = 0u32;
+    while e < 255 {
+        for m in [0u32, 1, 0x2a5, (1 << mant) - 1] {
+            let base = (e << 23) | ((m & ((1 << mant) - 1)) << drop);
+            let tie = base | (1 << (drop - 1));
+            for bits in [base, tie, tie - 1, tie + 1, base | ((1 << drop) - 1)] {
+                v.push(f32::from_bits(bits));
+                v.push(-f32::from_bits(bits));
+            }
+        }
+        e += 1;
+    }
+    v
+}
+
+/// Packs `vals` in pairs on `dev` (bf16x2 or f16x2): the hardware cvt's result and the software
+/// rounding's, as 16-bit halves in value order.
+fn pack_pairs(dev: &quietattn::Device, vals: &[f32], bf16: bool) -> (Vec<u16>, Vec<u16>) {
+    let pairs = vals.len() / 2;
+    let inb = upload(dev, vals);
+    let hw = upload(dev, &vec![0u32; pairs]);
+    let sw = upload(dev, &vec![0u32; pairs]);
+    let p = args(
+        [inb.addr(), hw.addr(), sw.addr(), 0],
+        [pairs as i64, i64::from(bf16), 0, 0],
+    );
+    launch(dev, "emu_convert", "qa_test_pack2", &p, pairs.div_ceil(256) as u32, 256, 0).unwrap();
+    let halves = |b: &quietattn::launch::Buffer| -> Vec<u16> {
+        download::<u32>(dev, b, pairs)
+            .into_iter()
+            .flat_map(|w| [w as u16, (w >> 16) as u16])
+            .collect()
+    };
+    (halves(&hw), halves(&sw))
+}
+
+#[test]
+fn packed_conversions_round_like_the_software_and_the_half_crate() {
+    for dev in common::devices("packed_conversions") {
+        for bf16 in [true, false] {
+            let mut vals = rounding_cases(if bf16 { 7 } else { 10 });
+            vals.truncate(vals.len() / 2 * 2);
+            let (hw, sw) = pack_pairs(&dev, &vals, bf16);
+            for ((&v, &h), &s) in vals.iter().zip(&hw).zip(&sw) {
+                let want = if bf16 {
+                    half::bf16::from_f32(v).to_bits()
+                } else {
+                    half::f16::from_f32(v).to_bits()
+                };
+                let what = format!("{v:e} ({:#010x}) bf16={bf16} on {}", v.to_bits(), dev.name());
+                if v.is_nan() {
+                    // NaN payloads are not specified: a NaN stays a NaN, its sign is not asserted.
+                    let exp = if bf16 { 0x7f80 } else { 0x7c00 };
+                    assert!(h & exp == exp && h & !(0x8000 | exp) != 0, "hw {h:#06x}: {what}");
+                    assert!(s & exp == exp && s & !(0x8000 | exp) != 0, "sw {s:#06x}: {what}");
+                } else {
+                    assert_eq!(h, want, "hw: {what}");
+                    assert_eq!(s, want, "sw: {what}");
+                }
+            }
+        }
+    }
+}

@@ -26,6 +26,10 @@ struct BlockInfo {
   bool counts_kv;
   KeyRange keys;  // keys any of the block's rows sees
 
+  // Trivial, so a block can keep one copy in shared memory (read there by loops that would
+  // otherwise hold every field in registers).
+  BlockInfo() = default;
+
   // Block (blockIdx.x, head, batch) of `block_m` query rows.
   __device__ __forceinline__ BlockInfo(const QaAttnParams& p, int block_m, bool stats)
       : b(int(blockIdx.z)), head(int(blockIdx.y)), kvh(head / int(p.heads / p.kv_heads)),

@@ -37,6 +37,7 @@ struct Mask {
   bool causal;
   int left, right;  // -1 = unbounded
 
+  Mask() = default;
   __device__ __forceinline__ Mask(const QaAttnParams& p, const Sequence& s)
       : offset((long long)s.k_len - s.q_len), k_len(s.k_len), causal(p.causal != 0),
         left(p.window_left), right(p.window_right) {}

@@ -25,7 +25,7 @@ struct OnlineRow {
   template <class Norm>
   __device__ __forceinline__ float advance(float tile_max) {
     const float m_new = fmaxf(m, tile_max);
-    const float alpha = exp2f(m - Norm::shift(m_new));  // m = -inf (softmax, nothing yet) -> 0
+    const float alpha = qa::ptx::ex2_approx(m - Norm::shift(m_new));  // m = -inf (softmax, nothing yet) -> 0
     m = m_new;
     l *= alpha;
     return alpha;

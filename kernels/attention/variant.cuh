@@ -10,6 +10,8 @@
 //   P::kRescales      true when a running max m shifts the exponentials (acc, l rescaled by
 //                     2^(m - m') when it moves); false when the weights are absolute
 //   P::kVirtualSink   the denominator holds one more outcome e^σ (off_by_one, sink)
+//   P::kExpWeights    the last pass's weights are 2^(x - shift) and also its denominator terms,
+//                     so log2 w = x - shift and Σ w = l (the entropy needs no logarithm)
 //   P::start_max(c)   m before any key;   P::kStartMass  l before any key (one lane holds it)
 //   P::shift(m)       the shift used for exponentials given the running max m (guards -inf)
 //   P::weight(pass, x, m, c) -> {acc, den}: x's weight in acc, and its term of l. In the last
@@ -17,6 +19,7 @@
 //   P::out_scale(m, l, c)  o = acc · out_scale      P::lse2(m, l, c)  lse in log2 units
 #pragma once
 
+#include "../qa/ptx.cuh"
 #include "../qa/types.cuh"
 
 namespace qa::attn {
@@ -46,11 +49,12 @@ struct Softmax {
   static constexpr int kPasses = 1;
   static constexpr bool kRescales = true;
   static constexpr bool kVirtualSink = false;
+  static constexpr bool kExpWeights = true;
   static constexpr float kStartMass = 0.f;
   __device__ static float start_max(const NormCtx&) { return -INFINITY; }
   __device__ static float shift(float m) { return guard_shift(m); }
   __device__ static Weight weight(int, float x, float m, const NormCtx&) {
-    const float e = exp2f(x - m);
+    const float e = qa::ptx::ex2_approx(x - m);
     return {e, e};
   }
   // An empty row (l = 0) outputs 0 with lse -inf; a NaN l (non-finite inputs) stays NaN.
@@ -68,11 +72,12 @@ struct SinkSoftmax {
   static constexpr int kPasses = 1;
   static constexpr bool kRescales = true;
   static constexpr bool kVirtualSink = true;
+  static constexpr bool kExpWeights = true;
   static constexpr float kStartMass = 1.f;
   __device__ static float start_max(const NormCtx& c) { return c.sink2; }
   __device__ static float shift(float m) { return m; }
   __device__ static Weight weight(int, float x, float m, const NormCtx&) {
-    const float e = exp2f(x - m);
+    const float e = qa::ptx::ex2_approx(x - m);
     return {e, e};
   }
   __device__ static float out_scale(float, float l, const NormCtx&) { return 1.f / l; }
@@ -88,13 +93,14 @@ struct Clipped {
   static constexpr int kPasses = 2;
   static constexpr bool kRescales = true;
   static constexpr bool kVirtualSink = false;
+  static constexpr bool kExpWeights = false;
   static constexpr float kStartMass = 0.f;
   __device__ static float start_max(const NormCtx&) { return -INFINITY; }
   __device__ static float shift(float m) { return guard_shift(m); }
   __device__ static Weight weight(int pass, float x, float m, const NormCtx& c) {
-    if (pass == 0) return {0.f, exp2f(x - m)};
+    if (pass == 0) return {0.f, qa::ptx::ex2_approx(x - m)};
     if (x == -INFINITY) return {0.f, 0.f};  // also covers lse = -inf (no visible key)
-    const float p = fminf(fmaxf((c.zeta - c.gamma) * exp2f(x - m) + c.gamma, 0.f), 1.f);
+    const float p = fminf(fmaxf((c.zeta - c.gamma) * qa::ptx::ex2_approx(x - m) + c.gamma, 0.f), 1.f);
     return {p, 0.f};
   }
   __device__ static float out_scale(float, float, const NormCtx&) { return 1.f; }
@@ -115,17 +121,18 @@ struct Softpick {
   static constexpr int kPasses = 1;
   static constexpr bool kRescales = true;
   static constexpr bool kVirtualSink = false;
+  static constexpr bool kExpWeights = false;
   static constexpr float kStartMass = 0.f;
   __device__ static float start_max(const NormCtx&) { return 0.f; }
   __device__ static float shift(float m) { return m; }
   __device__ static Weight weight(int, float x, float m, const NormCtx&) {
     if (x == -INFINITY) return {0.f, 0.f};
     const float s = x * kLn2;
-    const float n = fabsf(s) < 1.f ? exp2f(-m) * expm1_small(s) : exp2f(x - m) - exp2f(-m);
+    const float n = fabsf(s) < 1.f ? qa::ptx::ex2_approx(-m) * expm1_small(s) : qa::ptx::ex2_approx(x - m) - qa::ptx::ex2_approx(-m);
     return {fmaxf(n, 0.f), fabsf(n)};
   }
   __device__ static float out_scale(float m, float l, const NormCtx&) {
-    return 1.f / (l + kSoftpickEps * exp2f(-m));
+    return 1.f / (l + kSoftpickEps * qa::ptx::ex2_approx(-m));
   }
   __device__ static float lse2(float m, float l, const NormCtx&) {
     return l == 0.f ? -INFINITY : m + log2f(l);
@@ -139,12 +146,13 @@ struct Sigmoid {
   static constexpr int kPasses = 1;
   static constexpr bool kRescales = false;
   static constexpr bool kVirtualSink = false;
+  static constexpr bool kExpWeights = false;
   static constexpr float kStartMass = 0.f;
   __device__ static float start_max(const NormCtx&) { return 0.f; }
   __device__ static float shift(float m) { return m; }
   __device__ static Weight weight(int, float x, float, const NormCtx& c) {
     if (x == -INFINITY) return {0.f, 0.f};
-    return {1.f / (1.f + exp2f(-(x + c.bias2))), 0.f};
+    return {qa::ptx::rcp_approx(1.f + qa::ptx::ex2_approx(-(x + c.bias2))), 0.f};
   }
   __device__ static float out_scale(float, float, const NormCtx&) { return 1.f; }
   __device__ static float lse2(float, float, const NormCtx&) { return 0.f; }

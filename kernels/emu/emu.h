@@ -112,6 +112,14 @@ inline uint16_t float_to_half_rn(float f) {
   return uint16_t(sign | h);
 }
 
+// ---- f32 -> bf16, round to nearest even (the high half of an f32); NaN stays a quiet NaN ----
+inline uint16_t float_to_bf16_rn(float f) {
+  uint32_t u = std::bit_cast<uint32_t>(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40u);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return uint16_t(u >> 16);
+}
+
 // Static __shared__ storage: one instance shared by the block, registered on first use so the
 // runtime can poison it before every block.
 template <class T, size_t Align>

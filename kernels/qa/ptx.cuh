@@ -185,6 +185,43 @@ __device__ __forceinline__ float rcp_approx(float x) {
 #endif
 }
 
+// cvt.rn.bf16x2.f32 / cvt.rn.f16x2.f32 (sm_80+): two f32 rounded to nearest even and packed,
+// `lo` in the low half (the lower index of an mma fragment pair). One F2FP per pair where the
+// software rounding of qa/types.cuh takes ~7 instructions per element. The emulated twin is that
+// software rounding, so a kernel rounds identically on both branches; tests/emulator_half.rs
+// checks it against the `half` crate bit for bit, on a GPU against the hardware too.
+__device__ __forceinline__ uint32_t cvt_pack_bf16x2(float lo, float hi) {
+#if defined(QA_EMULATED)
+  return uint32_t(::qa_emu::float_to_bf16_rn(lo)) | (uint32_t(::qa_emu::float_to_bf16_rn(hi)) << 16);
+#else
+  uint32_t d;
+  asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(d) : "f"(hi), "f"(lo));
+  return d;
+#endif
+}
+
+__device__ __forceinline__ uint32_t cvt_pack_f16x2(float lo, float hi) {
+#if defined(QA_EMULATED)
+  return uint32_t(::qa_emu::float_to_half_rn(lo)) | (uint32_t(::qa_emu::float_to_half_rn(hi)) << 16);
+#else
+  uint32_t d;
+  asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(d) : "f"(hi), "f"(lo));
+  return d;
+#endif
+}
+
+// The value unchanged, but opaque to the compiler: computing from it inside a loop keeps an
+// address computation there, instead of hoisting its results into registers held across the
+// loop (one LOP3 per use against a register per result for the whole loop).
+__device__ __forceinline__ uint32_t opaque(uint32_t x) {
+#if defined(QA_EMULATED)
+  return x;
+#else
+  asm volatile("mov.b32 %0, %0;" : "+r"(x));
+  return x;
+#endif
+}
+
 #undef QA_PTX_SITE
 #undef QA_PTX_SITE_ONLY
 

@@ -21,10 +21,11 @@ __device__ __forceinline__ void mma(float d[4], const uint32_t a[4], const uint3
   else qa::ptx::mma_m16n8k16_f16f32(d, a, b, d);
 }
 
-// Two f32 values as one .b32 of T (the lower index in the low half).
+// Two f32 values as one .b32 of T (the lower index in the low half): one hardware cvt per pair.
 template <class T>
 __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
-  return uint32_t(qa::from_float<T>(lo).bits) | (uint32_t(qa::from_float<T>(hi).bits) << 16);
+  if constexpr (qa::dtype_of<T>::value == QA_DTYPE_BF16) return qa::ptx::cvt_pack_bf16x2(lo, hi);
+  else return qa::ptx::cvt_pack_f16x2(lo, hi);
 }
 
 // The chunk offsets one lane addresses in a swizzled tile for one ldmatrix pattern. The lane's
@@ -44,6 +45,25 @@ QA_UNROLL
   __device__ __forceinline__ int at(int rows, int pair) const {
     return off[pair & 3] + rows * Tr::kStride + 8 * (pair >> 2);
   }
+};
+
+// The same addresses from ONE register per pattern (the prefill kernel, whose loop is short of
+// registers). Writing the lane's chunk as 2m + low + 8G (G, m compile-time) and x = its row's
+// swizzle key, 16·chunk(row, 2m + low + 8G) = (16·chunk(row, low)) ^ (32m) + 128G: the swizzle
+// moves whole 32-byte pairs by XOR, the rows' own offsets are multiples of 128, and so is every
+// tile's start. So one byte offset b = 16·chunk(row, low) serves every pair, with one LOP3 per
+// distinct pair and tile instead of a register per pair kept through the loop.
+template <class Tr>
+struct LaneSwizzle {
+  uint32_t b;
+  __device__ __forceinline__ LaneSwizzle(int row, int low) : b(16u * uint32_t(Tr::chunk(row, low))) {}
+  // The chunk at (row + rows, 2·pair + low) of the tile `tile` bytes from `base` (tile a
+  // multiple of 128, rows a multiple of 8, pair < kChunks / 2).
+  __device__ __forceinline__ const Chunk* at(const Chunk* base, uint32_t tile, int rows, int pair) const {
+    const uint32_t o = ((tile + b) ^ (32u * uint32_t(pair & 3))) + 16u * uint32_t(rows * Tr::kStride + 8 * (pair >> 2));
+    return reinterpret_cast<const Chunk*>(reinterpret_cast<const unsigned char*>(base) + o);
+  }
+  static_assert(Tr::kStride % 8 == 0 || Tr::kChunks == 4, "rows start on 128-byte multiples");
 };
 
 // Q·Kᵀ A fragment (rows 16w..16w+15, channels 16kk..16kk+15): lane l addresses row l % 16 of

@@ -2,17 +2,25 @@
 // template per normaliser policy (attention/variant.cuh), element type, head dim (traits.cuh)
 // and statistics switch.
 //
-// Block (m_tile, head, batch) owns 64 query rows; warp w owns rows 16w..16w+15 and keeps its Q
-// fragments in registers. Per key tile (pipeline.cuh: kStages stages filled by cp.async):
-//   S = Q·Kᵀ (mma, f32) -> logits in log2 units (scale·log2e folded, one ex2 per weight) ->
-//   mask on boundary tiles only -> row max over the quad -> weights through the policy ->
-//   P rounded to f16/bf16 in registers -> O += P·V (mma). Row sums stay per lane and are
-//   reduced over the quad once, in the epilogue. Tiles no row of the warp sees are skipped.
+// Block (m_tile, head, batch) owns kBlockM query rows; each warp owns kRowsPerWarp of them (one
+// or two mma M tiles) and every K/V fragment it reads from shared memory feeds all its M tiles.
+// Per key tile (pipeline.cuh: KvPrefill, K and V stages filled by cp.async):
+//   S = Q·Kᵀ (mma, f32) -> row max over the quad -> weights through the policy, the logit scale
+//   folded into the exponent -> P rounded to f16/bf16 in registers (one cvt per pair) ->
+//   O += P·V (mma). Row sums stay per lane and are reduced over the quad once, in the epilogue.
+// Key tiles run from the last to the first, as in FlashAttention-2, so only the first tile
+// processed can be partial. Tiles every row of the block sees in full, with 16-byte-aligned K/V
+// rows and no softcap, take the steady loop: no mask, no bounds, copy addresses planned once per
+// thread (TileCopy). The others (the partial tile, causal and window edges, unaligned rows,
+// softcap) take the general loop, which masks element by element.
 // Clipped softmax: pass 0 computes only the row lse (Q·Kᵀ, no V loads), pass 1 weighs.
-// Statistics: Q counted from its shared tile, K/V from the staged tiles by one designated
-// block per (sequence, kv head), row statistics from the registers, O from an f32 tile staged
-// over the dead Q and K/V tiles; one global atomic per block and counter (attention/stats.cuh).
+// Statistics: the designated block per (sequence, kv head) first sweeps every K/V tile and
+// counts it; Q is counted from its shared tile; row statistics come from the registers (logit
+// range, entropy in log2 units: one FFMA per weight for the exponential policies); O from an f32
+// tile staged over the dead tiles; one global atomic per block and counter (attention/stats.cuh).
 #pragma once
+
+#include <type_traits>
 
 #include "../attention/block_info.cuh"
 #include "../attention/online_softmax.cuh"
@@ -41,338 +49,614 @@ struct Unswizzled : Tr {
   __device__ __forceinline__ static int chunk(int r, int c) { return r * Tr::kStride + c; }
 };
 
-template <bool B, class A, class C>
-struct Pick {
-  using type = A;
-};
-template <class A, class C>
-struct Pick<false, A, C> {
-  using type = C;
+// Key tiles [first, last] of one block, processed from last to first; tiles in
+// [steady_lo, steady_hi] take the steady loop (steady_lo > first: the steady loop always has a
+// next tile to issue; steady_hi = first - 1 when there are none).
+struct TileOrder {
+  int first, last, steady_lo, steady_hi;
 };
 
 template <class Norm, class T, int D, bool STATS, int BUG = BUG_NONE>
-__device__ __forceinline__ void attention_body(const QaAttnParams& p) {
+struct Prefill {
   using Tr = Traits<D, STATS>;
-  using KvLoad = typename Pick<BUG == BUG_WRONG_SWIZZLE, Unswizzled<Tr>, Tr>::type;
-  constexpr int BM = Tr::kBlockM, BN = Tr::kBlockN, S = Tr::kStages, NT = Tr::kThreads;
-  constexpr int NS = BN / 8, NO = D / 8, KQ = D / 16, KP = BN / 16;
-  constexpr int LAST = Norm::kPasses - 1;
+  using KvLoad = std::conditional_t<BUG == BUG_WRONG_SWIZZLE, Unswizzled<Tr>, Tr>;
+  static constexpr int BM = Tr::kBlockM, BN = Tr::kBlockN, MT = Tr::kMTiles;
+  static constexpr int RW = Tr::kRowsPerWarp;
+  static constexpr int NS = BN / 8, NO = D / 8, KQ = D / 16, KP = BN / 16;
+  static constexpr int LAST = Norm::kPasses - 1;
+  // The steady loop plans its copies once (TileCopy) where the head dim allows it.
+  static constexpr bool kPlanned = TileCopy<Tr>::kPlanned && BUG != BUG_WRONG_SWIZZLE;
+  // The lane's ldmatrix rows (fragments.cuh, LaneSwizzle: one register per pattern) for Q·Kᵀ's A
+  // (Q rows) and B (K rows) and P·V's B (V rows, transposed); the rows and chunks of a_chunks,
+  // k_chunks, v_chunks. Derived from an opaque thread index where they are used, each tile: held
+  // through the loop, they were what ptxas spilled at d128.
+  __device__ __forceinline__ static int opaque_lane() { return int(qa::ptx::opaque(threadIdx.x)) % WARP_SIZE; }
+  __device__ __forceinline__ static LaneSwizzle<Tr> q_lane(int lane) {
+    return LaneSwizzle<Tr>(RW * (int(threadIdx.x) / WARP_SIZE) + (lane & 15), lane >> 4);
+  }
+  __device__ __forceinline__ static LaneSwizzle<Tr> k_lane(int lane) {
+    return LaneSwizzle<Tr>(((lane >> 4) << 3) + (lane & 7), (lane >> 3) & 1);
+  }
+  __device__ __forceinline__ static LaneSwizzle<Tr> v_lane(int lane) {
+    return LaneSwizzle<Tr>((lane & 7) + (((lane >> 3) & 1) << 3), lane >> 4);
+  }
+  // Byte offsets from sq of K stage and V stage `stage` (multiples of 128).
+  __device__ __forceinline__ static uint32_t k_tile(int stage) { return 16u * uint32_t(Tr::kQChunks + stage * Tr::kKvChunks); }
+  __device__ __forceinline__ static uint32_t v_tile(int stage) { return 16u * uint32_t(Tr::kQChunks + (2 + stage) * Tr::kKvChunks); }
+  using Pipe = KvPrefill<Tr::kVStages, BUG == BUG_NO_WAIT>;
 
-  QA_DYNAMIC_SMEM(Chunk, smem);
-  Chunk* const sq = smem;
-  Chunk* const sk = sq + Tr::kQChunks;
-  Chunk* const sv = sk + S * Tr::kKvChunks;
+  const QaAttnParams& p;
+  const BlockInfo& blk;  // in shared memory: block-uniform, read where needed
+  Chunk *sq, *sk, *sv;
+  NormCtx ctx;
+  LogitMap logit;
+  float scale2;    // scale·log2(e): raw dot products to log2-unit logits (steady loop)
+  const KvRows<T>& kv;  // in shared memory, like blk
+  TileOrder order;
 
-  const int warp = int(threadIdx.x) / WARP_SIZE, lane = int(threadIdx.x) % WARP_SIZE;
-  const int g = lane >> 2, t = lane & 3;
-  const BlockInfo blk(p, BM, STATS);
-  if (blk.idle()) return;  // whole block: no barrier is skipped by a subset
-  const int head = blk.head, b = blk.b, kvh = blk.kvh;
-  const bool varlen = blk.varlen, counts_kv = blk.counts_kv;
-  const Sequence& seq = blk.seq;
-  const Mask& mask = blk.mask;
-  // Keys any row of the block sees (the designated K/V counter still sweeps all of them), and
-  // the rows of this warp and the keys they see.
-  const int row0 = blk.row0, rows_here = blk.rows, kv_lo = blk.keys.lo, kv_hi = blk.keys.hi;
-  const int wr0 = row0 + 16 * warp;
-  const int w_rows = clamp_rows(rows_here - 16 * warp, 16);
-  const KeyRange w_keys = blk.keys_of(wr0, w_rows);
-  const int w_lo = w_keys.lo, w_hi = w_keys.hi;
-  const int rows[2] = {wr0 + g, wr0 + g + 8};  // the accumulator rows of this lane
-  const bool row_ok[2] = {g < w_rows, g + 8 < w_rows};
+  // Per-lane row state: M tile mt, half h (rows g and g + 8 of the tile).
+  float o[MT][NO][4];
+  // The online state of the lane's rows lives in shared memory between key tiles (own slot, no
+  // barrier): read once and written once per tile, it leaves its registers to the tile's math.
+  struct RowState {
+    OnlineRow st[MT][2];
+  };
+  RowState* rows_base = nullptr;  // the block's slots; this thread's: rs()
+  // From an opaque thread index, like the lane rows: recomputed where used, not held.
+  __device__ __forceinline__ RowState* rs() const { return rows_base + qa::ptx::opaque(threadIdx.x); }
+  uint32_t qf[Tr::kQInRegs ? MT : 1][Tr::kQInRegs ? KQ : 1][4];
 
-  const NormCtx ctx = norm_ctx<Norm>(p, seq.k_len, head);
-  const LogitMap logit(p);
-
+  // Statistics: the row partials live in shared memory between key tiles (own slots, no
+  // barrier); in registers they would be live through the whole key loop.
   BlockStats* bs = nullptr;
-  ChannelScratch<D>* scratch = nullptr;
-  float* x0s = nullptr;  // the first key's logit per row, kept by lane t = 0 of its quad
-  // Each thread's entropy and logit-range partials of its two rows live in shared memory
-  // between key tiles (own slots, no barrier): in registers they would be live through the
-  // whole key loop, and d256 with statistics spilled on sm_90.
-  EntropyAcc* ent_s = nullptr;
+  float* x0s = nullptr;   // the first key's logit per block row
+  float* xmax_s = nullptr;  // per lane and row: the running max logit (log2 units)
+  EntropyAcc* ent_s = nullptr;  // a = Σ w, b = Σ w·log2 w (exponential policies: a stays in l)
   RangeAcc* rng_s = nullptr;
-  if constexpr (STATS) {
-    __shared__ BlockStats sstats;
-    __shared__ float sx0[BM];
-    // Raw words: a __shared__ array cannot have the accumulators' default initialisers.
-    __shared__ __align__(8) float sent[2 * 2 * NT];
-    __shared__ __align__(8) float srng[2 * 2 * NT];
-    static_assert(sizeof(EntropyAcc) == 8 && sizeof(RangeAcc) == 8, "two words each");
-    bs = &sstats;
-    x0s = sx0;
-    ent_s = reinterpret_cast<EntropyAcc*>(sent) + 2 * threadIdx.x;
-    rng_s = reinterpret_cast<RangeAcc*>(srng) + 2 * threadIdx.x;
-    if (t == 0) x0s[16 * warp + g] = x0s[16 * warp + g + 8] = -INFINITY;
-    scratch = reinterpret_cast<ChannelScratch<D>*>(sv + S * Tr::kKvChunks);
-    zero_block_stats<NT>(*bs);
-    zero_channels<D, NT>(*scratch);
+
+  __device__ __forceinline__ Prefill(const QaAttnParams& params, const BlockInfo& b, const KvRows<T>& rows,
+                                     Chunk* smem)
+      : p(params), blk(b), sq(smem), sk(smem + Tr::kQChunks), sv(sk + 2 * Tr::kKvChunks), logit(params),
+        kv(rows) {}
+
+  // Lane coordinates and the warp's rows, derived on demand: held in registers they would stay
+  // live through the steady loop that never reads them.
+  __device__ __forceinline__ static int warp() { return int(threadIdx.x) / WARP_SIZE; }
+  __device__ __forceinline__ static int lane() { return int(threadIdx.x) % WARP_SIZE; }
+  __device__ __forceinline__ static int g() { return lane() >> 2; }
+  __device__ __forceinline__ static int t() { return lane() & 3; }
+  __device__ __forceinline__ int wr0() const { return blk.row0 + RW * warp(); }  // the warp's first row
+  __device__ __forceinline__ int w_rows() const { return clamp_rows(blk.rows - RW * warp(), RW); }
+
+  __device__ __forceinline__ int row_of(int mt, int h) const { return wr0() + 16 * mt + g() + 8 * h; }
+  __device__ __forceinline__ int local_row(int mt, int h) const { return RW * warp() + 16 * mt + g() + 8 * h; }
+  __device__ __forceinline__ bool row_ok(int mt, int h) const { return 16 * mt + g() + 8 * h < w_rows(); }
+  __device__ __forceinline__ int slot(int mt, int h) const { return (2 * mt + h) * Tr::kThreads + int(threadIdx.x); }
+
+  // ---- setup ----
+  __device__ __forceinline__ void setup() {
+    ctx = norm_ctx<Norm>(p, blk.seq.k_len, blk.head);
+    scale2 = p.scale * kLog2e;
+    order = tile_order();
   }
 
-  // The K/V row pointers are block-uniform and needed once per tile: read from shared memory
-  // there, not kept in registers through the key loop (at d256 with statistics, ptxas spilled
-  // them; in shared memory the loop is spill-free).
-  __shared__ KvRows<T> kv_rows;
-  if (threadIdx.x == 0) kv_rows = kv_rows_of<T>(p, varlen, b, seq.k_start, kvh);
-  const RowPtr<T> q_rows = rows_of<T>(p.q, varlen, b, seq.q_start + row0, head);
-  load_tile<Tr, T>(sq, q_rows, BM, rows_here, rows_aligned(q_rows));
-  qa::ptx::cp_async_commit();
-  qa::ptx::cp_async_wait<0>();
-  __syncthreads();
-  if constexpr (STATS) count_tile<Tr, T>(sq, rows_here, QA_STAT_Q, *scratch, bs->hist[QA_STAT_Q]);
-
-  const LaneChunks<Tr> qc = a_chunks<Tr>(16 * warp, lane), kc = k_chunks<Tr>(lane), vc = v_chunks<Tr>(lane);
-  uint32_t qf[Tr::kQInRegs ? KQ : 1][4];
-  if constexpr (Tr::kQInRegs) {
-    if (w_rows > 0) {
-QA_UNROLL
-      for (int kk = 0; kk < KQ; ++kk) load_a<Tr>(qf[kk], sq, qc, kk);
+  // Tiles of the block's keys and the steady range (see the file comment).
+  // From a BlockInfo recomputed here rather than the shared copy: built from the parameters and
+  // the block index, its values are block-uniform to the compiler, so the loop bounds and
+  // counters can live in uniform registers instead of the loop's.
+  __device__ __forceinline__ TileOrder tile_order() const {
+    const BlockInfo blk(p, BM, STATS);
+    const int lo = blk.keys.lo, hi = blk.keys.hi;
+    if (hi <= lo) return {0, -1, 0, -1};
+    TileOrder o{lo / BN, (hi - 1) / BN, 0, lo / BN - 1};
+    const bool steady = kv.k_aligned && kv.v_aligned && p.softcap <= 0.f && scale2 > 0.f;
+    // Keys every row of the block sees: from the last row's lower bound to the first row's
+    // upper bound (both bounds grow with the row).
+    const long long see_lo = blk.mask.lo(blk.row0 + blk.rows - 1);
+    long long see_hi = blk.mask.hi(blk.row0);
+    if (see_hi > blk.seq.k_len - 1) see_hi = blk.seq.k_len - 1;
+    long long t_lo = (see_lo + BN - 1) / BN;
+    const long long t_hi = (see_hi + 1) / BN - 1;  // tiles [t_lo, t_hi] are seen in full
+    if (t_lo <= o.first) t_lo = o.first + 1;
+    if (steady && see_hi >= see_lo && t_hi >= t_lo) {
+      o.steady_lo = int(t_lo);
+      o.steady_hi = int(t_hi);
     }
+    return o;
   }
 
-  float o[NO][4];
+  __device__ __forceinline__ void zero_state() {
 QA_UNROLL
-  for (int j = 0; j < NO; ++j)
+    for (int mt = 0; mt < MT; ++mt) {
 QA_UNROLL
-    for (int e = 0; e < 4; ++e) o[j][e] = 0.f;
-  OnlineRow st[2];
-  float xmax[2], lse2[2];
+      for (int j = 0; j < NO; ++j)
 QA_UNROLL
-  for (int h = 0; h < 2; ++h) {
-    st[h].m = Norm::start_max(ctx);
-    st[h].l = t == 0 ? Norm::kStartMass : 0.f;  // one lane of the quad holds the start mass
-    if constexpr (STATS) {
-      ent_s[h] = EntropyAcc{};
-      if (t == 0) ent_s[h].a = Norm::kStartMass;  // the virtual sink outcome, weight 2^0
-      rng_s[h] = RangeAcc{};
-    }
-    xmax[h] = lse2[h] = -INFINITY;
-  }
-
-QA_UNROLL_N(1)
-  for (int pass = 0; pass < Norm::kPasses; ++pass) {
-    const bool counting = counts_kv && pass == 0;
-    const bool weighs = pass == LAST;  // this pass accumulates O += P·V
-    const bool loads_v = weighs || counting;
-    const bool finds_max = Norm::kRescales && pass == 0;
-    if (pass == 1) {  // two-pass policies: the row's lse from pass 0, uniform over the quad
+        for (int e = 0; e < 4; ++e) o[mt][j][e] = 0.f;
 QA_UNROLL
-      for (int h = 0; h < 2; ++h) lse2[h] = Norm::lse2(st[h].m, quad_sum(st[h].l), ctx);
-    }
-    const int begin = counting ? 0 : kv_lo / BN * BN;
-    const int end = counting ? seq.k_len : kv_hi;
-    const int n_tiles = end > begin ? (end - begin + BN - 1) / BN : 0;
-
-    const KvPipeline<S, BUG == BUG_NO_WAIT> pipe{n_tiles};
-    auto load = [&](int i, int stage) {
-      const int kv0 = begin + i * BN;
-      const int valid = seq.k_len - kv0 < BN ? seq.k_len - kv0 : BN;
-      const KvRows<T> kv = kv_rows;
-      load_tile<KvLoad, T>(sk + stage * Tr::kKvChunks, KvRows<T>::from(kv.k, kv0), BN, valid, kv.k_aligned);
-      if (loads_v) load_tile<KvLoad, T>(sv + stage * Tr::kKvChunks, KvRows<T>::from(kv.v, kv0), BN, valid, kv.v_aligned);
-    };
-    pipe.prime(load);
-
-QA_UNROLL_N(1)
-    for (int i = 0; i < n_tiles; ++i) {
-      pipe.acquire(i, load);
-      const Chunk* kt = sk + pipe.stage(i) * Tr::kKvChunks;
-      const Chunk* vt = sv + pipe.stage(i) * Tr::kKvChunks;
-      const int kv0 = begin + i * BN;
-      if constexpr (STATS) {
-        if (counting) {
-          const int valid = seq.k_len - kv0 < BN ? seq.k_len - kv0 : BN;
-          count_tile<Tr, T>(kt, valid, QA_STAT_K, *scratch, bs->hist[QA_STAT_K]);
-          count_tile<Tr, T>(vt, valid, QA_STAT_V, *scratch, bs->hist[QA_STAT_V]);
+      for (int h = 0; h < 2; ++h) {
+        rs()->st[mt][h].m = Norm::start_max(ctx);
+        rs()->st[mt][h].l = t() == 0 ? Norm::kStartMass : 0.f;  // one lane of the quad holds the start mass
+        if constexpr (STATS) {
+          ent_s[slot(mt, h)] = EntropyAcc{};
+          if (t() == 0) ent_s[slot(mt, h)].a = Norm::kStartMass;  // the virtual sink outcome, weight 2^0
+          rng_s[slot(mt, h)] = RangeAcc{};
+          xmax_s[slot(mt, h)] = -INFINITY;
         }
       }
-      if (w_rows > 0 && kv0 < w_hi && kv0 + BN > w_lo) {  // warp-uniform: some row sees the tile
-        // ---- S = Q·Kᵀ over the warp's 16 rows and the tile's BN keys ----
-        float s[NS][4];
+    }
+  }
+
+  // ---- loaders ----
+  // Tile t into `dst` from `rows`: bounds, zero fill past the sequence, plain loads for
+  // unaligned rows. Any tile.
+  __device__ __forceinline__ void load_general(int t, Chunk* dst, const RowPtr<T>& rows, bool aligned) const {
+    const int kv0 = t * BN;
+    const int valid = blk.seq.k_len - kv0 < BN ? blk.seq.k_len - kv0 : BN;
+    load_tile<KvLoad, T>(dst, KvRows<T>::from(rows, kv0), BN, valid, aligned);
+  }
+  // A full tile with 16-byte-aligned rows (every steady tile, and every tile below one): the
+  // addresses from the tile index, block-uniform bases and strides plus this thread's offset,
+  // nothing carried from tile to tile.
+  __device__ __forceinline__ void load_full(int t, Chunk* dst, const RowPtr<T>& rows) const {
+    const TileCopy<Tr> copy(rows.stride, rows.base);
+    copy.issue(dst, rows.base + copy.src + int64_t(t) * BN * rows.stride);
+  }
+
+  // ---- S = Q·Kᵀ over the warp's rows and the tile's BN keys ----
+  __device__ __forceinline__ void qk(float (&s)[MT][NS][4], int stage) const {
 QA_UNROLL
-        for (int j = 0; j < NS; ++j)
+    for (int mt = 0; mt < MT; ++mt)
 QA_UNROLL
-          for (int e = 0; e < 4; ++e) s[j][e] = 0.f;
+      for (int j = 0; j < NS; ++j)
 QA_UNROLL
-        for (int kk = 0; kk < KQ; ++kk) {
-          uint32_t a_smem[4];
-          const uint32_t* a = qf[Tr::kQInRegs ? kk : 0];
-          if constexpr (!Tr::kQInRegs) {
-            load_a<Tr>(a_smem, sq, qc, kk);
-            a = a_smem;
-          }
+        for (int e = 0; e < 4; ++e) s[mt][j][e] = 0.f;
+    const int lane = opaque_lane();
+    const LaneSwizzle<Tr> ql = q_lane(lane), kl = k_lane(lane);
 QA_UNROLL
-          for (int j = 0; j < NS; j += 2) {
-            uint32_t bk[4];
-            load_k<Tr>(bk, kt, kc, j, kk);
-            mma<T>(s[j], a, bk[0], bk[1]);
-            mma<T>(s[j + 1], a, bk[2], bk[3]);
+    for (int kk = 0; kk < KQ; ++kk) {
+      uint32_t a[MT][4];
+QA_UNROLL
+      for (int mt = 0; mt < MT; ++mt) {
+        if constexpr (Tr::kQInRegs) {
+QA_UNROLL
+          for (int r = 0; r < 4; ++r) a[mt][r] = qf[mt][kk][r];
+        } else {
+          qa::ptx::ldmatrix_x4(a[mt], ql.at(sq, 0, 16 * mt, kk));
+        }
+      }
+QA_UNROLL
+      for (int j = 0; j < NS; j += 2) {
+        uint32_t bk[4];
+        qa::ptx::ldmatrix_x4(bk, kl.at(sq, k_tile(stage), 8 * j, kk));
+QA_UNROLL
+        for (int mt = 0; mt < MT; ++mt) {
+          mma<T>(s[mt][j], a[mt], bk[0], bk[1]);
+          mma<T>(s[mt][j + 1], a[mt], bk[2], bk[3]);
+        }
+      }
+    }
+  }
+
+  // ---- P rounded to T in registers, as the A operand of P·V (the C layout of two 8-key S tiles
+  // is the A layout of one k16 step); packed before the V wait, so only half its registers stay
+  // live through it ----
+  __device__ __forceinline__ static void pack(uint32_t (&pk)[KP][4], const float (&s)[NS][4]) {
+QA_UNROLL
+    for (int kk = 0; kk < KP; ++kk) {
+      pk[kk][0] = pack2<T>(s[2 * kk][0], s[2 * kk][1]);
+      pk[kk][1] = pack2<T>(s[2 * kk][2], s[2 * kk][3]);
+      pk[kk][2] = pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+      pk[kk][3] = pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+    }
+  }
+
+  // ---- O += P·V ----
+  __device__ __forceinline__ void pv(const uint32_t (&pk)[MT][KP][4], int stage) {
+    const LaneSwizzle<Tr> vl = v_lane(opaque_lane());
+QA_UNROLL
+    for (int kk = 0; kk < KP; ++kk)
+QA_UNROLL
+      for (int j = 0; j < NO; j += 2) {
+        uint32_t bv[4];
+        qa::ptx::ldmatrix_x4_trans(bv, vl.at(sq, v_tile(stage), 16 * kk, j >> 1));
+QA_UNROLL
+        for (int mt = 0; mt < MT; ++mt) {
+          mma<T>(o[mt][j], pk[mt][kk], bv[0], bv[1]);
+          mma<T>(o[mt][j + 1], pk[mt][kk], bv[2], bv[3]);
+        }
+      }
+  }
+
+  // ---- general tiles: logits in log2 units, the mask where some (row, key) may be invisible ----
+  // Returns the visibility bits of each M tile (bit 4j + e), for the statistics' key counts.
+  __device__ __forceinline__ void mask_logits(float (&s)[MT][NS][4], uint32_t (&vis)[MT], int kv0) const {
+    const Mask& mask = blk.mask;
+    const bool full = kv0 >= mask.lo(wr0() + w_rows() - 1) && kv0 + BN - 1 <= mask.hi(wr0()) &&
+                      kv0 + BN <= blk.seq.k_len;
+QA_UNROLL
+    for (int mt = 0; mt < MT; ++mt) {
+      vis[mt] = 0xffffffffu;
+QA_UNROLL
+      for (int j = 0; j < NS; ++j)
+QA_UNROLL
+        for (int e = 0; e < 4; ++e) {
+          const int key = kv0 + 8 * j + 2 * t() + (e & 1);
+          const bool v = full || (key < blk.seq.k_len && mask.visible(row_of(mt, e >> 1), key));
+          if (!v) vis[mt] &= ~(1u << ((4 * j + e) & 31));
+          s[mt][j][e] = v ? logit(s[mt][j][e]) : -INFINITY;
+        }
+    }
+  }
+
+  // The weights P of one key tile of pass PASS (packed for P·V in the last pass), the row state
+  // moved on. GENERAL:
+  // s is masked and mapped to log2 units first; steady: s stays the raw dot product and
+  // `scale2` is folded into each weight's exponent.
+  template <int PASS, bool GENERAL>
+  __device__ __forceinline__ void weights(uint32_t (&pk)[MT][KP][4], int stage, int kv0) {
+    constexpr bool kFindsMax = Norm::kRescales && PASS == 0;
+    constexpr bool kRange = STATS && PASS == 0;
+    constexpr bool kEntropy = STATS && PASS == LAST;
+    const float sc = GENERAL ? 1.f : scale2;  // raw value -> log2-unit logit
+
+    float s[MT][NS][4];
+    qk(s, stage);
+    uint32_t vis[MT];
+    if constexpr (GENERAL) mask_logits(s, vis, kv0);
+    RowState* const slot_rs = rs();
+    RowState row = *slot_rs;
+    OnlineRow(&st)[MT][2] = row.st;
+
+    // One M tile at a time, its P packed as soon as it is weighed: its f32 scores then free
+    // their registers while the other tile is still in f32.
+QA_UNROLL
+    for (int mt = 0; mt < MT; ++mt) {
+      // ---- tile row max over the quad (and the first key's logit) ----
+      float tmax[2] = {-INFINITY, -INFINITY};
+      if constexpr (kFindsMax || kRange) {
+QA_UNROLL
+        for (int j = 0; j < NS; ++j) {
+          tmax[0] = fmaxf(tmax[0], fmaxf(s[mt][j][0], s[mt][j][1]));
+          tmax[1] = fmaxf(tmax[1], fmaxf(s[mt][j][2], s[mt][j][3]));
+        }
+QA_UNROLL
+        for (int h = 0; h < 2; ++h) tmax[h] = quad_max(tmax[h]) * sc;
+        if constexpr (kRange) {
+          if (kv0 == 0 && t() == 0) {  // key 0 is element 0 (row g) / 2 (row g + 8) of lane t = 0
+            x0s[local_row(mt, 0)] = s[mt][0][0] * sc;
+            x0s[local_row(mt, 1)] = s[mt][0][2] * sc;
           }
         }
+      }
 
-        // ---- logits; the mask only where some (row, key) of the tile may be invisible ----
-        const bool full = kv0 >= mask.lo(wr0 + w_rows - 1) && kv0 + BN - 1 <= mask.hi(wr0) &&
-                          kv0 + BN <= seq.k_len;
-        uint32_t vis = 0xffffffffu;  // bit 4j + e: element e of key tile j is visible
+      // ---- online update per row: m' = max(m, tile max), α = 2^(m - m') rescales l and O ----
+      // In pass 1 of a two-pass policy, m holds the row's final lse (end_pass0).
+      float m_use[2];
 QA_UNROLL
-        for (int j = 0; j < NS; ++j)
+      for (int h = 0; h < 2; ++h) {
+        if constexpr (kFindsMax) {
+          const float m_old = st[mt][h].m, l_old = st[mt][h].l;
+          const float alpha = st[mt][h].template advance<Norm>(tmax[h]);
 QA_UNROLL
-          for (int e = 0; e < 4; ++e) {
-            const int key = kv0 + 8 * j + 2 * t + (e & 1);
-            const bool v = full || (key < seq.k_len && mask.visible(rows[e >> 1], key));
-            if (!v) vis &= ~(1u << ((4 * j + e) & 31));
-            s[j][e] = v ? logit(s[j][e]) : -INFINITY;
+          for (int j = 0; j < NO; ++j) {
+            o[mt][j][2 * h] *= alpha;
+            o[mt][j][2 * h + 1] *= alpha;
           }
+          if constexpr (kEntropy) {
+            // w ← αw moves log2 w by log2 α; a of the exponential policies is l itself.
+            EntropyAcc& en = ent_s[slot(mt, h)];
+            const float a_old = Norm::kExpWeights ? l_old : en.a;
+            const float log2_alpha = m_old - Norm::shift(st[mt][h].m);
+            en.b = alpha * (en.b + (a_old > 0.f ? a_old * log2_alpha : 0.f));
+            if (!Norm::kExpWeights) en.a *= alpha;
+          }
+        }
+        m_use[h] = PASS == 1 ? st[mt][h].m : Norm::shift(st[mt][h].m);
+        if constexpr (kRange) {  // logit range against the growing quad-uniform max
+          const float xm = fmaxf(xmax_s[slot(mt, h)], tmax[h]);
+          rng_s[slot(mt, h)].reanchor(xmax_s[slot(mt, h)], xm);
+          xmax_s[slot(mt, h)] = xm;
+        }
+      }
 
-        // ---- row max over the quad (and the first key's logit) ----
-        float tmax[2] = {-INFINITY, -INFINITY};
-        if (finds_max || (STATS && pass == 0)) {
+      // ---- weights through the policy; s becomes P (f32) ----
+      float rsum[2] = {0.f, 0.f}, eb[2] = {0.f, 0.f}, ea[2] = {0.f, 0.f};
+      int rn[2] = {0, 0};
 QA_UNROLL
-          for (int j = 0; j < NS; ++j) {
-            tmax[0] = fmaxf(tmax[0], fmaxf(s[j][0], s[j][1]));
-            tmax[1] = fmaxf(tmax[1], fmaxf(s[j][2], s[j][3]));
+      for (int j = 0; j < NS; ++j)
+QA_UNROLL
+        for (int e = 0; e < 4; ++e) {
+          const int h = e >> 1;
+          const float x = s[mt][j][e] * sc;
+          const Weight w = Norm::weight(PASS, x, m_use[h], ctx);
+          st[mt][h].l += w.den;
+          if constexpr (kRange) {
+            const bool v = !GENERAL || ((vis[mt] >> ((4 * j + e) & 31)) & 1u);
+            rsum[h] += v ? x : 0.f;
+            rn[h] += v ? 1 : 0;
           }
-          tmax[0] = quad_max(tmax[0]);
-          tmax[1] = quad_max(tmax[1]);
-          if constexpr (STATS) {
-            if (kv0 == 0 && t == 0) {  // key 0 is element 0 (row g) / 2 (row g + 8) of lane t = 0
-              x0s[16 * warp + g] = s[0][0];
-              x0s[16 * warp + g + 8] = s[0][2];
+          if constexpr (kEntropy) {
+            if constexpr (Norm::kExpWeights) {
+              // log2 w = x - shift; a masked key (x = -inf, w = 0) adds nothing
+              eb[h] += GENERAL && x == -INFINITY ? 0.f : w.acc * (x - m_use[h]);
+            } else {
+              ea[h] += w.acc;
+              eb[h] += w.acc > 0.f ? w.acc * qa::ptx::lg2_approx(w.acc) : 0.f;
             }
           }
+          s[mt][j][e] = w.acc;
         }
-
-        // ---- online update per row: m' = max(m, rowmax), α = 2^(m - m') rescales l, O ----
-        float m_use[2];
-        EntropyAcc ent[2];
-        RangeAcc rng[2];
-        if constexpr (STATS) {
-          ent[0] = ent_s[0];
-          ent[1] = ent_s[1];
-          rng[0] = rng_s[0];
-          rng[1] = rng_s[1];
-        }
+      if constexpr (kRange || kEntropy) {
 QA_UNROLL
         for (int h = 0; h < 2; ++h) {
-          float alpha = 1.f, ln_alpha = 0.f;
-          if (finds_max) {
-            const float m_old = st[h].m;
-            alpha = st[h].template advance<Norm>(tmax[h]);
-            ln_alpha = (m_old - Norm::shift(st[h].m)) * kLn2;
-QA_UNROLL
-            for (int j = 0; j < NO; ++j) {
-              o[j][2 * h] *= alpha;
-              o[j][2 * h + 1] *= alpha;
-            }
+          if constexpr (kRange) {
+            RangeAcc& r = rng_s[slot(mt, h)];
+            r.sum += rsum[h] - float(rn[h]) * xmax_s[slot(mt, h)];
+            r.n += rn[h];
           }
-          m_use[h] = pass == 1 ? lse2[h] : Norm::shift(st[h].m);
-          if constexpr (STATS) {
-            if (pass == 0) {  // logit range against the growing quad-uniform max
-              const float xm = fmaxf(xmax[h], tmax[h]);
-              rng[h].reanchor(xmax[h], xm);
-              xmax[h] = xm;
-            }
-            if (weighs && finds_max) ent[h].rescale(alpha, ln_alpha);
-          }
-        }
-
-        // ---- weights through the policy; s becomes P (f32) ----
-QA_UNROLL
-        for (int j = 0; j < NS; ++j)
-QA_UNROLL
-          for (int e = 0; e < 4; ++e) {
-            const int h = e >> 1;
-            const Weight w = Norm::weight(pass, s[j][e], m_use[h], ctx);
-            st[h].l += w.den;
-            if constexpr (STATS) {
-              if (pass == 0 && ((vis >> ((4 * j + e) & 31)) & 1u)) {
-                ++rng[h].n;
-                rng[h].sum += s[j][e] - xmax[h];
-              }
-              if (weighs) ent[h].add(w.acc);
-            }
-            s[j][e] = w.acc;
-          }
-        if constexpr (STATS) {
-          ent_s[0] = ent[0];
-          ent_s[1] = ent[1];
-          rng_s[0] = rng[0];
-          rng_s[1] = rng[1];
-        }
-
-        // ---- O += P·V, P rounded to T in registers as the A operand ----
-        if (weighs) {
-QA_UNROLL
-          for (int kk = 0; kk < KP; ++kk) {
-            const uint32_t a[4] = {pack2<T>(s[2 * kk][0], s[2 * kk][1]), pack2<T>(s[2 * kk][2], s[2 * kk][3]),
-                                   pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                                   pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3])};
-QA_UNROLL
-            for (int j = 0; j < NO; j += 2) {
-              uint32_t bv[4];
-              load_v<Tr>(bv, vt, vc, j, kk);
-              mma<T>(o[j], a, bv[0], bv[1]);
-              mma<T>(o[j + 1], a, bv[2], bv[3]);
-            }
+          if constexpr (kEntropy) {
+            ent_s[slot(mt, h)].b += eb[h];
+            if (!Norm::kExpWeights) ent_s[slot(mt, h)].a += ea[h];
           }
         }
       }
-      pipe.release();
+      if constexpr (PASS == LAST) pack(pk[mt], s[mt]);
     }
-    pipe.drain();
+    *slot_rs = row;
   }
 
-  // ---- epilogue: quad totals, normalisation, gate, stores ----
-  float scale[2];
-QA_UNROLL
-  for (int h = 0; h < 2; ++h) {
-    const float l_tot = Norm::kPasses == 2 ? 1.f : quad_sum(st[h].l);
-    const float row_lse2 = Norm::kPasses == 2 ? lse2[h] : Norm::lse2(st[h].m, l_tot, ctx);
-    scale[h] = Norm::out_scale(st[h].m, l_tot, ctx);
-    if constexpr (STATS) {
-      RowTotals r{quad_sum(rng_s[h].n), quad_sum(rng_s[h].sum), quad_sum(ent_s[h].a), quad_sum(ent_s[h].b),
-                  -INFINITY, xmax[h]};
-      if (t == 0 && row_ok[h] && r.n > 0) {
-        r.x0 = x0s[16 * warp + g + 8 * h];
-        const float m_use = Norm::kPasses == 2 ? row_lse2 : Norm::shift(st[h].m);
-        record_row<Norm>(*bs, ctx, r, m_use, scale[h], row_lse2);
-      }
-    }
-    if (t == 0 && row_ok[h]) store_lse(p, b, head, seq.q_start + rows[h], row_lse2);
+  // Warp-uniform: some row of the warp sees a key of the tile at kv0.
+  __device__ __forceinline__ bool warp_sees(int kv0) const {
+    const KeyRange wk = blk.keys_of(wr0(), w_rows());
+    return wk.lo < wk.hi && kv0 < wk.hi && kv0 + BN > wk.lo;
   }
-  // O = acc / denominator (before the gate) as f32 over the dead Q and K/V tiles, then out in
-  // 16-byte chunks (o_tile.cuh); the statistics count O from the same tile.
-  float* o_tile = reinterpret_cast<float*>(sq);
-  __syncthreads();  // no warp still reads Q or a K/V stage (a pass may have had no tile)
-  const int local_rows[2] = {16 * warp + g, 16 * warp + g + 8};
-  stage_o<D>(o_tile, o, local_rows, row_ok, scale, t);
-  __syncthreads();
-  if constexpr (STATS) {  // O channels, before the tile is written out (no barrier: both read)
+
+  // Two-pass policies, between the passes: the row's lse (log2 units, uniform over the quad)
+  // replaces its running max, which pass 1 weighs against.
+  __device__ __forceinline__ void end_pass0() {
+QA_UNROLL
+    for (int mt = 0; mt < MT; ++mt)
+QA_UNROLL
+      for (int h = 0; h < 2; ++h) {
+        OnlineRow& st = rs()->st[mt][h];
+        st.m = Norm::lse2(st.m, quad_sum(st.l), ctx);
+      }
+  }
+
+  // ---- one pass over the key tiles: general tiles, the steady run, general tiles ----
+  template <int PASS>
+  __device__ __forceinline__ void run_pass() {
+    constexpr bool kWithV = PASS == LAST;  // this pass accumulates O += P·V
+    if (order.last < order.first) return;
+    auto k_general = [&](int t, int stage) { load_general(t, sk + stage * Tr::kKvChunks, kv.k, kv.k_aligned); };
+    auto v_general = [&](int t, int stage) {
+      if (kWithV) load_general(t, sv + stage * Tr::kKvChunks, kv.v, kv.v_aligned);
+    };
+    Pipe::start(order.last, k_general, v_general);
+    int t = order.last, general_stop = order.steady_hi;
+    while (true) {
+QA_UNROLL_N(1)
+      for (; t > general_stop; --t) {
+        const bool sees = warp_sees(t * BN);
+        uint32_t pk[MT][KP][4];
+        Pipe::begin(t, t > order.first, k_general, v_general);
+        if (sees) weights<PASS, true>(pk, Pipe::stage(t), t * BN);
+        Pipe::wait_v();
+        if (kWithV && sees) pv(pk, Pipe::v_stage(t));
+        Pipe::end();
+      }
+      if (t < order.first) break;
+      steady<PASS>(t);
+      general_stop = order.first - 1;
+    }
+    Pipe::drain();
+  }
+
+  // The steady tiles [steady_lo, steady_hi], from t down: every row of the block sees every
+  // key, full tiles with aligned rows, and a next tile to issue, which is full and aligned too
+  // (only the first tile processed, the last of the keys, can be partial).
+  __device__ __forceinline__ void load_steady(int t, Chunk* dst, const RowPtr<T>& rows) const {
+    if constexpr (kPlanned) load_full(t, dst, rows);
+    else load_general(t, dst, rows, true);
+  }
+  template <int PASS>
+  __device__ __forceinline__ void steady(int& t) {
+    constexpr bool kWithV = PASS == LAST;
+    auto k_full = [&](int u, int stage) { load_steady(u, sk + stage * Tr::kKvChunks, kv.k); };
+    auto v_full = [&](int u, int stage) {
+      if (kWithV) load_steady(u, sv + stage * Tr::kKvChunks, kv.v);
+    };
+QA_UNROLL_N(1)
+    for (; t >= order.steady_lo; --t) {
+      uint32_t pk[MT][KP][4];
+      Pipe::begin(t, true, k_full, v_full);
+      weights<PASS, false>(pk, Pipe::stage(t), t * BN);
+      Pipe::wait_v();
+      if constexpr (kWithV) pv(pk, Pipe::v_stage(t));
+      Pipe::end();
+    }
+  }
+
+  // ---- statistics stages ----
+  // The designated block counts every K and V element once, sweeping the whole sequence before
+  // its own work: the K tiles, then the V tiles, each through the K and V buffers as two
+  // pipeline stages, with the channel scratch over the not yet loaded Q tile.
+  __device__ __forceinline__ void count_kv() {
+    auto* scratch = reinterpret_cast<ChannelScratch<D>*>(sq);
+    zero_channels<D, Tr::kThreads>(*scratch);
+    const int n = (blk.seq.k_len + BN - 1) / BN;
+    auto valid = [&](int i) { return blk.seq.k_len - i * BN < BN ? blk.seq.k_len - i * BN : BN; };
+QA_UNROLL_N(1)
+    for (int tensor = QA_STAT_K; tensor <= QA_STAT_V; ++tensor) {
+      const RowPtr<T>& rows = tensor == QA_STAT_K ? kv.k : kv.v;
+      const bool aligned = tensor == QA_STAT_K ? kv.k_aligned : kv.v_aligned;
+      const KvPipeline<2> pipe{n};
+      auto load = [&](int i, int stage) {
+        load_tile<Tr, T>(sk + stage * Tr::kKvChunks, KvRows<T>::from(rows, i * BN), BN, valid(i), aligned);
+      };
+      pipe.prime(load);
+QA_UNROLL_N(1)
+      for (int i = 0; i < n; ++i) {
+        pipe.acquire(i, load);
+        count_tile<Tr, T>(sk + pipe.stage(i) * Tr::kKvChunks, valid(i), tensor, *scratch, bs->hist[tensor]);
+        pipe.release();
+      }
+      pipe.drain();
+    }
+    __syncthreads();
+    flush_channels<D, Tr::kThreads>(*scratch, QA_STAT_K, p.stats.channels[QA_STAT_K], blk.kvh * D, D);
+    flush_channels<D, Tr::kThreads>(*scratch, QA_STAT_V, p.stats.channels[QA_STAT_V], blk.kvh * D, D);
+    __syncthreads();  // the Q tile overwrites the scratch next
+  }
+
+  // The channel scratch of Q's and O's counts: after the O tile, clear of Q (Traits).
+  __device__ __forceinline__ ChannelScratch<D>* late_scratch() const {
+    return reinterpret_cast<ChannelScratch<D>*>(reinterpret_cast<unsigned char*>(sq) + Tr::kOTileBytes);
+  }
+
+  // Q's channels from its shared tile.
+  __device__ __forceinline__ void count_q() {
+    ChannelScratch<D>* scratch = late_scratch();
+    zero_channels<D, Tr::kThreads>(*scratch);
+    __syncthreads();
+    count_tile<Tr, T>(sq, blk.rows, QA_STAT_Q, *scratch, bs->hist[QA_STAT_Q]);
+    __syncthreads();
+    flush_channels<D, Tr::kThreads>(*scratch, QA_STAT_Q, p.stats.channels[QA_STAT_Q], blk.head * D, D);
+    __syncthreads();  // the K/V pipeline may fill buffers under the scratch next
+  }
+
+  // O's channels from the staged tile, the scratch after it.
+  __device__ __forceinline__ void count_o(const float* o_tile) {
+    ChannelScratch<D>* scratch = late_scratch();
+    zero_channels<D, Tr::kThreads>(*scratch);
+    __syncthreads();
     const int c0 = int(threadIdx.x) % Tr::kThreadsPerRow;
 QA_UNROLL
     for (int k = 0; k < Tr::kDimsPerThread; ++k) {
       ChannelAcc ch;
       const int c = c0 + k * Tr::kThreadsPerRow;
       if (c >= D) break;
-      for (int r = int(threadIdx.x) / Tr::kThreadsPerRow; r < rows_here; r += Tr::kRowsPerPass)
+      for (int r = int(threadIdx.x) / Tr::kThreadsPerRow; r < blk.rows; r += Tr::kRowsPerPass)
         count_element(o_tile[OTile<D>::at(r, c)], ch, bs->hist[QA_STAT_O]);
       merge_channel(*scratch, QA_STAT_O, c, ch);
     }
-  }
-  store_o<Tr, T>(o_tile, rows_of<T>(p.o, varlen, b, seq.q_start + row0, head), rows_here, p, varlen, b,
-                 seq.q_start + row0, head);
-
-  // ---- statistics: one global atomic per counter ----
-  if constexpr (STATS) {
     __syncthreads();
-    flush_channels<D, NT>(*scratch, QA_STAT_Q, p.stats.channels[QA_STAT_Q], head * D, D);
-    flush_channels<D, NT>(*scratch, QA_STAT_O, p.stats.channels[QA_STAT_O], head * D, D);
-    if (counts_kv) {
-      flush_channels<D, NT>(*scratch, QA_STAT_K, p.stats.channels[QA_STAT_K], kvh * D, D);
-      flush_channels<D, NT>(*scratch, QA_STAT_V, p.stats.channels[QA_STAT_V], kvh * D, D);
-    }
-    flush_block_stats<NT>(*bs, p.stats, head);
+    flush_channels<D, Tr::kThreads>(*scratch, QA_STAT_O, p.stats.channels[QA_STAT_O], blk.head * D, D);
   }
+
+  // One row's statistics (lane t = 0 of its quad records it).
+  __device__ __forceinline__ void record(int mt, int h, float scale, float row_lse2) {
+    const EntropyAcc en = ent_s[slot(mt, h)];
+    const RangeAcc rg = rng_s[slot(mt, h)];
+    const float a = quad_sum(Norm::kExpWeights ? rs()->st[mt][h].l : en.a);
+    RowTotals r{quad_sum(rg.n), quad_sum(rg.sum), a, quad_sum(en.b) * kLn2, -INFINITY, xmax_s[slot(mt, h)]};
+    if (t() == 0 && row_ok(mt, h) && r.n > 0) {
+      r.x0 = x0s[local_row(mt, h)];
+      const float m_use = Norm::kPasses == 2 ? row_lse2 : Norm::shift(rs()->st[mt][h].m);
+      record_row<Norm>(*bs, ctx, r, m_use, scale, row_lse2);
+    }
+  }
+
+  // ---- epilogue: quad totals, normalisation, lse, gate, stores ----
+  __device__ __forceinline__ void epilogue() {
+    const Sequence& seq = blk.seq;
+    float* o_tile = reinterpret_cast<float*>(sq);
+    __syncthreads();  // no warp still reads Q, K or V (a pass may have had no tile)
+QA_UNROLL
+    for (int mt = 0; mt < MT; ++mt) {
+      float scale[2];
+      bool ok[2];
+      int rows[2];
+QA_UNROLL
+      for (int h = 0; h < 2; ++h) {
+        const OnlineRow st = rs()->st[mt][h];
+        const float l_tot = Norm::kPasses == 2 ? 1.f : quad_sum(st.l);
+        const float row_lse2 = Norm::kPasses == 2 ? st.m : Norm::lse2(st.m, l_tot, ctx);  // end_pass0
+        scale[h] = Norm::out_scale(st.m, l_tot, ctx);
+        if constexpr (STATS) record(mt, h, scale[h], row_lse2);
+        ok[h] = row_ok(mt, h);
+        rows[h] = local_row(mt, h);
+        if (t() == 0 && ok[h]) store_lse(p, blk.b, blk.head, seq.q_start + row_of(mt, h), row_lse2);
+      }
+      stage_o<D>(o_tile, o[mt], rows, ok, scale, t());
+    }
+    __syncthreads();
+    if constexpr (STATS) count_o(o_tile);  // reads the tile beside store_o: no barrier between
+    store_o<Tr, T>(o_tile, rows_of<T>(p.o, blk.varlen, blk.b, seq.q_start + blk.row0, blk.head), blk.rows, p,
+                   blk.varlen, blk.b, seq.q_start + blk.row0, blk.head);
+    if constexpr (STATS) {
+      __syncthreads();
+      flush_block_stats<Tr::kThreads>(*bs, p.stats, blk.head);
+    }
+  }
+
+  __device__ __forceinline__ void run() {
+    setup();
+    __shared__ RowState srows[Tr::kThreads];
+    rows_base = srows;
+    if constexpr (STATS) {
+      __shared__ BlockStats sstats;
+      __shared__ float sx0[BM];
+      // Raw words: a __shared__ array cannot have the accumulators' default initialisers.
+      __shared__ __align__(8) float sent[2 * MT * 2 * Tr::kThreads];
+      __shared__ __align__(8) float srng[2 * MT * 2 * Tr::kThreads];
+      __shared__ float sxmax[MT * 2 * Tr::kThreads];
+      static_assert(sizeof(EntropyAcc) == 8 && sizeof(RangeAcc) == 8, "two words each");
+      bs = &sstats;
+      x0s = sx0;
+      ent_s = reinterpret_cast<EntropyAcc*>(sent);
+      rng_s = reinterpret_cast<RangeAcc*>(srng);
+      xmax_s = sxmax;
+QA_UNROLL
+      for (int mt = 0; mt < MT; ++mt)
+        if (t() == 0) x0s[local_row(mt, 0)] = x0s[local_row(mt, 1)] = -INFINITY;
+      zero_block_stats<Tr::kThreads>(*bs);
+      __syncthreads();
+      if (blk.counts_kv) count_kv();
+    }
+
+    const RowPtr<T> q_rows = rows_of<T>(p.q, blk.varlen, blk.b, blk.seq.q_start + blk.row0, blk.head);
+    load_tile<Tr, T>(sq, q_rows, BM, blk.rows, rows_aligned(q_rows));
+    qa::ptx::cp_async_commit();
+    qa::ptx::cp_async_wait<0>();
+    __syncthreads();
+    if constexpr (STATS) count_q();
+
+    if constexpr (Tr::kQInRegs) {
+      if (w_rows() > 0) {
+QA_UNROLL
+        for (int mt = 0; mt < MT; ++mt)
+QA_UNROLL
+          for (int kk = 0; kk < KQ; ++kk) qa::ptx::ldmatrix_x4(qf[mt][kk], q_lane(lane()).at(sq, 0, 16 * mt, kk));
+      }
+    }
+    zero_state();
+    run_pass<0>();
+    if constexpr (Norm::kPasses == 2) {
+      end_pass0();
+      run_pass<1>();
+    }
+    epilogue();
+  }
+};
+
+template <class Norm, class T, int D, bool STATS, int BUG = BUG_NONE>
+__device__ __forceinline__ void attention_body(const QaAttnParams& p) {
+  QA_DYNAMIC_SMEM(Chunk, smem);
+  using Tr = Traits<D, STATS>;
+  __shared__ BlockInfo sblk;
+  __shared__ KvRows<T> skv;
+  {
+    const BlockInfo blk(p, Tr::kBlockM, STATS);
+    if (blk.idle()) return;  // whole block: no barrier is skipped by a subset
+    if (threadIdx.x == 0) {
+      sblk = blk;
+      skv = kv_rows_of<T>(p, blk.varlen, blk.b, blk.seq.k_start, blk.kvh);
+    }
+  }
+  __syncthreads();
+  Prefill<Norm, T, D, STATS, BUG> k(p, sblk, skv, smem);
+  k.run();
 }
 
 }  // namespace qa::tc

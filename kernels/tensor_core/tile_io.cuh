@@ -40,6 +40,48 @@ QA_UNROLL
   }
 }
 
+// The copies of one full K or V tile (every row valid, 16-byte-aligned rows), planned once per
+// thread: thread t copies chunk c = t % kChunks of rows r0 + k·kRowStep (r0 = t / kChunks). The
+// swizzle depends on row & 7 alone, so with kRowStep a multiple of 8 every copy's shared offset is
+// the first one's plus a compile-time step (kRowStep = 4 alternates between two offsets), and
+// the global addresses are one pointer plus multiples of kRowStep rows. A tile then costs one
+// cp.async and one 64-bit add per chunk, against ~30 instructions per chunk in load_tile.
+// Head dims whose row is not a divisor of the block's threads (d96, d192) have no plan
+// (kPlanned false) and keep load_tile.
+template <class Tr>
+struct TileCopy {
+  static constexpr bool kPlanned = Tr::kThreads % Tr::kChunks == 0 && (Tr::kThreads / Tr::kChunks) % 4 == 0;
+  static constexpr int kRowStep = kPlanned ? Tr::kThreads / Tr::kChunks : 1;
+  static constexpr int kCopies = Tr::kBlockN * Tr::kChunks / Tr::kThreads;
+  static constexpr int kPeriod = kRowStep % 8 == 0 ? 1 : 2;  // distinct swizzled offsets
+  static_assert(!kPlanned || Tr::kBlockN % kRowStep == 0, "whole copy rounds per tile");
+
+  int dst[kPeriod];  // chunk offsets of copies 0 (and 1) in a stage
+  int64_t src;       // element offset of copy 0 from the tile's row 0
+  int64_t step;      // elements between copy k and copy k + 1
+
+  // From an opaque thread index: the plan is rebuilt where it is used (a few integer
+  // instructions) instead of being hoisted into registers held through the key loop.
+  template <class T>
+  __device__ __forceinline__ TileCopy(int64_t row_stride, const T*) {
+    const int tid = int(qa::ptx::opaque(threadIdx.x));
+    const int r0 = tid / Tr::kChunks, c = tid % Tr::kChunks;
+QA_UNROLL
+    for (int k = 0; k < kPeriod; ++k) dst[k] = Tr::chunk(r0 + k * kRowStep, c) - k * kRowStep * Tr::kStride;
+    src = int64_t(r0) * row_stride + 8 * c;
+    step = int64_t(kRowStep) * row_stride;
+  }
+
+  // Issues a tile into `stage`; `first` is this thread's first chunk (the tile's row 0 + src).
+  template <class T>
+  __device__ __forceinline__ void issue(Chunk* stage, const T* first) const {
+    const T* s = first;
+QA_UNROLL
+    for (int k = 0; k < kCopies; ++k, s += step)
+      qa::ptx::cp_async_16(stage + dst[k % kPeriod] + k * kRowStep * Tr::kStride, s, 16u);
+  }
+};
+
 // Element (r, c) of a swizzled tile as f32.
 template <class Tr, class T>
 __device__ __forceinline__ float tile_at(const Chunk* tile, int r, int c) {

@@ -10,3 +10,21 @@ QA_KERNEL(qa_test_f32_to_f16, QaTestArgs, p) {
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < p.n[0]) qa::ptr<qa::f16>(p.buf[1])[i] = qa::from_float<qa::f16>(qa::ptr<const float>(p.buf[0])[i]);
 }
+
+// Pairs (x[2i], x[2i+1]) packed by the hardware cvt of qa/ptx.cuh (buf[1]) and by the software
+// rounding of qa/types.cuh (buf[2]), as bf16x2 (n[1] = 1) or f16x2 (n[1] = 0); n[0] pairs.
+QA_KERNEL(qa_test_pack2, QaTestArgs, p) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= p.n[0]) return;
+  const float lo = qa::ptr<const float>(p.buf[0])[2 * i], hi = qa::ptr<const float>(p.buf[0])[2 * i + 1];
+  uint32_t hw, sw;
+  if (p.n[1]) {
+    hw = qa::ptx::cvt_pack_bf16x2(lo, hi);
+    sw = uint32_t(qa::from_float<qa::bf16>(lo).bits) | (uint32_t(qa::from_float<qa::bf16>(hi).bits) << 16);
+  } else {
+    hw = qa::ptx::cvt_pack_f16x2(lo, hi);
+    sw = uint32_t(qa::from_float<qa::f16>(lo).bits) | (uint32_t(qa::from_float<qa::f16>(hi).bits) << 16);
+  }
+  qa::ptr<uint32_t>(p.buf[1])[i] = hw;
+  qa::ptr<uint32_t>(p.buf[2])[i] = sw;
+}
