@@ -875,10 +875,12 @@ class Budget:
     dyn_smem: int
     max_issued: float
     max_ldsm_kib: float
+    max_local: int = 0  # LDL/STL allowed in the loop: a known gap the row names (`local=N`)
 
 
 def parse_budgets(path):
-    """Whitespace-separated rows of BUDGET_COLUMNS, then optional flags (ldgsts=off); '#' comments."""
+    """Whitespace-separated rows of BUDGET_COLUMNS, then optional flags (ldgsts=off, local=N);
+    '#' comments."""
     budgets = []
     with open(path) as f:
         for n, raw in enumerate(f, 1):
@@ -891,13 +893,15 @@ def parse_budgets(path):
                                   f"({' '.join(BUDGET_COLUMNS)}) and optional flags")
             row = dict(zip(BUDGET_COLUMNS, words))
             flags = words[len(BUDGET_COLUMNS):]
-            if any(fl != "ldgsts=off" for fl in flags):
-                raise ReportError(f"{where}: unknown flag(s) {flags}; the only flag is ldgsts=off")
+            local = [fl for fl in flags if fl.startswith("local=")]
+            if any(fl != "ldgsts=off" and not fl.startswith("local=") for fl in flags) or len(local) > 1:
+                raise ReportError(f"{where}: unknown flag(s) {flags}; the flags are ldgsts=off and local=N")
             try:
                 g = Geometry(int(row["rows_per_warp"]), int(row["block_n"]), int(row["d"]),
                              int(row["threads"]), row["kind"], "ldgsts=off" not in flags)
                 b = Budget(n, row["module"], row["kernel"], row["sm"], g, int(row["dyn_smem"]),
-                           float(row["max_issued"]), float(row["max_ldsm_kib"]))
+                           float(row["max_issued"]), float(row["max_ldsm_kib"]),
+                           int(local[0].split("=", 1)[1]) if local else 0)
             except ValueError as e:
                 raise ReportError(f"{where}: {e}") from None
             try:
@@ -986,8 +990,9 @@ def violations(r, b):
         out.append(f"LDSM {fmt(ldsm)} KiB/MFLOP > {b.max_ldsm_kib:g}")
     if r.inner_loops:
         out.append(f"inner_loops={r.inner_loops}: the steady loop must be flat")
-    if r.local_in_loop:
-        out.append(f"{r.local_in_loop} LDL/STL in the loop")
+    if r.local_in_loop > b.max_local:
+        allowed = f" (the row allows {b.max_local})" if b.max_local else ""
+        out.append(f"{r.local_in_loop} LDL/STL in the loop{allowed}")
     return out
 
 
@@ -1186,6 +1191,12 @@ def test_budgets(t, work):
     with open(bad, "w") as f:
         f.write("tc_x  qa_x  sm_90  32 64 128 128 both 0 1350 40\n")
     t.raises("an unknown kind is an error", lambda: parse_budgets(bad), "kind 'both'")
+    with open(bad, "w") as f:
+        f.write("tc_x  qa_x  sm_90  32 64 128 128 full 0 1350 40 local=2\n")
+    t.expect("local=N allows N LDL/STL in the loop", parse_budgets(bad)[0].max_local, 2)
+    with open(bad, "w") as f:
+        f.write("tc_x  qa_x  sm_90  32 64 128 128 full 0 1350 40 spills=2\n")
+    t.raises("an unknown flag is an error", lambda: parse_budgets(bad), "unknown flag")
 
 
 def compile_known_mix(nvcc, arch, out):

@@ -144,7 +144,16 @@ fn pack_pairs(dev: &quietattn::Device, vals: &[f32], bf16: bool) -> (Vec<u16>, V
         [inb.addr(), hw.addr(), sw.addr(), 0],
         [pairs as i64, i64::from(bf16), 0, 0],
     );
-    launch(dev, "emu_convert", "qa_test_pack2", &p, pairs.div_ceil(256) as u32, 256, 0).unwrap();
+    launch(
+        dev,
+        "emu_convert",
+        "qa_test_pack2",
+        &p,
+        pairs.div_ceil(256) as u32,
+        256,
+        0,
+    )
+    .unwrap();
     let halves = |b: &quietattn::launch::Buffer| -> Vec<u16> {
         download::<u32>(dev, b, pairs)
             .into_iter()
@@ -167,12 +176,22 @@ fn packed_conversions_round_like_the_software_and_the_half_crate() {
                 } else {
                     half::f16::from_f32(v).to_bits()
                 };
-                let what = format!("{v:e} ({:#010x}) bf16={bf16} on {}", v.to_bits(), dev.name());
+                let what = format!(
+                    "{v:e} ({:#010x}) bf16={bf16} on {}",
+                    v.to_bits(),
+                    dev.name()
+                );
                 if v.is_nan() {
                     // NaN payloads are not specified: a NaN stays a NaN, its sign is not asserted.
                     let exp = if bf16 { 0x7f80 } else { 0x7c00 };
-                    assert!(h & exp == exp && h & !(0x8000 | exp) != 0, "hw {h:#06x}: {what}");
-                    assert!(s & exp == exp && s & !(0x8000 | exp) != 0, "sw {s:#06x}: {what}");
+                    assert!(
+                        h & exp == exp && h & !(0x8000 | exp) != 0,
+                        "hw {h:#06x}: {what}"
+                    );
+                    assert!(
+                        s & exp == exp && s & !(0x8000 | exp) != 0,
+                        "sw {s:#06x}: {what}"
+                    );
                 } else {
                     assert_eq!(h, want, "hw: {what}");
                     assert_eq!(s, want, "sw: {what}");

@@ -97,9 +97,10 @@ struct Clipped {
   static constexpr float kStartMass = 0.f;
   __device__ static float start_max(const NormCtx&) { return -INFINITY; }
   __device__ static float shift(float m) { return guard_shift(m); }
+  // A masked key (x = -inf) gives 2^-inf = 0 and γ ≤ 0, clipped to 0. A row with no visible
+  // key (x = lse = -inf) gives NaN, which fmaxf also turns into 0: no test per key.
   __device__ static Weight weight(int pass, float x, float m, const NormCtx& c) {
     if (pass == 0) return {0.f, qa::ptx::ex2_approx(x - m)};
-    if (x == -INFINITY) return {0.f, 0.f};  // also covers lse = -inf (no visible key)
     const float p = fminf(fmaxf((c.zeta - c.gamma) * qa::ptx::ex2_approx(x - m) + c.gamma, 0.f), 1.f);
     return {p, 0.f};
   }
@@ -116,7 +117,8 @@ __device__ __forceinline__ float expm1_small(float s) {
 // softpick: N = 2^-m (e^s - 1) with m ≥ 0, so 2^-m never overflows; acc += relu(N)·v, l += |N|,
 // o = acc / (l + ε·2^-m). Masked keys contribute exactly 0 (e^-inf - 1 would give -1); so does
 // a visible logit of exactly -inf, which only non-finite inputs produce.
-struct Softpick {
+template <bool kExactNearZero>
+struct SoftpickT {
   static constexpr uint32_t kAbi = QA_NORM_SOFTPICK;
   static constexpr int kPasses = 1;
   static constexpr bool kRescales = true;
@@ -126,10 +128,17 @@ struct Softpick {
   __device__ static float start_max(const NormCtx&) { return 0.f; }
   __device__ static float shift(float m) { return m; }
   __device__ static Weight weight(int, float x, float m, const NormCtx&) {
-    if (x == -INFINITY) return {0.f, 0.f};
-    const float s = x * kLn2;
-    const float n = fabsf(s) < 1.f ? qa::ptx::ex2_approx(-m) * expm1_small(s) : qa::ptx::ex2_approx(x - m) - qa::ptx::ex2_approx(-m);
-    return {fmaxf(n, 0.f), fabsf(n)};
+    if constexpr (kExactNearZero) {
+      if (x == -INFINITY) return {0.f, 0.f};
+      const float s = x * kLn2;
+      const float n = fabsf(s) < 1.f ? qa::ptx::ex2_approx(-m) * expm1_small(s)
+                                     : qa::ptx::ex2_approx(x - m) - qa::ptx::ex2_approx(-m);
+      return {fmaxf(n, 0.f), fabsf(n)};
+    } else {
+      // 2^-inf - 2^-m = -2^-m for a masked key: its weight and term must be exactly 0.
+      const float n = x == -INFINITY ? 0.f : qa::ptx::ex2_approx(x - m) - qa::ptx::ex2_approx(-m);
+      return {fmaxf(n, 0.f), fabsf(n)};
+    }
   }
   __device__ static float out_scale(float m, float l, const NormCtx&) {
     return 1.f / (l + kSoftpickEps * qa::ptx::ex2_approx(-m));
@@ -138,6 +147,13 @@ struct Softpick {
     return l == 0.f ? -INFINITY : m + log2f(l);
   }
 };
+// The exact form (e^s - 1 through tanh near s = 0) for f32 outputs (the CUDA-core family). The
+// direct difference loses e^s - 1's relative precision as s -> 0, by at most 2^-24 of the row's
+// scale 2^-m per key: invisible in f16/bf16 outputs (2^-11 / 2^-8) unless every logit of a row
+// is within ~1e-3 of 0. The tensor-core family (f16/bf16 only) takes it: five instructions per
+// weight where the exact form takes ~30.
+using Softpick = SoftpickT<true>;
+using SoftpickFast = SoftpickT<false>;
 
 // sigmoid attention: p = 1 / (1 + 2^-(x + b)); absolute weights, no denominator. lse is written
 // as 0 (SPEC §3: NaN is not allowed and there is no denominator).
@@ -150,8 +166,8 @@ struct Sigmoid {
   static constexpr float kStartMass = 0.f;
   __device__ static float start_max(const NormCtx&) { return 0.f; }
   __device__ static float shift(float m) { return m; }
+  // A masked key (x = -inf) gives 1 / (1 + 2^inf) = 0 exactly: no test per key.
   __device__ static Weight weight(int, float x, float, const NormCtx& c) {
-    if (x == -INFINITY) return {0.f, 0.f};
     return {qa::ptx::rcp_approx(1.f + qa::ptx::ex2_approx(-(x + c.bias2))), 0.f};
   }
   __device__ static float out_scale(float, float, const NormCtx&) { return 1.f; }

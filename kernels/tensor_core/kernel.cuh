@@ -56,6 +56,40 @@ struct TileOrder {
   int first, last, steady_lo, steady_hi;
 };
 
+// f(std::integral_constant<int, I>) for I = 0 .. N-1: a loop whose index is a compile-time
+// constant (register arrays indexed by it stay registers).
+template <int N, int I = 0, class F>
+__device__ __forceinline__ void static_for(const F& f) {
+  if constexpr (I < N) {
+    f(std::integral_constant<int, I>{});
+    static_for<N, I + 1>(f);
+  }
+}
+
+// The block's key tiles and the steady range (see the file comment): block-uniform, computed by
+// one thread into shared memory, and read there by the loops, where ptxas would otherwise keep
+// the bounds in registers through them (and spill them at d128).
+template <int BN, class T>
+__device__ __forceinline__ TileOrder tile_order(const QaAttnParams& p, const BlockInfo& blk, const KvRows<T>& kv) {
+  const int lo = blk.keys.lo, hi = blk.keys.hi;
+  if (hi <= lo) return {0, -1, 0, -1};
+  TileOrder o{lo / BN, (hi - 1) / BN, 0, lo / BN - 1};
+  const bool steady = kv.k_aligned && kv.v_aligned && p.softcap <= 0.f && p.scale > 0.f;
+  // Keys every row of the block sees: from the last row's lower bound to the first row's upper
+  // bound (both bounds grow with the row).
+  const long long see_lo = blk.mask.lo(blk.row0 + blk.rows - 1);
+  long long see_hi = blk.mask.hi(blk.row0);
+  if (see_hi > blk.seq.k_len - 1) see_hi = blk.seq.k_len - 1;
+  long long t_lo = (see_lo + BN - 1) / BN;
+  const long long t_hi = (see_hi + 1) / BN - 1;  // tiles [t_lo, t_hi] are seen in full
+  if (t_lo <= o.first) t_lo = o.first + 1;
+  if (steady && see_hi >= see_lo && t_hi >= t_lo) {
+    o.steady_lo = int(t_lo);
+    o.steady_hi = int(t_hi);
+  }
+  return o;
+}
+
 template <class Norm, class T, int D, bool STATS, int BUG = BUG_NONE>
 struct Prefill {
   using Tr = Traits<D, STATS>;
@@ -70,14 +104,17 @@ struct Prefill {
   // (Q rows) and B (K rows) and P·V's B (V rows, transposed); the rows and chunks of a_chunks,
   // k_chunks, v_chunks. Derived from an opaque thread index where they are used, each tile: held
   // through the loop, they were what ptxas spilled at d128.
-  __device__ __forceinline__ static int opaque_lane() { return int(qa::ptx::opaque(threadIdx.x)) % WARP_SIZE; }
-  __device__ __forceinline__ static LaneSwizzle<Tr> q_lane(int lane) {
-    return LaneSwizzle<Tr>(RW * (int(threadIdx.x) / WARP_SIZE) + (lane & 15), lane >> 4);
+  __device__ __forceinline__ static int opaque_tid() { return int(qa::ptx::opaque(threadIdx.x)); }
+  __device__ __forceinline__ static LaneSwizzle<Tr> q_lane(int tid) {
+    const int lane = tid % WARP_SIZE;
+    return LaneSwizzle<Tr>(RW * (tid / WARP_SIZE) + (lane & 15), lane >> 4);
   }
-  __device__ __forceinline__ static LaneSwizzle<Tr> k_lane(int lane) {
+  __device__ __forceinline__ static LaneSwizzle<Tr> k_lane(int tid) {
+    const int lane = tid % WARP_SIZE;
     return LaneSwizzle<Tr>(((lane >> 4) << 3) + (lane & 7), (lane >> 3) & 1);
   }
-  __device__ __forceinline__ static LaneSwizzle<Tr> v_lane(int lane) {
+  __device__ __forceinline__ static LaneSwizzle<Tr> v_lane(int tid) {
+    const int lane = tid % WARP_SIZE;
     return LaneSwizzle<Tr>((lane & 7) + (((lane >> 3) & 1) << 3), lane >> 4);
   }
   // Byte offsets from sq of K stage and V stage `stage` (multiples of 128).
@@ -92,32 +129,44 @@ struct Prefill {
   LogitMap logit;
   float scale2;    // scale·log2(e): raw dot products to log2-unit logits (steady loop)
   const KvRows<T>& kv;  // in shared memory, like blk
-  TileOrder order;
+  const TileOrder& order;  // in shared memory, like blk
 
   // Per-lane row state: M tile mt, half h (rows g and g + 8 of the tile).
   float o[MT][NO][4];
-  // The online state of the lane's rows lives in shared memory between key tiles (own slot, no
-  // barrier): read once and written once per tile, it leaves its registers to the tile's math.
+  uint32_t qf[Tr::kQInRegs ? MT : 1][Tr::kQInRegs ? KQ : 1][4];
+
+  // The online state of the lane's rows and, with statistics, their partials live in shared
+  // memory between key tiles (one slot per thread, no barrier), read and written whole once per
+  // tile: in registers they stayed live through the loop, and ptxas spilled at d128. The slots'
+  // addresses come from an opaque thread index, like the lane rows: recomputed where used.
   struct RowState {
     OnlineRow st[MT][2];
   };
-  RowState* rows_base = nullptr;  // the block's slots; this thread's: rs()
-  // From an opaque thread index, like the lane rows: recomputed where used, not held.
+  // `a` = Σ w only for policies whose weights are not exponentials (for the others it is l).
+  struct RowStatA {
+    float a;
+  };
+  struct NoRowStatA {};
+  struct alignas(16) RowStat : std::conditional_t<Norm::kExpWeights, NoRowStatA, RowStatA> {
+    float xmax;  // running max logit (log2 units), uniform over the quad
+    float sum;   // Σ (x - xmax) over the lane's visible keys, against the current xmax
+    float n;     // the lane's visible keys (exact in f32 below 2^24)
+    float b;     // entropy: Σ w·log2 w of the lane's weights
+  };
+  struct RowStats {
+    RowStat r[MT][2];
+  };
+  RowState* rows_base = nullptr;
+  RowStats* stats_base = nullptr;
   __device__ __forceinline__ RowState* rs() const { return rows_base + qa::ptx::opaque(threadIdx.x); }
-  uint32_t qf[Tr::kQInRegs ? MT : 1][Tr::kQInRegs ? KQ : 1][4];
-
-  // Statistics: the row partials live in shared memory between key tiles (own slots, no
-  // barrier); in registers they would be live through the whole key loop.
-  BlockStats* bs = nullptr;
-  float* x0s = nullptr;   // the first key's logit per block row
-  float* xmax_s = nullptr;  // per lane and row: the running max logit (log2 units)
-  EntropyAcc* ent_s = nullptr;  // a = Σ w, b = Σ w·log2 w (exponential policies: a stays in l)
-  RangeAcc* rng_s = nullptr;
+  __device__ __forceinline__ RowStats* rstat() const { return stats_base + qa::ptx::opaque(threadIdx.x); }
+  BlockStats* bs = nullptr;  // statistics: the block's counters
+  float* x0s = nullptr;      // statistics: the first key's logit per block row
 
   __device__ __forceinline__ Prefill(const QaAttnParams& params, const BlockInfo& b, const KvRows<T>& rows,
-                                     Chunk* smem)
+                                     const TileOrder& tiles, Chunk* smem)
       : p(params), blk(b), sq(smem), sk(smem + Tr::kQChunks), sv(sk + 2 * Tr::kKvChunks), logit(params),
-        kv(rows) {}
+        kv(rows), order(tiles) {}
 
   // Lane coordinates and the warp's rows, derived on demand: held in registers they would stay
   // live through the steady loop that never reads them.
@@ -131,38 +180,11 @@ struct Prefill {
   __device__ __forceinline__ int row_of(int mt, int h) const { return wr0() + 16 * mt + g() + 8 * h; }
   __device__ __forceinline__ int local_row(int mt, int h) const { return RW * warp() + 16 * mt + g() + 8 * h; }
   __device__ __forceinline__ bool row_ok(int mt, int h) const { return 16 * mt + g() + 8 * h < w_rows(); }
-  __device__ __forceinline__ int slot(int mt, int h) const { return (2 * mt + h) * Tr::kThreads + int(threadIdx.x); }
 
   // ---- setup ----
   __device__ __forceinline__ void setup() {
     ctx = norm_ctx<Norm>(p, blk.seq.k_len, blk.head);
     scale2 = p.scale * kLog2e;
-    order = tile_order();
-  }
-
-  // Tiles of the block's keys and the steady range (see the file comment).
-  // From a BlockInfo recomputed here rather than the shared copy: built from the parameters and
-  // the block index, its values are block-uniform to the compiler, so the loop bounds and
-  // counters can live in uniform registers instead of the loop's.
-  __device__ __forceinline__ TileOrder tile_order() const {
-    const BlockInfo blk(p, BM, STATS);
-    const int lo = blk.keys.lo, hi = blk.keys.hi;
-    if (hi <= lo) return {0, -1, 0, -1};
-    TileOrder o{lo / BN, (hi - 1) / BN, 0, lo / BN - 1};
-    const bool steady = kv.k_aligned && kv.v_aligned && p.softcap <= 0.f && scale2 > 0.f;
-    // Keys every row of the block sees: from the last row's lower bound to the first row's
-    // upper bound (both bounds grow with the row).
-    const long long see_lo = blk.mask.lo(blk.row0 + blk.rows - 1);
-    long long see_hi = blk.mask.hi(blk.row0);
-    if (see_hi > blk.seq.k_len - 1) see_hi = blk.seq.k_len - 1;
-    long long t_lo = (see_lo + BN - 1) / BN;
-    const long long t_hi = (see_hi + 1) / BN - 1;  // tiles [t_lo, t_hi] are seen in full
-    if (t_lo <= o.first) t_lo = o.first + 1;
-    if (steady && see_hi >= see_lo && t_hi >= t_lo) {
-      o.steady_lo = int(t_lo);
-      o.steady_hi = int(t_hi);
-    }
-    return o;
   }
 
   __device__ __forceinline__ void zero_state() {
@@ -177,10 +199,11 @@ QA_UNROLL
         rs()->st[mt][h].m = Norm::start_max(ctx);
         rs()->st[mt][h].l = t() == 0 ? Norm::kStartMass : 0.f;  // one lane of the quad holds the start mass
         if constexpr (STATS) {
-          ent_s[slot(mt, h)] = EntropyAcc{};
-          if (t() == 0) ent_s[slot(mt, h)].a = Norm::kStartMass;  // the virtual sink outcome, weight 2^0
-          rng_s[slot(mt, h)] = RangeAcc{};
-          xmax_s[slot(mt, h)] = -INFINITY;
+          // the virtual sink outcome has weight 2^0 (one lane of the quad holds it)
+          RowStat z;
+          z.xmax = -INFINITY, z.sum = 0.f, z.n = 0.f, z.b = 0.f;
+          if constexpr (!Norm::kExpWeights) z.a = t() == 0 ? Norm::kStartMass : 0.f;
+          rstat()->r[mt][h] = z;
         }
       }
     }
@@ -203,25 +226,27 @@ QA_UNROLL
   }
 
   // ---- S = Q·Kᵀ over the warp's rows and the tile's BN keys ----
-  __device__ __forceinline__ void qk(float (&s)[MT][NS][4], int stage) const {
+  // S for M tiles [M0, M0 + N): each K fragment read once feeds the N tiles.
+  template <int M0, int N>
+  __device__ __forceinline__ void qk(float (&s)[N][NS][4], int stage) const {
 QA_UNROLL
-    for (int mt = 0; mt < MT; ++mt)
+    for (int mt = 0; mt < N; ++mt)
 QA_UNROLL
       for (int j = 0; j < NS; ++j)
 QA_UNROLL
         for (int e = 0; e < 4; ++e) s[mt][j][e] = 0.f;
-    const int lane = opaque_lane();
-    const LaneSwizzle<Tr> ql = q_lane(lane), kl = k_lane(lane);
+    const int tid = opaque_tid();
+    const LaneSwizzle<Tr> ql = q_lane(tid), kl = k_lane(tid);
 QA_UNROLL
     for (int kk = 0; kk < KQ; ++kk) {
-      uint32_t a[MT][4];
+      uint32_t a[N][4];
 QA_UNROLL
-      for (int mt = 0; mt < MT; ++mt) {
+      for (int mt = 0; mt < N; ++mt) {
         if constexpr (Tr::kQInRegs) {
 QA_UNROLL
-          for (int r = 0; r < 4; ++r) a[mt][r] = qf[mt][kk][r];
+          for (int r = 0; r < 4; ++r) a[mt][r] = qf[M0 + mt][kk][r];
         } else {
-          qa::ptx::ldmatrix_x4(a[mt], ql.at(sq, 0, 16 * mt, kk));
+          qa::ptx::ldmatrix_x4(a[mt], ql.at(sq, 0, 16 * (M0 + mt), kk));
         }
       }
 QA_UNROLL
@@ -229,7 +254,7 @@ QA_UNROLL
         uint32_t bk[4];
         qa::ptx::ldmatrix_x4(bk, kl.at(sq, k_tile(stage), 8 * j, kk));
 QA_UNROLL
-        for (int mt = 0; mt < MT; ++mt) {
+        for (int mt = 0; mt < N; ++mt) {
           mma<T>(s[mt][j], a[mt], bk[0], bk[1]);
           mma<T>(s[mt][j + 1], a[mt], bk[2], bk[3]);
         }
@@ -252,7 +277,7 @@ QA_UNROLL
 
   // ---- O += P·V ----
   __device__ __forceinline__ void pv(const uint32_t (&pk)[MT][KP][4], int stage) {
-    const LaneSwizzle<Tr> vl = v_lane(opaque_lane());
+    const LaneSwizzle<Tr> vl = v_lane(opaque_tid());
 QA_UNROLL
     for (int kk = 0; kk < KP; ++kk)
 QA_UNROLL
@@ -267,142 +292,174 @@ QA_UNROLL
       }
   }
 
-  // ---- general tiles: logits in log2 units, the mask where some (row, key) may be invisible ----
-  // Returns the visibility bits of each M tile (bit 4j + e), for the statistics' key counts.
-  __device__ __forceinline__ void mask_logits(float (&s)[MT][NS][4], uint32_t (&vis)[MT], int kv0) const {
+  // ---- general tiles: logits in log2 units, invisible keys -inf ----
+  // Each row's visible keys in the tile are one interval [lo, hi) of tile offsets (masks and the
+  // sequence end), found once per row; the softcap test is made once per tile. Returns the
+  // visibility bits of each M tile (bit 4j + e), for the statistics' key counts.
+  __device__ __forceinline__ uint32_t mask_logits(float (&s)[NS][4], int mt, int kv0) const {
     const Mask& mask = blk.mask;
-    const bool full = kv0 >= mask.lo(wr0() + w_rows() - 1) && kv0 + BN - 1 <= mask.hi(wr0()) &&
-                      kv0 + BN <= blk.seq.k_len;
+    int lo[2], hi[2];
 QA_UNROLL
-    for (int mt = 0; mt < MT; ++mt) {
-      vis[mt] = 0xffffffffu;
-QA_UNROLL
-      for (int j = 0; j < NS; ++j)
-QA_UNROLL
-        for (int e = 0; e < 4; ++e) {
-          const int key = kv0 + 8 * j + 2 * t() + (e & 1);
-          const bool v = full || (key < blk.seq.k_len && mask.visible(row_of(mt, e >> 1), key));
-          if (!v) vis[mt] &= ~(1u << ((4 * j + e) & 31));
-          s[mt][j][e] = v ? logit(s[mt][j][e]) : -INFINITY;
-        }
+    for (int h = 0; h < 2; ++h) {
+      const int r = row_of(mt, h);
+      const long long a = mask.lo(r) - kv0;
+      long long z = mask.hi(r) + 1 - kv0;
+      if (z > blk.seq.k_len - kv0) z = blk.seq.k_len - kv0;
+      lo[h] = a < 0 ? 0 : (a > BN ? BN : int(a));
+      hi[h] = z < 0 ? 0 : (z > BN ? BN : int(z));
     }
+    const bool softcap = logit.softcap;
+    uint32_t vis = 0xffffffffu;
+QA_UNROLL
+    for (int j = 0; j < NS; ++j)
+QA_UNROLL
+      for (int e = 0; e < 4; ++e) {
+        const int key = 8 * j + 2 * t() + (e & 1), h = e >> 1;
+        const bool v = key >= lo[h] && key < hi[h];
+        if (!v) vis &= ~(1u << ((4 * j + e) & 31));
+        const float x = softcap ? logit.cap2 * tanhf(s[j][e] * logit.qk_scale) : s[j][e] * logit.qk_scale;
+        s[j][e] = v ? x : -INFINITY;
+      }
+    return vis;
   }
 
   // The weights P of one key tile of pass PASS (packed for P·V in the last pass), the row state
-  // moved on. GENERAL:
-  // s is masked and mapped to log2 units first; steady: s stays the raw dot product and
-  // `scale2` is folded into each weight's exponent.
+  // moved on. Steady tiles: S of every M tile at once (each K fragment read once), s the raw dot
+  // product with `scale2` folded into each weight's exponent. General tiles: one M tile at a time
+  // (K read once per M tile; the mask's and softcap's registers fit beside one tile's S), s
+  // masked and mapped to log2 units first.
   template <int PASS, bool GENERAL>
   __device__ __forceinline__ void weights(uint32_t (&pk)[MT][KP][4], int stage, int kv0) {
+    RowState* const slot_rs = rs();
+    RowState row = *slot_rs;
+    if constexpr (GENERAL) {
+      static_for<MT>([&](auto m) {
+        constexpr int mt = decltype(m)::value;
+        float s[1][NS][4];
+        qk<mt, 1>(s, stage);
+        const uint32_t vis = mask_logits(s[0], mt, kv0);
+        weigh<PASS, true>(s[0], vis, mt, row.st[mt], pk[mt], kv0);
+      });
+    } else {
+      float s[MT][NS][4];
+      qk<0, MT>(s, stage);
+      // One M tile at a time, its P packed as soon as it is weighed: its f32 scores then free
+      // their registers while the other tile is still in f32.
+QA_UNROLL
+      for (int mt = 0; mt < MT; ++mt) weigh<PASS, false>(s[mt], 0xffffffffu, mt, row.st[mt], pk[mt], kv0);
+    }
+    *slot_rs = row;
+  }
+
+  // One M tile's share of weights(): row max, online update, weights, statistics, packing.
+  template <int PASS, bool GENERAL>
+  __device__ __forceinline__ void weigh(float (&s)[NS][4], uint32_t vis, int mt, OnlineRow (&st)[2],
+                                        uint32_t (&pk)[KP][4], int kv0) {
     constexpr bool kFindsMax = Norm::kRescales && PASS == 0;
     constexpr bool kRange = STATS && PASS == 0;
     constexpr bool kEntropy = STATS && PASS == LAST;
     const float sc = GENERAL ? 1.f : scale2;  // raw value -> log2-unit logit
-
-    float s[MT][NS][4];
-    qk(s, stage);
-    uint32_t vis[MT];
-    if constexpr (GENERAL) mask_logits(s, vis, kv0);
-    RowState* const slot_rs = rs();
-    RowState row = *slot_rs;
-    OnlineRow(&st)[MT][2] = row.st;
-
-    // One M tile at a time, its P packed as soon as it is weighed: its f32 scores then free
-    // their registers while the other tile is still in f32.
+    RowStat rsv[2];  // statistics: the rows' partials, read once here and written once at the end
+    if constexpr (kRange || kEntropy) rsv[0] = rstat()->r[mt][0], rsv[1] = rstat()->r[mt][1];
+    // ---- tile row max over the quad (and the first key's logit) ----
+    float tmax[2] = {-INFINITY, -INFINITY};
+    if constexpr (kFindsMax || kRange) {
 QA_UNROLL
-    for (int mt = 0; mt < MT; ++mt) {
-      // ---- tile row max over the quad (and the first key's logit) ----
-      float tmax[2] = {-INFINITY, -INFINITY};
-      if constexpr (kFindsMax || kRange) {
+      for (int j = 0; j < NS; ++j) {
+        tmax[0] = fmaxf(tmax[0], fmaxf(s[j][0], s[j][1]));
+        tmax[1] = fmaxf(tmax[1], fmaxf(s[j][2], s[j][3]));
+      }
 QA_UNROLL
-        for (int j = 0; j < NS; ++j) {
-          tmax[0] = fmaxf(tmax[0], fmaxf(s[mt][j][0], s[mt][j][1]));
-          tmax[1] = fmaxf(tmax[1], fmaxf(s[mt][j][2], s[mt][j][3]));
-        }
-QA_UNROLL
-        for (int h = 0; h < 2; ++h) tmax[h] = quad_max(tmax[h]) * sc;
-        if constexpr (kRange) {
-          if (kv0 == 0 && t() == 0) {  // key 0 is element 0 (row g) / 2 (row g + 8) of lane t = 0
-            x0s[local_row(mt, 0)] = s[mt][0][0] * sc;
-            x0s[local_row(mt, 1)] = s[mt][0][2] * sc;
-          }
+      for (int h = 0; h < 2; ++h) tmax[h] = quad_max(tmax[h]) * sc;
+      // Key 0 is element 0 (row g) / 2 (row g + 8) of lane t = 0, in the tile at kv0 = 0: always
+      // a general tile (the steady run stops above the block's first tile).
+      if constexpr (kRange && GENERAL) {
+        if (kv0 == 0 && t() == 0) {
+          x0s[local_row(mt, 0)] = s[0][0] * sc;
+          x0s[local_row(mt, 1)] = s[0][2] * sc;
         }
       }
+    }
 
-      // ---- online update per row: m' = max(m, tile max), α = 2^(m - m') rescales l and O ----
-      // In pass 1 of a two-pass policy, m holds the row's final lse (end_pass0).
-      float m_use[2];
+    // ---- online update per row: m' = max(m, tile max), α = 2^(m - m') rescales l and O ----
+    // In pass 1 of a two-pass policy, m holds the row's final lse (end_pass0).
+    float m_use[2];
 QA_UNROLL
-      for (int h = 0; h < 2; ++h) {
-        if constexpr (kFindsMax) {
-          const float m_old = st[mt][h].m, l_old = st[mt][h].l;
-          const float alpha = st[mt][h].template advance<Norm>(tmax[h]);
+    for (int h = 0; h < 2; ++h) {
+      if constexpr (kFindsMax) {
+        const float m_old = st[h].m, l_old = st[h].l;
+        const float alpha = st[h].template advance<Norm>(tmax[h]);
+        if constexpr (PASS == LAST) {  // a pass before the last accumulates no O
 QA_UNROLL
           for (int j = 0; j < NO; ++j) {
             o[mt][j][2 * h] *= alpha;
             o[mt][j][2 * h + 1] *= alpha;
           }
-          if constexpr (kEntropy) {
-            // w ← αw moves log2 w by log2 α; a of the exponential policies is l itself.
-            EntropyAcc& en = ent_s[slot(mt, h)];
-            const float a_old = Norm::kExpWeights ? l_old : en.a;
-            const float log2_alpha = m_old - Norm::shift(st[mt][h].m);
-            en.b = alpha * (en.b + (a_old > 0.f ? a_old * log2_alpha : 0.f));
-            if (!Norm::kExpWeights) en.a *= alpha;
-          }
         }
-        m_use[h] = PASS == 1 ? st[mt][h].m : Norm::shift(st[mt][h].m);
-        if constexpr (kRange) {  // logit range against the growing quad-uniform max
-          const float xm = fmaxf(xmax_s[slot(mt, h)], tmax[h]);
-          rng_s[slot(mt, h)].reanchor(xmax_s[slot(mt, h)], xm);
-          xmax_s[slot(mt, h)] = xm;
+        if constexpr (kEntropy) {
+          // w ← αw moves log2 w by log2 α; a of the exponential policies is l itself.
+          RowStat& en = rsv[h];
+          float a_old = l_old;
+          if constexpr (!Norm::kExpWeights) a_old = en.a, en.a *= alpha;
+          const float log2_alpha = m_old - Norm::shift(st[h].m);
+          en.b = alpha * (en.b + (a_old > 0.f ? a_old * log2_alpha : 0.f));
         }
       }
-
-      // ---- weights through the policy; s becomes P (f32) ----
-      float rsum[2] = {0.f, 0.f}, eb[2] = {0.f, 0.f}, ea[2] = {0.f, 0.f};
-      int rn[2] = {0, 0};
-QA_UNROLL
-      for (int j = 0; j < NS; ++j)
-QA_UNROLL
-        for (int e = 0; e < 4; ++e) {
-          const int h = e >> 1;
-          const float x = s[mt][j][e] * sc;
-          const Weight w = Norm::weight(PASS, x, m_use[h], ctx);
-          st[mt][h].l += w.den;
-          if constexpr (kRange) {
-            const bool v = !GENERAL || ((vis[mt] >> ((4 * j + e) & 31)) & 1u);
-            rsum[h] += v ? x : 0.f;
-            rn[h] += v ? 1 : 0;
-          }
-          if constexpr (kEntropy) {
-            if constexpr (Norm::kExpWeights) {
-              // log2 w = x - shift; a masked key (x = -inf, w = 0) adds nothing
-              eb[h] += GENERAL && x == -INFINITY ? 0.f : w.acc * (x - m_use[h]);
-            } else {
-              ea[h] += w.acc;
-              eb[h] += w.acc > 0.f ? w.acc * qa::ptx::lg2_approx(w.acc) : 0.f;
-            }
-          }
-          s[mt][j][e] = w.acc;
-        }
-      if constexpr (kRange || kEntropy) {
-QA_UNROLL
-        for (int h = 0; h < 2; ++h) {
-          if constexpr (kRange) {
-            RangeAcc& r = rng_s[slot(mt, h)];
-            r.sum += rsum[h] - float(rn[h]) * xmax_s[slot(mt, h)];
-            r.n += rn[h];
-          }
-          if constexpr (kEntropy) {
-            ent_s[slot(mt, h)].b += eb[h];
-            if (!Norm::kExpWeights) ent_s[slot(mt, h)].a += ea[h];
-          }
-        }
+      m_use[h] = PASS == 1 ? st[h].m : Norm::shift(st[h].m);
+      if constexpr (kRange) {  // logit range against the growing quad-uniform max
+        RowStat& rg = rsv[h];
+        const float xm = fmaxf(rg.xmax, tmax[h]);
+        if (rg.n > 0.f) rg.sum += rg.n * (rg.xmax - xm);
+        rg.xmax = xm;
       }
-      if constexpr (PASS == LAST) pack(pk[mt], s[mt]);
     }
-    *slot_rs = row;
+
+    // ---- weights through the policy; s becomes P (f32) ----
+    float rsum[2] = {0.f, 0.f}, eb[2] = {0.f, 0.f}, ea[2] = {0.f, 0.f};
+    int rn[2] = {0, 0};
+QA_UNROLL
+    for (int j = 0; j < NS; ++j)
+QA_UNROLL
+      for (int e = 0; e < 4; ++e) {
+        const int h = e >> 1;
+        const float x = s[j][e] * sc;
+        const Weight w = Norm::weight(PASS, x, m_use[h], ctx);
+        st[h].l += w.den;
+        if constexpr (kRange) {  // Σ of the raw values; scaled once per row below
+          const bool v = !GENERAL || ((vis >> ((4 * j + e) & 31)) & 1u);
+          rsum[h] += v ? s[j][e] : 0.f;
+          rn[h] += v ? 1 : 0;
+        }
+        if constexpr (kEntropy) {
+          if constexpr (Norm::kExpWeights) {
+            // log2 w = x - shift; a masked key (x = -inf, w = 0) adds nothing
+            eb[h] += GENERAL && x == -INFINITY ? 0.f : w.acc * (x - m_use[h]);
+          } else {
+            ea[h] += w.acc;
+            // w·log2 w with 0·log2(0) = 0: the floor (a normal number: lg2.approx flushes subnormals) keeps lg2 finite.
+            eb[h] += w.acc * qa::ptx::lg2_approx(fmaxf(w.acc, 1e-30f));
+          }
+        }
+        s[j][e] = w.acc;
+      }
+    if constexpr (kRange || kEntropy) {
+QA_UNROLL
+      for (int h = 0; h < 2; ++h) {
+        RowStat& r = rsv[h];
+        // A row with no visible key yet has xmax = -inf: it adds nothing (not 0·-inf).
+        if (kRange && (!GENERAL || rn[h] > 0)) {
+          r.sum += rsum[h] * sc - float(rn[h]) * r.xmax;
+          r.n += float(rn[h]);
+        }
+        if constexpr (kEntropy) {
+          r.b += eb[h];
+          if constexpr (!Norm::kExpWeights) r.a += ea[h];
+        }
+      }
+      rstat()->r[mt][0] = rsv[0];
+      rstat()->r[mt][1] = rsv[1];
+    }
+    if constexpr (PASS == LAST) pack(pk, s);
   }
 
   // Warp-uniform: some row of the warp sees a key of the tile at kv0.
@@ -546,10 +603,11 @@ QA_UNROLL
 
   // One row's statistics (lane t = 0 of its quad records it).
   __device__ __forceinline__ void record(int mt, int h, float scale, float row_lse2) {
-    const EntropyAcc en = ent_s[slot(mt, h)];
-    const RangeAcc rg = rng_s[slot(mt, h)];
-    const float a = quad_sum(Norm::kExpWeights ? rs()->st[mt][h].l : en.a);
-    RowTotals r{quad_sum(rg.n), quad_sum(rg.sum), a, quad_sum(en.b) * kLn2, -INFINITY, xmax_s[slot(mt, h)]};
+    const RowStat rg = rstat()->r[mt][h];
+    float a_lane = rs()->st[mt][h].l;
+    if constexpr (!Norm::kExpWeights) a_lane = rg.a;
+    const float a = quad_sum(a_lane);
+    RowTotals r{int(quad_sum(rg.n)), quad_sum(rg.sum), a, quad_sum(rg.b) * kLn2, -INFINITY, rg.xmax};
     if (t() == 0 && row_ok(mt, h) && r.n > 0) {
       r.x0 = x0s[local_row(mt, h)];
       const float m_use = Norm::kPasses == 2 ? row_lse2 : Norm::shift(rs()->st[mt][h].m);
@@ -597,16 +655,10 @@ QA_UNROLL
     if constexpr (STATS) {
       __shared__ BlockStats sstats;
       __shared__ float sx0[BM];
-      // Raw words: a __shared__ array cannot have the accumulators' default initialisers.
-      __shared__ __align__(8) float sent[2 * MT * 2 * Tr::kThreads];
-      __shared__ __align__(8) float srng[2 * MT * 2 * Tr::kThreads];
-      __shared__ float sxmax[MT * 2 * Tr::kThreads];
-      static_assert(sizeof(EntropyAcc) == 8 && sizeof(RangeAcc) == 8, "two words each");
+      __shared__ RowStats srstats[Tr::kThreads];
       bs = &sstats;
       x0s = sx0;
-      ent_s = reinterpret_cast<EntropyAcc*>(sent);
-      rng_s = reinterpret_cast<RangeAcc*>(srng);
-      xmax_s = sxmax;
+      stats_base = srstats;
 QA_UNROLL
       for (int mt = 0; mt < MT; ++mt)
         if (t() == 0) x0s[local_row(mt, 0)] = x0s[local_row(mt, 1)] = -INFINITY;
@@ -627,7 +679,7 @@ QA_UNROLL
 QA_UNROLL
         for (int mt = 0; mt < MT; ++mt)
 QA_UNROLL
-          for (int kk = 0; kk < KQ; ++kk) qa::ptx::ldmatrix_x4(qf[mt][kk], q_lane(lane()).at(sq, 0, 16 * mt, kk));
+          for (int kk = 0; kk < KQ; ++kk) qa::ptx::ldmatrix_x4(qf[mt][kk], q_lane(int(threadIdx.x)).at(sq, 0, 16 * mt, kk));
       }
     }
     zero_state();
@@ -646,16 +698,18 @@ __device__ __forceinline__ void attention_body(const QaAttnParams& p) {
   using Tr = Traits<D, STATS>;
   __shared__ BlockInfo sblk;
   __shared__ KvRows<T> skv;
+  __shared__ TileOrder sorder;
   {
     const BlockInfo blk(p, Tr::kBlockM, STATS);
     if (blk.idle()) return;  // whole block: no barrier is skipped by a subset
     if (threadIdx.x == 0) {
       sblk = blk;
       skv = kv_rows_of<T>(p, blk.varlen, blk.b, blk.seq.k_start, blk.kvh);
+      sorder = tile_order<Tr::kBlockN>(p, blk, skv);
     }
   }
   __syncthreads();
-  Prefill<Norm, T, D, STATS, BUG> k(p, sblk, skv, smem);
+  Prefill<Norm, T, D, STATS, BUG> k(p, sblk, skv, sorder, smem);
   k.run();
 }
 

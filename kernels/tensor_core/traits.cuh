@@ -47,9 +47,11 @@ struct Traits {
   static constexpr int kQChunks = kBlockM * kStride;
   static constexpr int kKvChunks = kBlockN * kStride;  // one K or V stage
   // V stages (pipeline.cuh: KvPrefill): two, except in the SASS of the GPUs whose blocks get at
-  // most 99 KB of shared memory (sm_86, sm_89), where two would not fit beside Q, two K stages
-  // and the row state at d96 and d128. The host mirrors this rule (family/tensor_core.rs).
-#if defined(__CUDA_ARCH__) && (__CUDA_ARCH__ == 860 || __CUDA_ARCH__ == 890)
+  // most 99 KB of shared memory (sm_86, sm_89, sm_120, sm_121), where two would not fit beside
+  // Q, two K stages and the row state at d96 and d128. The host mirrors this rule
+  // (family/tensor_core.rs, v_stages).
+#if defined(__CUDA_ARCH__) && (__CUDA_ARCH__ == 860 || __CUDA_ARCH__ == 890 || __CUDA_ARCH__ == 1200 || \
+                               __CUDA_ARCH__ == 1210)
   static constexpr int kVStages = 1;
 #else
   static constexpr int kVStages = 2;

@@ -16,6 +16,9 @@ pub enum MaskKind {
     Window,
     /// Causal with a window of 5 to the left.
     CausalWindow,
+    /// A sliding window wide enough (200 left, 60 right) that some key tiles are seen by every
+    /// row of a 128-row block: the window's steady tiles.
+    WideWindow,
 }
 
 /// Query heads / kv heads.
@@ -52,10 +55,16 @@ pub enum Batching {
     },
     /// The sequences of [`VARLEN`] packed, with rows that belong to no sequence.
     Varlen,
+    /// The sequences of [`VARLEN_LONG`] packed: several key tiles and query blocks each.
+    VarlenLong,
 }
 
 /// Varlen (q_len, k_len) per sequence: q < k, an empty-query sequence, length 1, an empty one.
 pub const VARLEN: [(usize, usize); 5] = [(5, 9), (0, 3), (1, 1), (0, 0), (33, 47)];
+
+/// Varlen sequences longer than the tensor-core family's tiles (128 query rows, 64 keys): a
+/// partial last key tile, full ones between, an empty and a short sequence between them.
+pub const VARLEN_LONG: [(usize, usize); 3] = [(130, 230), (0, 5), (70, 200)];
 
 /// One attention call of the check matrix.
 #[derive(Clone, Debug)]
@@ -91,6 +100,7 @@ impl Case {
         let batching = match self.batching {
             Batching::Batched { q_len, k_len } => format!("b2 {q_len}x{k_len}"),
             Batching::Varlen => "varlen".into(),
+            Batching::VarlenLong => "varlen-long".into(),
         };
         format!(
             "{:<10} {:<12} cap={} gate={:<19} {:<4} d{:<3} h{h}/{kv} {:<10} stats={} pad={}",
@@ -114,6 +124,7 @@ impl Case {
             window: match self.mask {
                 MaskKind::Window => Some((6, 3)),
                 MaskKind::CausalWindow => Some((5, -1)),
+                MaskKind::WideWindow => Some((200, 60)),
                 _ => None,
             },
             softcap: self.softcap.then_some(2.5),
@@ -215,10 +226,15 @@ impl CaseData {
         let d = case.head_dim;
         let (q_lead, k_lead, cu_q, cu_k) = match case.batching {
             Batching::Batched { q_len, k_len } => (vec![2, q_len], vec![2, k_len], vec![], vec![]),
-            Batching::Varlen => {
+            Batching::Varlen | Batching::VarlenLong => {
+                let seqs: &[(usize, usize)] = if case.batching == Batching::Varlen {
+                    &VARLEN
+                } else {
+                    &VARLEN_LONG
+                };
                 let cum = |f: fn(&(usize, usize)) -> usize| {
                     let mut cu = vec![0i32];
-                    for s in &VARLEN {
+                    for s in seqs {
                         cu.push(cu[cu.len() - 1] + f(s) as i32);
                     }
                     cu

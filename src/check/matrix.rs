@@ -60,6 +60,7 @@ pub fn all_cases() -> Vec<(Case, Edit)> {
             .into_iter()
             .map(|c| (c, Edit::None)),
     );
+    all.extend(long_key_cases().into_iter().map(|c| (c, Edit::None)));
     all
 }
 
@@ -217,6 +218,64 @@ pub fn tensor_core_head_dim_cases() -> Vec<Case> {
             batched,
         ),
     ]
+}
+
+/// Sequences of several key tiles and query blocks, every normaliser: the tensor-core family's
+/// steady loop (tiles every row of a block sees in full), its partial last tile, causal and
+/// window edges around it, varlen, statistics, a softcap (which keeps every tile general).
+pub fn long_key_cases() -> Vec<Case> {
+    let mut cases = Vec::new();
+    for n in 0..6 {
+        let base = Case {
+            norm: normaliser(n, 0),
+            mask: MaskKind::None,
+            softcap: false,
+            gate: Gate::None,
+            dtype: DType::BF16,
+            head_dim: 128,
+            layout: Layout::Gqa,
+            batching: Batching::Batched {
+                q_len: 130,
+                k_len: 230,
+            },
+            stats: false,
+            padded: false,
+            scale: None,
+        };
+        cases.push(base.clone());
+        cases.push(Case {
+            mask: MaskKind::Causal,
+            gate: Gate::SigmoidElementwise,
+            dtype: DType::F16,
+            head_dim: 64,
+            layout: Layout::Mha,
+            batching: Batching::Batched {
+                q_len: 100,
+                k_len: 230,
+            },
+            stats: true,
+            ..base.clone()
+        });
+        cases.push(Case {
+            mask: MaskKind::WideWindow,
+            gate: Gate::SigmoidHeadwise,
+            head_dim: 64,
+            layout: Layout::Mqa,
+            batching: Batching::VarlenLong,
+            stats: true,
+            padded: true,
+            ..base.clone()
+        });
+        cases.push(Case {
+            softcap: n % 2 == 0,
+            gate: Gate::ContextScale,
+            dtype: DType::F16,
+            batching: Batching::VarlenLong,
+            stats: n % 2 == 1,
+            ..base
+        });
+    }
+    cases
 }
 
 /// Logits of about ±1e4 after scaling, every normaliser, f32.

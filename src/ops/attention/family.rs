@@ -32,8 +32,9 @@ pub trait KernelFamily: Sync {
     /// `Ok` when this family can serve `params` on a device of compute capability `cc`,
     /// else an [`Error::Unsupported`] saying why. `params` passed [`check_common`].
     fn supports(&self, params: &QaAttnParams, cc: (u32, u32)) -> Result<()>;
-    /// The launch serving `params` (which this family supports).
-    fn plan(&self, params: &QaAttnParams) -> Result<Launch>;
+    /// The launch serving `params` (which this family supports) on a device of compute
+    /// capability `cc` (a family's shared-memory layout may depend on it).
+    fn plan(&self, params: &QaAttnParams, cc: (u32, u32)) -> Result<Launch>;
 }
 
 /// The families `Auto` tries, in order of preference.
@@ -66,7 +67,7 @@ pub fn choose(
 /// The launch for `params`: common checks, the family for `choice`, its plan. Launches nothing.
 pub fn plan(params: &QaAttnParams, choice: KernelChoice, cc: (u32, u32)) -> Result<Launch> {
     check_common(params)?;
-    choose(choice, params, cc)?.plan(params)
+    choose(choice, params, cc)?.plan(params, cc)
 }
 
 /// Checks every family relies on: head layout, one dtype for q/k/v/o, sinks, grid limits.

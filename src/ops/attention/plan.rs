@@ -79,9 +79,12 @@ mod tests {
         let l = plan(&p, KernelChoice::Auto, (8, 0)).unwrap();
         assert_eq!(l.kernel.module, "tc_off_by_one");
         assert_eq!(l.kernel.name, "qa_tc_off_by_one_bf16_d96");
-        assert_eq!(l.geometry.grid, [1, 8, 3]); // 33 rows in one tile of 64
-        // Q 64 rows + 2 stages of K and V × 32 rows, rows padded to 16 chunks of 16 bytes.
-        assert_eq!(l.geometry.dynamic_smem, (64 + 2 * 2 * 32) * 16 * 16);
+        assert_eq!(l.geometry.grid, [1, 8, 3]); // 33 rows in one tile of 128
+        // Q 128 rows + 2 stages of K and V × 64 keys, rows padded to 16 chunks of 16 bytes.
+        assert_eq!(l.geometry.dynamic_smem, (128 + 2 * 2 * 64) * 16 * 16);
+        // One V stage on sm_89 (99 KB per block).
+        let l = plan(&p, KernelChoice::Auto, (8, 9)).unwrap();
+        assert_eq!(l.geometry.dynamic_smem, (128 + 3 * 64) * 16 * 16);
         // sm_75, f32 and d72 fall back to the CUDA-core family.
         let cases = [
             (params(96, abi::QaDtype_QA_DTYPE_BF16), (7, 5)),

@@ -62,7 +62,7 @@ impl KernelFamily for CudaCore {
         Ok(())
     }
 
-    fn plan(&self, params: &QaAttnParams) -> Result<Launch> {
+    fn plan(&self, params: &QaAttnParams, _cc: (u32, u32)) -> Result<Launch> {
         let (max_d, block_m) = tile(params.head_dim as usize);
         Ok(Launch {
             kernel: kernel_ref(&MODULES, "qa_attn", params, max_d)?,
