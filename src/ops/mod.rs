@@ -3,6 +3,8 @@
 pub mod act_stats;
 pub mod attention;
 pub mod decode;
+mod error_record;
 
 pub use act_stats::activation_stats;
 pub use attention::{AttentionOutput, attention};
+pub use error_record::ErrorRecord;

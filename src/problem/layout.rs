@@ -112,6 +112,8 @@ pub struct AttentionGeometry {
     pub max_k: usize,
     /// Query rows in all (`b * sq` batched).
     pub total_q: usize,
+    /// Key rows in all (`b * sk` batched).
+    pub total_k: usize,
 }
 
 impl AttentionGeometry {
@@ -224,6 +226,7 @@ pub(crate) fn resolve(
 
     let (batch, seqs, max_q, max_k) = sequences(layout.seqlens, q, k)?;
     let total_q = if varlen { q.shape[0] } else { batch * max_q };
+    let total_k = if varlen { k.shape[0] } else { batch * max_k };
     for (what, n) in [
         ("query length", max_q),
         ("key length", max_k),
@@ -262,6 +265,7 @@ pub(crate) fn resolve(
         max_q,
         max_k,
         total_q,
+        total_k,
     };
     check_gate(&geometry, options, layout.gate.as_ref())?;
     Ok((geometry, seqs))
