@@ -59,8 +59,9 @@ pub enum SeqLens<'a> {
         cu_k: &'a [i32],
     },
     /// Varlen whose offsets live in device memory (FlashAttention's convention): only the
-    /// batch size and the longest sequences are known on the host. The caller vouches that the
-    /// offsets start at 0, never decrease, stay within the tensors and respect these maxima.
+    /// batch size and the longest sequences are known on the host. The kernels check that each
+    /// sequence's offsets never decrease, stay within the tensors and respect these maxima, and
+    /// record a violation in the error record (`ops::ErrorRecord`).
     VarlenMax {
         /// Sequences.
         batch: usize,
