@@ -128,6 +128,7 @@ typedef struct QaAttnParams {
   uint64_t cu_seqlens_q; /* int32[batch + 1], or 0 for fixed lengths */
   uint64_t cu_seqlens_k; /* int32[batch + 1], or 0 */
   uint64_t sinks;        /* float[heads] for QA_NORM_SINK, else 0 */
+  uint64_t errors;       /* QaErrorRecord the kernels record a bad cu_seqlens entry in; 0 = none */
 
   uint32_t batch;
   uint32_t heads;
@@ -135,6 +136,8 @@ typedef struct QaAttnParams {
   uint32_t head_dim;
   uint32_t seqlen_q;     /* fixed length, or the maximum when varlen */
   uint32_t seqlen_k;
+  uint32_t total_q;      /* varlen: rows of q, o, gate and lse (cu_seqlens_q stays within); else 0 */
+  uint32_t total_k;      /* varlen: rows of k and v (cu_seqlens_k stays within); else 0 */
 
   uint32_t normaliser;   /* QaNormaliser */
   uint32_t gate_kind;    /* QaGate */
@@ -153,27 +156,52 @@ typedef struct QaAttnParams {
   QaAttnStatsPtrs stats;
 } QaAttnParams;
 
-/* ---- decode against a paged KV cache (SPEC section 7, kernels/decode/) ---- */
-
-/* The first bad device-side index a decode kernel met (all zero: none). 16 bytes. */
-enum QaDecodeErrorCode {
-  QA_DECODE_OK = 0,
-  QA_DECODE_BAD_SEQ_LEN = 1,
-  QA_DECODE_BAD_PAGE = 2,
-  QA_DECODE_BAD_SLOT = 3,
-  QA_DECODE_BAD_CU_SEQLENS_Q = 4 /* column = the offending cu_seqlens_q index */
+/* ---- the error record: device-side indices the host never saw ----
+ * cu_seqlens of varlen prefill and decode, seq_lens_k and block-table entries of decode,
+ * slot_mapping of append_kv. A kernel that meets a bad one never forms an address from it and
+ * records the first such error of the launch here: the compare-and-swap on `code` (0 -> code)
+ * decides which error is kept; kernels never clear the record. All zero: no error. */
+enum QaErrorCode {
+  QA_ERR_OK = 0,
+  QA_ERR_BAD_SEQ_LEN = 1,      /* decode: seq_lens_k[seq] = value */
+  QA_ERR_BAD_PAGE = 2,         /* decode: block_table[seq, column] = value */
+  QA_ERR_BAD_SLOT = 3,         /* append_kv: slot_mapping[seq] = value */
+  QA_ERR_BAD_CU_SEQLENS_Q = 4, /* cu_seqlens_q[column] = value, of sequence seq */
+  QA_ERR_BAD_CU_SEQLENS_K = 5  /* cu_seqlens_k[column] = value, of sequence seq */
 };
-typedef struct QaDecodeError {
-  int32_t code;   /* QaDecodeErrorCode */
+
+/* Which bound the value broke. */
+enum QaErrorRule {
+  QA_RULE_NONE = 0,
+  QA_RULE_NEGATIVE = 1,   /* value < 0 */
+  QA_RULE_DECREASING = 2, /* value < other, the sequence's first offset */
+  QA_RULE_BEYOND = 3,     /* value past bound: the rows of the tensor an offset indexes (an offset
+                             may equal them), the pages or slots of the cache (an index may not) */
+  QA_RULE_OVER_MAX = 4    /* the sequence is longer than bound, the declared longest: offsets
+                             value - other, seq_lens_k value (bound: also the keys the table maps) */
+};
+
+typedef struct QaErrorRecord {
+  int32_t code;   /* QaErrorCode */
   int32_t seq;    /* sequence (append_kv: token) */
-  int32_t column; /* block-table column, or -1 */
+  int32_t column; /* the entry's index: cu_seqlens offset, block-table column; else -1 */
   int32_t value;  /* the offending value (a slot clamped to int32) */
-} QaDecodeError;
+  int32_t rule;   /* QaErrorRule */
+  int32_t bound;  /* the bound of the rule, or -1 */
+  int32_t other;  /* cu_seqlens: the sequence's first offset; else 0 */
+  int32_t reserved;
+} QaErrorRecord;
+
+/* The record's name when only decode had one. */
+typedef QaErrorRecord QaDecodeError;
+
+/* ---- decode against a paged KV cache (SPEC section 7, kernels/decode/) ---- */
 
 /* One decode launch (chunk or combine kernel). `attn` describes q, o, gate, lse, sinks, options
  * and dims as for attention with batched queries [b, q_len, heads, d] (seqlen_q = q_len) or
  * varlen queries [total_q, heads, d] (cu_seqlens_q set, seqlen_q = the declared longest q_len,
- * lse [heads, total_q]); its k and v are the caches [num_pages, page_size, kv_heads, d] with
+ * attn.total_q = the rows, lse [heads, total_q]); attn.errors is the error record (the
+ * workspace's first bytes); its k and v are the caches [num_pages, page_size, kv_heads, d] with
  * stride_batch = the page stride and stride_seq = the slot stride; seqlen_k is the
  * host-declared longest sequence (a bound the kernels check seq_lens_k against); cu_seqlens_k
  * is 0 (seq_lens_k holds the key lengths). */
@@ -183,7 +211,6 @@ typedef struct QaDecodeParams {
   uint64_t seq_lens_k;  /* int32 [batch] */
   uint64_t partials;    /* float [splits, batch, heads, q_len, head_dim + 2] (varlen: [splits,
                            total_q, heads, ...]): acc, then m, l (+ 6 statistics scalars) */
-  uint64_t errors;      /* QaDecodeError */
   int64_t table_stride;
   uint32_t max_pages;
   uint32_t num_pages;
@@ -191,9 +218,6 @@ typedef struct QaDecodeParams {
   uint32_t splits;      /* chunks per sequence; 1 = the chunk kernel writes o and lse */
   uint32_t chunk;       /* keys per chunk of the visible range */
   uint32_t pass;        /* clipped with splits > 1: 0 = lse pass, 1 = weights pass */
-  uint32_t total_q;     /* varlen queries: rows of q/o/gate/lse (cu_seqlens_q entries must stay
-                           within them); 0 when batched */
-  uint32_t reserved;
 } QaDecodeParams;
 
 /* append_kv (vLLM's reshape_and_cache): token t's [kv_heads, d] rows of k and v go to slot
@@ -208,7 +232,7 @@ typedef struct QaAppendKvParams {
   uint64_t k_cache;      /* [num_pages, page_size, kv_heads, d], contiguous */
   uint64_t v_cache;
   uint64_t slot_mapping; /* int64 [tokens] */
-  uint64_t errors;       /* QaDecodeError */
+  uint64_t errors;       /* QaErrorRecord */
   uint32_t tokens;
   uint32_t kv_heads;
   uint32_t head_dim;

@@ -95,6 +95,8 @@ pub struct AttentionProblem {
     pub max_k: usize,
     /// Query rows in all (`b * sq` batched).
     pub total_q: usize,
+    /// Key rows in all (`b * sk` batched).
+    pub total_k: usize,
 }
 
 /// The sink logits' values (the shared validator sees only their count).
@@ -147,6 +149,7 @@ impl AttentionProblem {
             max_q: g.max_q,
             max_k: g.max_k,
             total_q: g.total_q,
+            total_k: g.total_k,
         })
     }
 
@@ -163,6 +166,7 @@ impl AttentionProblem {
             max_q: self.max_q,
             max_k: self.max_k,
             total_q: self.total_q,
+            total_k: self.total_k,
         }
     }
 

@@ -3,7 +3,7 @@
 // families cannot disagree on which block is idle, which one counts K/V or which keys a row sees.
 #pragma once
 
-#include "mask.cuh"
+#include "extents.cuh"
 
 namespace qa::attn {
 
@@ -18,7 +18,8 @@ __device__ __forceinline__ int clamp_rows(int n, int most) { return n < 0 ? 0 : 
 struct BlockInfo {
   int b, head, kvh;  // grid (., head, batch); kv head of the query head's group
   bool varlen;       // cu_seqlens: rows start at seq.q_start / seq.k_start of packed tensors
-  Sequence seq;
+  IndexError bad;    // a bad cu_seqlens entry of the sequence (QA_ERR_OK: none); seq is then cut
+  Sequence seq;      // checked: never reaches past the rows the host declared
   Mask mask;
   int row0, rows;  // the block's first query row in its sequence, and how many it owns
   // The designated K/V counter of statistics: the first query tile of the first query head of
@@ -30,12 +31,17 @@ struct BlockInfo {
   // otherwise hold every field in registers).
   BlockInfo() = default;
 
-  // Block (blockIdx.x, head, batch) of `block_m` query rows.
+  // Block (blockIdx.x, head, batch) of `block_m` query rows. Checks the sequence's offsets
+  // (extents.cuh) and records a bad one in p.errors: every family constructs this before it
+  // reads anything, so none can compute a sequence the host's bounds do not cover, or skip it
+  // silently.
   __device__ __forceinline__ BlockInfo(const QaAttnParams& p, int block_m, bool stats)
       : b(int(blockIdx.z)), head(int(blockIdx.y)), kvh(head / int(p.heads / p.kv_heads)),
-        varlen(p.cu_seqlens_q != 0), seq(sequence_of(p, b)), mask(p, seq), row0(int(blockIdx.x) * block_m),
+        varlen(p.cu_seqlens_q != 0), seq(sequence_of(p, b, &bad)), mask(p, seq), row0(int(blockIdx.x) * block_m),
         rows(clamp_rows(seq.q_len - row0, block_m)),
-        counts_kv(stats && blockIdx.x == 0 && head % int(p.heads / p.kv_heads) == 0), keys(keys_of(row0, rows)) {}
+        counts_kv(stats && blockIdx.x == 0 && head % int(p.heads / p.kv_heads) == 0), keys(keys_of(row0, rows)) {
+    record_extent_error(p, bad);
+  }
 
   // Nothing to do for the whole block (so no barrier is skipped by a subset of it).
   __device__ __forceinline__ bool idle() const { return rows == 0 && !counts_kv; }

@@ -5,29 +5,11 @@
 
 namespace qa::attn {
 
-// Extents of one sequence of the batch (fixed lengths, or cu_seqlens when varlen).
+// Extents of one sequence of the batch (fixed lengths, or cu_seqlens when varlen: extents.cuh).
 struct Sequence {
   int q_start, q_len;  // first query row in the q/o/lse tensors (0 when batched), rows
   int k_start, k_len;
 };
-
-__device__ __forceinline__ Sequence sequence_of(const QaAttnParams& p, int b) {
-  Sequence s;
-  if (p.cu_seqlens_q != 0) {
-    const int* cq = qa::ptr<const int>(p.cu_seqlens_q);
-    const int* ck = qa::ptr<const int>(p.cu_seqlens_k);
-    s.q_start = cq[b];
-    s.q_len = cq[b + 1] - cq[b];
-    s.k_start = ck[b];
-    s.k_len = ck[b + 1] - ck[b];
-  } else {
-    s.q_start = 0;
-    s.q_len = int(p.seqlen_q);
-    s.k_start = 0;
-    s.k_len = int(p.seqlen_k);
-  }
-  return s;
-}
 
 // Query i "is" key i + (k_len - q_len); causal and window bounds hang off that diagonal.
 // 64-bit arithmetic: i + offset - left must not wrap for lengths near 2^31.

@@ -24,7 +24,8 @@ __device__ __forceinline__ void append_token(const QaAppendKvParams& p, int t) {
   if (slot < 0 || slot >= int64_t(p.slots)) {
     if (threadIdx.x % WARP_SIZE == 0) {
       const int value = slot > INT32_MAX ? INT32_MAX : (slot < INT32_MIN ? INT32_MIN : int(slot));
-      record_error(p.errors, QA_DECODE_BAD_SLOT, t, -1, value);
+      const int rule = slot < 0 ? QA_RULE_NEGATIVE : QA_RULE_BEYOND;
+      record_error(p.errors, IndexError{QA_ERR_BAD_SLOT, t, -1, value, rule, bound_field(p.slots), 0});
     }
     return;
   }

@@ -5,24 +5,13 @@
 // sequence's visible range before it forms an address from one: a bad entry is recorded in the
 // error record and the whole sequence is treated as empty by every block that reads it (each
 // block checks the same range, so all chunks of the sequence agree without communicating).
+// The record is QaAttnParams::errors (attention/error_record.cuh), shared with prefill.
 #pragma once
 
-#include "../attention/mask.cuh"
+#include "../attention/extents.cuh"
 #include "../qa/types.cuh"
 
 namespace qa::decode {
-
-// Records the first error of the launch: whoever wins the compare-and-swap on the code word
-// writes the rest; later errors are dropped (one record, like a sticky CUDA error).
-__device__ __forceinline__ void record_error(uint64_t errors, int code, int seq, int column, int value) {
-  if (errors == 0) return;
-  QaDecodeError* e = qa::ptr<QaDecodeError>(errors);
-  if (atomicCAS(&e->code, 0, code) == 0) {
-    e->seq = seq;
-    e->column = column;
-    e->value = value;
-  }
-}
 
 // seq_lens_k[b] when 0 <= it <= min(declared longest, table capacity); else records the error
 // and returns -1.
@@ -31,7 +20,9 @@ __device__ __forceinline__ int checked_seq_len(const QaDecodeParams& dp, int b) 
   const long long cap = (long long)dp.max_pages << dp.log2_page;
   const long long bound = cap < (long long)dp.attn.seqlen_k ? cap : (long long)dp.attn.seqlen_k;
   if (len < 0 || (long long)len > bound) {
-    if (threadIdx.x == 0) record_error(dp.errors, QA_DECODE_BAD_SEQ_LEN, b, -1, len);
+    const int rule = len < 0 ? QA_RULE_NEGATIVE : QA_RULE_OVER_MAX;
+    if (threadIdx.x == 0)
+      record_error(dp.attn.errors, IndexError{QA_ERR_BAD_SEQ_LEN, b, -1, len, rule, bound_field(bound), 0});
     return -1;
   }
   return len;
@@ -55,7 +46,8 @@ __device__ __forceinline__ bool pages_valid(const QaDecodeParams& dp, int b, int
       const int page = row[c];
       if (page < 0 || page >= int(dp.num_pages)) {
         atomicExch(&bad, 1);
-        record_error(dp.errors, QA_DECODE_BAD_PAGE, b, c, page);
+        const int rule = page < 0 ? QA_RULE_NEGATIVE : QA_RULE_BEYOND;
+        record_error(dp.attn.errors, IndexError{QA_ERR_BAD_PAGE, b, c, page, rule, int(dp.num_pages), 0});
       }
     }
   }
@@ -91,17 +83,16 @@ struct QueryRows {
 // Sequence b's query rows. cu_seqlens_q is device memory the host never validated: unless
 // 0 <= cu[b] <= cu[b + 1] <= total_q and the sequence holds at most the declared longest
 // q_len (seqlen_q: the grid and the plan are sized by it), the sequence has no rows (none is
-// read or written) and, when `record`, the error is recorded.
+// read or written) and, when `record`, the error is recorded (the same check as prefill's,
+// attention/extents.cuh).
 __device__ __forceinline__ QueryRows query_rows(const QaDecodeParams& dp, int b, bool record) {
   const QaAttnParams& p = dp.attn;
   if (p.cu_seqlens_q == 0) return {b, 0, int(p.seqlen_q), false};
-  const int* cu = qa::ptr<const int>(p.cu_seqlens_q);
-  const int lo = cu[b], hi = cu[b + 1];
-  const bool ok = lo >= 0 && hi >= lo && (long long)hi <= (long long)dp.total_q &&
-                  (long long)hi - lo <= (long long)p.seqlen_q;
-  if (!ok && record && threadIdx.x == 0)
-    record_error(dp.errors, QA_DECODE_BAD_CU_SEQLENS_Q, b, lo < 0 ? b : b + 1, lo < 0 ? lo : hi);
-  return ok ? QueryRows{b, lo, hi - lo, true} : QueryRows{b, 0, 0, true};
+  IndexError bad{};
+  const qa::attn::Extent e = qa::attn::checked_extent(qa::ptr<const int>(p.cu_seqlens_q), b, p.total_q,
+                                                      p.seqlen_q, QA_ERR_BAD_CU_SEQLENS_Q, &bad);
+  if (record && threadIdx.x == 0) record_error(p.errors, bad);
+  return QueryRows{b, e.start, e.len, true};
 }
 
 // Where row (query head of the group g, query i) of the block's G·q_len rows lives.
@@ -125,7 +116,7 @@ __device__ __forceinline__ bool wants_stats(const QaAttnParams& p) {
 __device__ __forceinline__ float* partial_slot(const QaDecodeParams& dp, int c, const QueryRows& q, int head,
                                                int i) {
   const QaAttnParams& p = dp.attn;
-  const int64_t row = q.packed ? (int64_t(c) * dp.total_q + q.start + i) * p.heads + head
+  const int64_t row = q.packed ? (int64_t(c) * p.total_q + q.start + i) * p.heads + head
                                : ((int64_t(c) * p.batch + q.b) * p.heads + head) * p.seqlen_q + i;
   return qa::ptr<float>(dp.partials) + row * (int64_t(p.head_dim) + (wants_stats(p) ? 8 : 2));
 }

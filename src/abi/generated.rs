@@ -202,12 +202,15 @@ pub struct QaAttnParams {
     pub cu_seqlens_q: u64,
     pub cu_seqlens_k: u64,
     pub sinks: u64,
+    pub errors: u64,
     pub batch: u32,
     pub heads: u32,
     pub kv_heads: u32,
     pub head_dim: u32,
     pub seqlen_q: u32,
     pub seqlen_k: u32,
+    pub total_q: u32,
+    pub total_k: u32,
     pub normaliser: u32,
     pub gate_kind: u32,
     pub causal: u32,
@@ -224,7 +227,7 @@ pub struct QaAttnParams {
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of QaAttnParams"][::std::mem::size_of::<QaAttnParams>() - 368usize];
+    ["Size of QaAttnParams"][::std::mem::size_of::<QaAttnParams>() - 384usize];
     ["Alignment of QaAttnParams"][::std::mem::align_of::<QaAttnParams>() - 8usize];
     ["Offset of field: QaAttnParams::q"][::std::mem::offset_of!(QaAttnParams, q) - 0usize];
     ["Offset of field: QaAttnParams::k"][::std::mem::offset_of!(QaAttnParams, k) - 40usize];
@@ -242,70 +245,95 @@ const _: () = {
         [::std::mem::offset_of!(QaAttnParams, cu_seqlens_k) - 232usize];
     ["Offset of field: QaAttnParams::sinks"]
         [::std::mem::offset_of!(QaAttnParams, sinks) - 240usize];
+    ["Offset of field: QaAttnParams::errors"]
+        [::std::mem::offset_of!(QaAttnParams, errors) - 248usize];
     ["Offset of field: QaAttnParams::batch"]
-        [::std::mem::offset_of!(QaAttnParams, batch) - 248usize];
+        [::std::mem::offset_of!(QaAttnParams, batch) - 256usize];
     ["Offset of field: QaAttnParams::heads"]
-        [::std::mem::offset_of!(QaAttnParams, heads) - 252usize];
+        [::std::mem::offset_of!(QaAttnParams, heads) - 260usize];
     ["Offset of field: QaAttnParams::kv_heads"]
-        [::std::mem::offset_of!(QaAttnParams, kv_heads) - 256usize];
+        [::std::mem::offset_of!(QaAttnParams, kv_heads) - 264usize];
     ["Offset of field: QaAttnParams::head_dim"]
-        [::std::mem::offset_of!(QaAttnParams, head_dim) - 260usize];
+        [::std::mem::offset_of!(QaAttnParams, head_dim) - 268usize];
     ["Offset of field: QaAttnParams::seqlen_q"]
-        [::std::mem::offset_of!(QaAttnParams, seqlen_q) - 264usize];
+        [::std::mem::offset_of!(QaAttnParams, seqlen_q) - 272usize];
     ["Offset of field: QaAttnParams::seqlen_k"]
-        [::std::mem::offset_of!(QaAttnParams, seqlen_k) - 268usize];
+        [::std::mem::offset_of!(QaAttnParams, seqlen_k) - 276usize];
+    ["Offset of field: QaAttnParams::total_q"]
+        [::std::mem::offset_of!(QaAttnParams, total_q) - 280usize];
+    ["Offset of field: QaAttnParams::total_k"]
+        [::std::mem::offset_of!(QaAttnParams, total_k) - 284usize];
     ["Offset of field: QaAttnParams::normaliser"]
-        [::std::mem::offset_of!(QaAttnParams, normaliser) - 272usize];
+        [::std::mem::offset_of!(QaAttnParams, normaliser) - 288usize];
     ["Offset of field: QaAttnParams::gate_kind"]
-        [::std::mem::offset_of!(QaAttnParams, gate_kind) - 276usize];
+        [::std::mem::offset_of!(QaAttnParams, gate_kind) - 292usize];
     ["Offset of field: QaAttnParams::causal"]
-        [::std::mem::offset_of!(QaAttnParams, causal) - 280usize];
+        [::std::mem::offset_of!(QaAttnParams, causal) - 296usize];
     ["Offset of field: QaAttnParams::window_left"]
-        [::std::mem::offset_of!(QaAttnParams, window_left) - 284usize];
+        [::std::mem::offset_of!(QaAttnParams, window_left) - 300usize];
     ["Offset of field: QaAttnParams::window_right"]
-        [::std::mem::offset_of!(QaAttnParams, window_right) - 288usize];
+        [::std::mem::offset_of!(QaAttnParams, window_right) - 304usize];
     ["Offset of field: QaAttnParams::scale"]
-        [::std::mem::offset_of!(QaAttnParams, scale) - 292usize];
+        [::std::mem::offset_of!(QaAttnParams, scale) - 308usize];
     ["Offset of field: QaAttnParams::softcap"]
-        [::std::mem::offset_of!(QaAttnParams, softcap) - 296usize];
+        [::std::mem::offset_of!(QaAttnParams, softcap) - 312usize];
     ["Offset of field: QaAttnParams::clip_gamma"]
-        [::std::mem::offset_of!(QaAttnParams, clip_gamma) - 300usize];
+        [::std::mem::offset_of!(QaAttnParams, clip_gamma) - 316usize];
     ["Offset of field: QaAttnParams::clip_zeta"]
-        [::std::mem::offset_of!(QaAttnParams, clip_zeta) - 304usize];
+        [::std::mem::offset_of!(QaAttnParams, clip_zeta) - 320usize];
     ["Offset of field: QaAttnParams::sigmoid_bias"]
-        [::std::mem::offset_of!(QaAttnParams, sigmoid_bias) - 308usize];
+        [::std::mem::offset_of!(QaAttnParams, sigmoid_bias) - 324usize];
     ["Offset of field: QaAttnParams::sigmoid_bias_default"]
-        [::std::mem::offset_of!(QaAttnParams, sigmoid_bias_default) - 312usize];
+        [::std::mem::offset_of!(QaAttnParams, sigmoid_bias_default) - 328usize];
     ["Offset of field: QaAttnParams::reserved"]
-        [::std::mem::offset_of!(QaAttnParams, reserved) - 316usize];
+        [::std::mem::offset_of!(QaAttnParams, reserved) - 332usize];
     ["Offset of field: QaAttnParams::stats"]
-        [::std::mem::offset_of!(QaAttnParams, stats) - 320usize];
+        [::std::mem::offset_of!(QaAttnParams, stats) - 336usize];
 };
-pub const QaDecodeErrorCode_QA_DECODE_OK: QaDecodeErrorCode = 0;
-pub const QaDecodeErrorCode_QA_DECODE_BAD_SEQ_LEN: QaDecodeErrorCode = 1;
-pub const QaDecodeErrorCode_QA_DECODE_BAD_PAGE: QaDecodeErrorCode = 2;
-pub const QaDecodeErrorCode_QA_DECODE_BAD_SLOT: QaDecodeErrorCode = 3;
-pub const QaDecodeErrorCode_QA_DECODE_BAD_CU_SEQLENS_Q: QaDecodeErrorCode = 4;
-pub type QaDecodeErrorCode = ::std::os::raw::c_uint;
+pub const QaErrorCode_QA_ERR_OK: QaErrorCode = 0;
+pub const QaErrorCode_QA_ERR_BAD_SEQ_LEN: QaErrorCode = 1;
+pub const QaErrorCode_QA_ERR_BAD_PAGE: QaErrorCode = 2;
+pub const QaErrorCode_QA_ERR_BAD_SLOT: QaErrorCode = 3;
+pub const QaErrorCode_QA_ERR_BAD_CU_SEQLENS_Q: QaErrorCode = 4;
+pub const QaErrorCode_QA_ERR_BAD_CU_SEQLENS_K: QaErrorCode = 5;
+pub type QaErrorCode = ::std::os::raw::c_uint;
+pub const QaErrorRule_QA_RULE_NONE: QaErrorRule = 0;
+pub const QaErrorRule_QA_RULE_NEGATIVE: QaErrorRule = 1;
+pub const QaErrorRule_QA_RULE_DECREASING: QaErrorRule = 2;
+pub const QaErrorRule_QA_RULE_BEYOND: QaErrorRule = 3;
+pub const QaErrorRule_QA_RULE_OVER_MAX: QaErrorRule = 4;
+pub type QaErrorRule = ::std::os::raw::c_uint;
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone, PartialEq)]
-pub struct QaDecodeError {
+pub struct QaErrorRecord {
     pub code: i32,
     pub seq: i32,
     pub column: i32,
     pub value: i32,
+    pub rule: i32,
+    pub bound: i32,
+    pub other: i32,
+    pub reserved: i32,
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of QaDecodeError"][::std::mem::size_of::<QaDecodeError>() - 16usize];
-    ["Alignment of QaDecodeError"][::std::mem::align_of::<QaDecodeError>() - 4usize];
-    ["Offset of field: QaDecodeError::code"][::std::mem::offset_of!(QaDecodeError, code) - 0usize];
-    ["Offset of field: QaDecodeError::seq"][::std::mem::offset_of!(QaDecodeError, seq) - 4usize];
-    ["Offset of field: QaDecodeError::column"]
-        [::std::mem::offset_of!(QaDecodeError, column) - 8usize];
-    ["Offset of field: QaDecodeError::value"]
-        [::std::mem::offset_of!(QaDecodeError, value) - 12usize];
+    ["Size of QaErrorRecord"][::std::mem::size_of::<QaErrorRecord>() - 32usize];
+    ["Alignment of QaErrorRecord"][::std::mem::align_of::<QaErrorRecord>() - 4usize];
+    ["Offset of field: QaErrorRecord::code"][::std::mem::offset_of!(QaErrorRecord, code) - 0usize];
+    ["Offset of field: QaErrorRecord::seq"][::std::mem::offset_of!(QaErrorRecord, seq) - 4usize];
+    ["Offset of field: QaErrorRecord::column"]
+        [::std::mem::offset_of!(QaErrorRecord, column) - 8usize];
+    ["Offset of field: QaErrorRecord::value"]
+        [::std::mem::offset_of!(QaErrorRecord, value) - 12usize];
+    ["Offset of field: QaErrorRecord::rule"][::std::mem::offset_of!(QaErrorRecord, rule) - 16usize];
+    ["Offset of field: QaErrorRecord::bound"]
+        [::std::mem::offset_of!(QaErrorRecord, bound) - 20usize];
+    ["Offset of field: QaErrorRecord::other"]
+        [::std::mem::offset_of!(QaErrorRecord, other) - 24usize];
+    ["Offset of field: QaErrorRecord::reserved"]
+        [::std::mem::offset_of!(QaErrorRecord, reserved) - 28usize];
 };
+pub type QaDecodeError = QaErrorRecord;
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone, PartialEq)]
 pub struct QaDecodeParams {
@@ -313,7 +341,6 @@ pub struct QaDecodeParams {
     pub block_table: u64,
     pub seq_lens_k: u64,
     pub partials: u64,
-    pub errors: u64,
     pub table_stride: i64,
     pub max_pages: u32,
     pub num_pages: u32,
@@ -321,8 +348,6 @@ pub struct QaDecodeParams {
     pub splits: u32,
     pub chunk: u32,
     pub pass: u32,
-    pub total_q: u32,
-    pub reserved: u32,
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
@@ -331,31 +356,25 @@ const _: () = {
     ["Offset of field: QaDecodeParams::attn"]
         [::std::mem::offset_of!(QaDecodeParams, attn) - 0usize];
     ["Offset of field: QaDecodeParams::block_table"]
-        [::std::mem::offset_of!(QaDecodeParams, block_table) - 368usize];
+        [::std::mem::offset_of!(QaDecodeParams, block_table) - 384usize];
     ["Offset of field: QaDecodeParams::seq_lens_k"]
-        [::std::mem::offset_of!(QaDecodeParams, seq_lens_k) - 376usize];
+        [::std::mem::offset_of!(QaDecodeParams, seq_lens_k) - 392usize];
     ["Offset of field: QaDecodeParams::partials"]
-        [::std::mem::offset_of!(QaDecodeParams, partials) - 384usize];
-    ["Offset of field: QaDecodeParams::errors"]
-        [::std::mem::offset_of!(QaDecodeParams, errors) - 392usize];
+        [::std::mem::offset_of!(QaDecodeParams, partials) - 400usize];
     ["Offset of field: QaDecodeParams::table_stride"]
-        [::std::mem::offset_of!(QaDecodeParams, table_stride) - 400usize];
+        [::std::mem::offset_of!(QaDecodeParams, table_stride) - 408usize];
     ["Offset of field: QaDecodeParams::max_pages"]
-        [::std::mem::offset_of!(QaDecodeParams, max_pages) - 408usize];
+        [::std::mem::offset_of!(QaDecodeParams, max_pages) - 416usize];
     ["Offset of field: QaDecodeParams::num_pages"]
-        [::std::mem::offset_of!(QaDecodeParams, num_pages) - 412usize];
+        [::std::mem::offset_of!(QaDecodeParams, num_pages) - 420usize];
     ["Offset of field: QaDecodeParams::log2_page"]
-        [::std::mem::offset_of!(QaDecodeParams, log2_page) - 416usize];
+        [::std::mem::offset_of!(QaDecodeParams, log2_page) - 424usize];
     ["Offset of field: QaDecodeParams::splits"]
-        [::std::mem::offset_of!(QaDecodeParams, splits) - 420usize];
+        [::std::mem::offset_of!(QaDecodeParams, splits) - 428usize];
     ["Offset of field: QaDecodeParams::chunk"]
-        [::std::mem::offset_of!(QaDecodeParams, chunk) - 424usize];
+        [::std::mem::offset_of!(QaDecodeParams, chunk) - 432usize];
     ["Offset of field: QaDecodeParams::pass"]
-        [::std::mem::offset_of!(QaDecodeParams, pass) - 428usize];
-    ["Offset of field: QaDecodeParams::total_q"]
-        [::std::mem::offset_of!(QaDecodeParams, total_q) - 432usize];
-    ["Offset of field: QaDecodeParams::reserved"]
-        [::std::mem::offset_of!(QaDecodeParams, reserved) - 436usize];
+        [::std::mem::offset_of!(QaDecodeParams, pass) - 436usize];
 };
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone, PartialEq)]

@@ -25,8 +25,9 @@ pub fn as_bytes<T: AbiParams>(p: &T) -> &[u8] {
 }
 
 // SAFETY: repr(C) plain data generated from kernels/abi.h, with explicit reserved fields instead
-// of implicit padding (QaDecodeParams: QaAttnParams, then 8-byte members, then six u32;
-// QaAppendKvParams: 8-byte members, then six u32).
+// of implicit padding (QaAttnParams: 8-byte members, then twenty 4-byte ones, then the statistics
+// addresses; QaDecodeParams: QaAttnParams, then 8-byte members, then six u32; QaAppendKvParams:
+// 8-byte members, then six u32).
 unsafe impl AbiParams for QaActStatsParams {}
 unsafe impl AbiParams for QaAttnParams {}
 unsafe impl AbiParams for QaDecodeParams {}

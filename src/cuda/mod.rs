@@ -24,6 +24,7 @@ pub use gemm::{CudaGemm, DeviceMatrix};
 pub use memory::CudaBuffer;
 
 use error::driver;
+pub(crate) use error::driver as driver_error;
 use modules::ModuleCache;
 
 /// Dynamic shared memory a kernel may use without opting in through a function attribute.

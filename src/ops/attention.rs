@@ -20,6 +20,7 @@ pub use device::{DeviceAttentionArgs, DeviceVarlen, attention_device};
 pub(crate) use device::{check_memory, check_operands, enqueue};
 pub use device_stats::{DeviceStats, StatsTarget, read_stats_at};
 pub use device_tensor::{DeviceIndex, DeviceTensor, Element};
+pub(crate) use device_tensor::{Origin, buffer_origin};
 pub use family::{KernelFamily, Launch, MAX_HEAD_DIM, check_head_dim, plan, wants_stats};
 pub use plan::attention_raw;
 pub use stats_buffer::StatsLayout;

@@ -3,6 +3,10 @@
 pub mod act_stats;
 pub mod attention;
 pub mod decode;
+mod error_record;
+mod error_target;
 
 pub use act_stats::activation_stats;
 pub use attention::{AttentionOutput, attention};
+pub use error_record::ErrorRecord;
+pub use error_target::ErrorTarget;

@@ -59,8 +59,9 @@ pub enum SeqLens<'a> {
         cu_k: &'a [i32],
     },
     /// Varlen whose offsets live in device memory (FlashAttention's convention): only the
-    /// batch size and the longest sequences are known on the host. The caller vouches that the
-    /// offsets start at 0, never decrease, stay within the tensors and respect these maxima.
+    /// batch size and the longest sequences are known on the host. The kernels check that each
+    /// sequence's offsets never decrease, stay within the tensors and respect these maxima, and
+    /// record a violation in the error record (`ops::ErrorRecord`).
     VarlenMax {
         /// Sequences.
         batch: usize,
@@ -112,6 +113,8 @@ pub struct AttentionGeometry {
     pub max_k: usize,
     /// Query rows in all (`b * sq` batched).
     pub total_q: usize,
+    /// Key rows in all (`b * sk` batched).
+    pub total_k: usize,
 }
 
 impl AttentionGeometry {
@@ -224,6 +227,7 @@ pub(crate) fn resolve(
 
     let (batch, seqs, max_q, max_k) = sequences(layout.seqlens, q, k)?;
     let total_q = if varlen { q.shape[0] } else { batch * max_q };
+    let total_k = if varlen { k.shape[0] } else { batch * max_k };
     for (what, n) in [
         ("query length", max_q),
         ("key length", max_k),
@@ -262,6 +266,7 @@ pub(crate) fn resolve(
         max_q,
         max_k,
         total_q,
+        total_k,
     };
     check_gate(&geometry, options, layout.gate.as_ref())?;
     Ok((geometry, seqs))

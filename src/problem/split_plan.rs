@@ -21,8 +21,9 @@ pub const BLOCKS_PER_SM: usize = 2;
 pub const PARTIAL_SCALARS: usize = 8;
 /// f32 scalars of one row's partial without statistics: `m, l`.
 pub const PARTIAL_SCALARS_NO_STATS: usize = 2;
-/// Bytes of the record in which a kernel reports the first bad device-side index.
-pub const ERROR_RECORD_BYTES: usize = 16;
+/// Bytes of the record in which a kernel reports the first bad device-side index
+/// ([`crate::abi::QaErrorRecord`], read with [`crate::ops::ErrorRecord`]).
+pub const ERROR_RECORD_BYTES: usize = std::mem::size_of::<crate::abi::QaErrorRecord>();
 
 /// The split of one decode launch: `splits` chunks of `chunk` keys per sequence (the last one
 /// shorter, chunks past a sequence's end empty).

@@ -14,10 +14,19 @@ use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{Error, Result, shape_err};
 use crate::launch::{KernelRef, LaunchGeometry};
-use crate::problem::{AttentionGeometry, AttentionLayout, SeqLens};
+use crate::ops::{ErrorRecord, ErrorTarget};
+use crate::problem::{AttentionGeometry, AttentionLayout, ERROR_RECORD_BYTES, SeqLens};
 use crate::variant::{AttentionOptions, Normaliser};
 
 /// Varlen batch delimitation in device memory (FlashAttention's convention).
+///
+/// The host never reads the offsets; the kernels check each sequence's against the bounds
+/// given here and the rows of the tensors: `0 ≤ cu[b] ≤ cu[b + 1] ≤ rows` (q's rows for
+/// `cu_seqlens_q`, k's for `cu_seqlens_k`) and `cu[b + 1] − cu[b] ≤ max_seqlen_*`. A sequence
+/// that breaks one is not computed from its offsets (bad query offsets: none of its rows is
+/// read or written; bad key offsets: its rows see no key) and the entry is recorded in the
+/// error record ([`DeviceAttentionArgs::errors`]). Rows outside every sequence (padding past
+/// the last offset) are not written.
 #[derive(Debug)]
 pub struct DeviceVarlen<'a> {
     /// Query offsets, `batch + 1` values starting at 0.
@@ -38,7 +47,8 @@ pub struct DeviceVarlen<'a> {
 /// `[b, sk, hkv, d]` (varlen: `[total, heads, d]`), any strides with a contiguous head
 /// dimension; `o` the dtype of `q` in [`AttentionGeometry::o_shape`], `lse` f32 in
 /// [`AttentionGeometry::lse_shape`] (both with a contiguous last axis, other strides free).
-/// With device-side offsets the caller vouches for them; rows no sequence covers are not written.
+/// Device-side offsets are checked by the kernels ([`DeviceVarlen`]); rows no sequence covers
+/// are not written.
 #[derive(Debug)]
 pub struct DeviceAttentionArgs<'a> {
     /// Queries.
@@ -60,6 +70,12 @@ pub struct DeviceAttentionArgs<'a> {
     pub varlen: Option<DeviceVarlen<'a>>,
     /// Where to add statistics; required exactly when `options.stats` is set.
     pub stats: Option<StatsTarget<'a>>,
+    /// Where the kernels record a bad varlen offset ([`ErrorRecord`], sticky until reset): the
+    /// call stays asynchronous and the engine reads the record when it synchronises anyway.
+    /// `None` with varlen offsets: the call records into memory of its own, waits for the
+    /// launch and returns the record's [`Error::Index`] itself (on CUDA that synchronises the
+    /// stream). Fixed-length calls have no device-side index and ignore it.
+    pub errors: Option<ErrorTarget<'a>>,
 }
 
 impl<'a> DeviceAttentionArgs<'a> {
@@ -81,6 +97,7 @@ impl<'a> DeviceAttentionArgs<'a> {
             gate: None,
             varlen: None,
             stats: None,
+            errors: None,
         }
     }
 
@@ -207,6 +224,10 @@ fn check_output(name: &str, t: &DeviceTensor<'_>, dtype: DType, shape: &[usize])
 /// emulator the launch runs to completion. Statistics are added to `args.stats` (zero it first,
 /// or keep accumulating).
 ///
+/// Varlen offsets are checked by the kernel ([`DeviceVarlen`]): with `args.errors` a bad entry
+/// is recorded there for the engine to read ([`ErrorRecord`], example at [`ErrorTarget`]);
+/// without it the call waits for the launch and returns the [`Error::Index`] naming the entry.
+///
 /// ```
 /// use quietattn::ops::attention::{DeviceAttentionArgs, DeviceTensor, attention_device};
 /// use quietattn::{AttentionOptions, DType, Device};
@@ -264,12 +285,30 @@ pub fn attention_device(
             .as_ref()
             .map_or_else(Default::default, |t| t.layout().pointers(t.addr())),
     };
-    let p = params::build(&g, options, &operands)?;
+    let mut p = params::build(&g, options, &operands)?;
     let launch = plan(&p, options.kernel, compute_capability(device)?)?;
     if p.batch == 0 {
         return Ok(g);
     }
+    // Varlen offsets are checked by the kernel; without the caller's record it gets one of the
+    // call's own, read back below, so a bad offset is this call's error and never a silent row.
+    let own_record = match (&args.errors, varlen) {
+        (Some(t), _) => {
+            p.errors = t.addr();
+            None
+        }
+        (None, true) => {
+            let exec = device.executor().ok_or_else(reference_has_no_memory)?;
+            let record = exec.alloc_zeroed(ERROR_RECORD_BYTES)?;
+            p.errors = record.addr();
+            Some((exec, record))
+        }
+        (None, false) => None,
+    };
     enqueue(device, &launch.kernel, abi::as_bytes(&p), &launch.geometry)?;
+    if let Some((exec, record)) = own_record {
+        ErrorRecord::read(exec, &record)?.check()?;
+    }
     Ok(g)
 }
 
@@ -306,7 +345,8 @@ fn check_origins(device: &Device, args: &DeviceAttentionArgs<'_>) -> Result<()> 
         .varlen
         .iter()
         .flat_map(|v| [v.cu_seqlens_q.origin(), v.cu_seqlens_k.origin()]);
-    check_memory(device, tensors.chain(indices))
+    let record = args.errors.iter().map(ErrorTarget::origin);
+    check_memory(device, tensors.chain(indices).chain(record))
 }
 
 /// Every origin is memory the launching device can use (see [`check_origins`]).

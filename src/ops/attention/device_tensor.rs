@@ -329,7 +329,7 @@ impl<'a> DeviceIndex<'a> {
     }
 }
 
-fn buffer_origin(buf: &Buffer) -> Origin {
+pub(crate) fn buffer_origin(buf: &Buffer) -> Origin {
     match buf {
         #[cfg(feature = "emulator")]
         Buffer::Host(_) => Origin::Host,

@@ -70,6 +70,9 @@ pub(crate) fn build(
         0
     };
     let (left, right) = options.window.unwrap_or((-1, -1));
+    let (cu_q, cu_k) = ops.cu_seqlens.unwrap_or((0, 0));
+    // The rows the kernels keep device-side offsets within (0 where there are none).
+    let rows = |cu: u64, n: usize, what: &str| if cu == 0 { Ok(0) } else { to_u32(what, n) };
     Ok(QaAttnParams {
         q: ops.q,
         k: ops.k,
@@ -79,15 +82,19 @@ pub(crate) fn build(
         lse: ops.lse,
         lse_stride_batch: ops.lse_strides.0,
         lse_stride_head: ops.lse_strides.1,
-        cu_seqlens_q: ops.cu_seqlens.map_or(0, |c| c.0),
-        cu_seqlens_k: ops.cu_seqlens.map_or(0, |c| c.1),
+        cu_seqlens_q: cu_q,
+        cu_seqlens_k: cu_k,
         sinks,
+        // The caller's record, or one the launching call owns (`attention_raw`).
+        errors: 0,
         batch: to_u32("batch", g.batch)?,
         heads: to_u32("heads", g.heads)?,
         kv_heads: to_u32("kv heads", g.kv_heads)?,
         head_dim: to_u32("head dim", g.head_dim)?,
         seqlen_q: to_u32("query length", g.max_q)?,
         seqlen_k: to_u32("key length", g.max_k)?,
+        total_q: rows(cu_q, g.total_q, "query rows")?,
+        total_k: rows(cu_k, g.total_k, "key rows")?,
         normaliser: options.normaliser.abi(),
         gate_kind: if gate.is_some() {
             options.gate.abi()

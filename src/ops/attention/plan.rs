@@ -5,6 +5,8 @@ use super::family;
 use crate::abi::{self, QaAttnParams};
 use crate::error::Result;
 use crate::launch::Executor;
+use crate::ops::ErrorRecord;
+use crate::problem::ERROR_RECORD_BYTES;
 use crate::variant::KernelChoice;
 
 /// Runs attention on memory the caller owns (an engine's device buffers).
@@ -13,8 +15,13 @@ use crate::variant::KernelChoice;
 /// of the executor's context; the launch goes to its stream and is waited for), the dims, mask
 /// and variant fields, and `stats` addresses of zeroed (or accumulating) counters, or 0.
 /// `seqlen_q` must be the longest query sequence when varlen. Nothing is uploaded or checked
-/// beyond the geometry: the caller vouches for the addresses and extents. `choice` picks the
-/// kernel family for the executor's compute capability.
+/// beyond the geometry: the caller vouches for the addresses. `choice` picks the kernel family
+/// for the executor's compute capability.
+///
+/// Varlen offsets are checked by the kernel against `seqlen_q`/`seqlen_k` and
+/// `total_q`/`total_k` (the rows of the packed tensors). `params.errors` set: a bad entry is
+/// recorded there (sticky, [`ErrorRecord`]); 0: the call records into memory of its own and
+/// returns the [`crate::Error::Index`] naming the entry.
 pub fn attention_raw(
     executor: &dyn Executor,
     params: &QaAttnParams,
@@ -24,7 +31,16 @@ pub fn attention_raw(
     if params.batch == 0 {
         return Ok(());
     }
-    executor.launch(&launch.kernel, abi::as_bytes(params), &launch.geometry)
+    if params.errors != 0 || params.cu_seqlens_q == 0 {
+        return executor.launch(&launch.kernel, abi::as_bytes(params), &launch.geometry);
+    }
+    let record = executor.alloc_zeroed(ERROR_RECORD_BYTES)?;
+    let p = QaAttnParams {
+        errors: record.addr(),
+        ..*params
+    };
+    executor.launch(&launch.kernel, abi::as_bytes(&p), &launch.geometry)?;
+    ErrorRecord::read(executor, &record)?.check()
 }
 
 #[cfg(test)]

@@ -1,7 +1,6 @@
 //! The write side of the paged cache on a device: `kernels/decode/append_kv.cu` (vLLM's
 //! `reshape_and_cache`), compared with [`crate::reference::append_kv`] by the tests.
 
-use super::DecodeErrors;
 use crate::abi::QaAppendKvParams;
 use crate::error::{Error, Result, shape_err};
 use crate::launch::{Executor, KernelRef, LaunchGeometry};
@@ -92,7 +91,7 @@ pub fn append_kv_on(
         dynamic_smem: 0,
     };
     executor.launch(&kernel, crate::abi::as_bytes(&params), &geometry)?;
-    DecodeErrors::read(executor, &errors)?.check()?;
+    crate::ops::ErrorRecord::read(executor, &errors)?.check()?;
     executor.download(&kc, k_cache.data.as_bytes_mut())?;
     executor.download(&vc, v_cache.data.as_bytes_mut())?;
     drop((kb, vb));

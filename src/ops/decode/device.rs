@@ -7,7 +7,7 @@
 //! ([`AttentionGeometry::new`]) for the contiguous call the pages stand for, and the output
 //! checks of [`crate::ops::attention::attention_device`]. Indices only the device holds (table
 //! entries, lengths) are checked by the kernels into the workspace's error record
-//! ([`super::DecodeErrors`]).
+//! ([`crate::ops::ErrorRecord`]).
 
 use super::decode_launches;
 use super::host::choose_plan;
@@ -32,11 +32,12 @@ use crate::variant::AttentionOptions;
 ///
 /// The offsets stay in device memory: the kernels check `0 ≤ cu[b] ≤ cu[b + 1] ≤ total_q` and
 /// `cu[b + 1] − cu[b] ≤ max_q_len`, record a violation in the workspace's error record
-/// ([`super::DecodeErrors`]) and leave that sequence's rows unwritten.
+/// ([`crate::ops::ErrorRecord`]) and leave that sequence's rows unwritten.
 ///
 /// ```
 /// use quietattn::ops::attention::{DeviceIndex, DeviceTensor};
-/// use quietattn::ops::decode::{DecodeErrors, DecodeWorkspace, DevicePagedArgs, DevicePagedQueries, paged_decode_device};
+/// use quietattn::ops::ErrorRecord;
+/// use quietattn::ops::decode::{DecodeWorkspace, DevicePagedArgs, DevicePagedQueries, paged_decode_device};
 /// use quietattn::problem::{DecodeBounds, workspace_bytes};
 /// use quietattn::{AttentionOptions, DType, Device};
 ///
@@ -89,7 +90,7 @@ use crate::variant::AttentionOptions;
 /// let g = paged_decode_device(&device, &args, &options, &workspace)?;
 /// assert_eq!(g.total_q, 4);
 /// drop((args, workspace));
-/// DecodeErrors::read(exec, &ws)?.check()?;
+/// ErrorRecord::read(exec, &ws)?.check()?;
 /// let mut out = vec![0f32; 4 * h * d];
 /// exec.download(&o, bytemuck::cast_slice_mut(&mut out))?;
 /// assert!(out.iter().all(|&x| x == 0.25)); // every row sees a key: the mean of the values
@@ -150,8 +151,9 @@ pub struct DevicePagedArgs<'a> {
 
 /// The scratch of decode calls: f32 memory of at least
 /// [`crate::problem::workspace_bytes`]` / 4` elements, zeroed once before the first call. Its
-/// first [`crate::problem::ERROR_RECORD_BYTES`] are the sticky error record ([`super::DecodeErrors`]), the rest
-/// the split partials.
+/// first [`crate::problem::ERROR_RECORD_BYTES`] are the error record
+/// ([`crate::ops::ErrorRecord`]: sticky until [`crate::ops::ErrorRecord::reset`]), the rest the
+/// split partials.
 #[derive(Debug)]
 pub struct DecodeWorkspace<'a> {
     /// The memory (contiguous f32; from a cudarc slice, an executor buffer or a raw address).
@@ -260,12 +262,13 @@ impl DevicePagedArgs<'_> {
 ///
 /// A plan that does not fit `workspace` is an error before anything is queued. Bad table
 /// entries or lengths are not errors of this call: the kernels record the first one in the
-/// workspace and compute that sequence as empty; read it with [`super::DecodeErrors::read`]
+/// workspace and compute that sequence as empty; read it with [`crate::ops::ErrorRecord::read`]
 /// when the stream is synchronised anyway.
 ///
 /// ```
 /// use quietattn::ops::attention::{DeviceIndex, DeviceTensor};
-/// use quietattn::ops::decode::{DecodeErrors, DecodeWorkspace, DevicePagedArgs, paged_decode_device};
+/// use quietattn::ops::ErrorRecord;
+/// use quietattn::ops::decode::{DecodeWorkspace, DevicePagedArgs, paged_decode_device};
 /// use quietattn::problem::{DecodeBounds, workspace_bytes};
 /// use quietattn::{AttentionOptions, DType, Device};
 ///
@@ -311,7 +314,7 @@ impl DevicePagedArgs<'_> {
 /// };
 /// paged_decode_device(&device, &args, &AttentionOptions::default(), &workspace)?;
 /// drop((args, workspace));
-/// DecodeErrors::read(exec, &ws)?.check()?; // no bad device-side index
+/// ErrorRecord::read(exec, &ws)?.check()?; // no bad device-side index
 /// let mut out = vec![0f32; h * d];
 /// exec.download(&o, bytemuck::cast_slice_mut(&mut out))?;
 /// assert!(out.iter().all(|&x| x == 0.5)); // equal logits: the mean of the values
@@ -353,7 +356,6 @@ pub fn paged_decode_device(
         args.max_pages,
         args.block_table.addr(),
         args.seq_lens_k.addr(),
-        g.total_q,
     )?;
     // Every launch is planned (and the workspace checked) before the first is queued.
     let cc = compute_capability(device)?;

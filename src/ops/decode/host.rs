@@ -4,13 +4,13 @@
 //! [`super::paged_decode_device`] with a workspace they sized once.
 
 use super::paged_params::paged_params;
-use super::{DecodeErrors, DecodeLaunch, decode_launches};
+use super::{DecodeLaunch, decode_launches};
 use crate::error::{Error, Result};
 use crate::launch::{Buffer, Executor, KernelRef};
-use crate::ops::AttentionOutput;
 use crate::ops::attention::host_outputs::HostOutputs;
 use crate::ops::attention::params::{self, Operands};
 use crate::ops::attention::{StatsLayout, upload_slice, upload_view};
+use crate::ops::{AttentionOutput, ErrorRecord};
 use crate::problem::{
     AttentionGeometry, ERROR_RECORD_BYTES, PagedAttentionInputs, PagedProblem, SplitPlan,
 };
@@ -171,7 +171,6 @@ fn decode_on(
         problem.max_pages,
         buffers.table.addr(),
         buffers.lens.addr(),
-        g.total_q,
     )?;
     // the partial rows decode_launches asks for: [batch, q_len] batched, total_q varlen
     let (seqs, q_rows) = if g.varlen {
@@ -196,7 +195,7 @@ fn decode_on(
     } else {
         Vec::new()
     };
-    DecodeErrors::read(executor, &workspace)?.check()?;
+    ErrorRecord::read(executor, &workspace)?.check()?;
     let mut out = outputs.download(executor, &g.lse_shape())?;
     out.numerics.non_finite_o = out.o.data.as_ref().count_non_finite();
     Ok((out, partials))

@@ -34,7 +34,7 @@ pub struct DecodeLaunch {
 /// is chunk, combine, chunk, combine. An engine queues them on its own stream (e.g.
 /// [`crate::cuda::CudaDevice::launch_async`]): no allocation, no copy, no synchronisation.
 /// `workspace` (`workspace_addr`, `workspace_len` bytes) holds the error record (first
-/// [`ERROR_RECORD_BYTES`]) and the partials; the launches' `errors`, `partials`, `splits`,
+/// [`ERROR_RECORD_BYTES`]) and the partials; the launches' `attn.errors`, `partials`, `splits`,
 /// `chunk` and `pass` fields are filled here. Empty when there is no query row.
 ///
 /// With statistics (any pointer in `params.attn.stats`, zeroed by the caller) the `_stats`
@@ -55,7 +55,7 @@ pub fn decode_launches(
     let kernels = choose(choice, params, cc)?.kernels(params)?;
     // batched: [splits, batch, heads, q_len] partial rows; varlen: [splits, total_q, heads]
     let (seqs, q_rows) = if p.cu_seqlens_q != 0 {
-        (params.total_q as usize, 1)
+        (p.total_q as usize, 1)
     } else {
         (p.batch as usize, p.seqlen_q as usize)
     };
@@ -82,7 +82,7 @@ pub fn decode_launches(
         return Ok(Vec::new());
     }
     let mut dp = *params;
-    dp.errors = workspace_addr;
+    dp.attn.errors = workspace_addr;
     dp.partials = workspace_addr + ERROR_RECORD_BYTES as u64;
     dp.splits = splits;
     dp.chunk = chunk_len;
@@ -118,8 +118,8 @@ pub fn decode_launches(
 /// themselves).
 ///
 /// The error record is sticky: kernels only set it. Read it with
-/// [`super::DecodeErrors::read`] when the stream is synchronised anyway, and zero it again
-/// (a fresh zeroed workspace, or an upload of 16 zero bytes) after an error.
+/// [`crate::ops::ErrorRecord::read`] when the stream is synchronised anyway, and zero it again
+/// with [`crate::ops::ErrorRecord::reset`] after an error.
 pub fn decode_raw(
     executor: &dyn Executor,
     params: &QaDecodeParams,

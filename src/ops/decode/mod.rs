@@ -10,7 +10,6 @@
 
 mod append_kv;
 mod device;
-mod errors;
 mod family;
 mod host;
 mod launch;
@@ -20,7 +19,9 @@ mod test_params;
 
 pub use append_kv::append_kv_on;
 pub use device::{DecodeWorkspace, DevicePagedArgs, DevicePagedQueries, paged_decode_device};
-pub use errors::DecodeErrors;
+/// The decode paths' name for the shared error record (the decode workspace keeps it in its
+/// first [`crate::problem::ERROR_RECORD_BYTES`]).
+pub type DecodeErrors = crate::ops::ErrorRecord;
 pub use family::{DecodeFamily, DecodeKernels, choose, tensor_core_smem};
 pub use host::{DecodeCall, chunk_partials, paged_decode, visible_span};
 pub use launch::{DecodeLaunch, decode_launches, decode_raw};

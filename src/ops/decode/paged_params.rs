@@ -17,14 +17,11 @@ pub(crate) fn paged_params(
     max_pages: usize,
     block_table: u64,
     seq_lens_k: u64,
-    total_q: usize,
 ) -> Result<QaDecodeParams> {
-    let varlen = attn.cu_seqlens_q != 0;
     Ok(QaDecodeParams {
         attn,
         block_table,
         seq_lens_k,
-        total_q: if varlen { to_u32(total_q)? } else { 0 },
         table_stride: i64::try_from(max_pages)
             .map_err(|_| Error::Overflow("block table width".into()))?,
         max_pages: to_u32(max_pages)?,
