@@ -8,12 +8,14 @@ iteration's useful FLOPs. Method and budgets: docs/sass_report.md.
 
 usage:
   sass_loop_report.py FILE... --kernel GLOB [--arch sm_90]
-                      [--geometry rows=16,block_n=64,d=128,threads=128,kind=full[,ldgsts=off]]
+                      [--geometry rows=16,block_n=64,d=128,threads=128,kind=full[,load_n=N][,ldgsts=off]]
                       [--dyn-smem BYTES] [--markdown]
       FILE: fatbins, cubins, or any ELF cuobjdump reads (an executable, libtorch_cuda.so, a
       cubin extracted with `cuobjdump -xelf`). GLOB matches mangled and demangled names (spaces
       ignored). Without --geometry, lists the kernel's loops only. kind: full (S = QKᵀ and
       O += PV), qk_only (S = QKᵀ only) or clipped (a qk_only loop and a full loop, together).
+      load_n: keys per tile the block copies when its warps split the tile's keys (the
+      tensor-core decode chunk: 64 loaded, 16 per warp); block_n when left out.
   sass_loop_report.py --list FILE...            the kernels (and architectures) in FILEs
   sass_loop_report.py --check BUDGETS DIR       every row of BUDGETS against DIR/<module>.fatbin
                                                 (from `quietattn ptx --out-dir DIR`); exit 1 on
@@ -534,6 +536,11 @@ class Geometry:
     threads: int  # per block
     kind: str = "full"
     check_ldgsts: bool = True
+    load_n: int = 0  # keys per tile the block's threads copy; 0 = block_n
+
+    @property
+    def loaded_keys(self):
+        return self.load_n or self.block_n
 
     def flops(self, kind):
         """Useful FLOPs of one warp iteration: 2·rows·n·d per GEMM (S = QKᵀ; O += PV)."""
@@ -548,11 +555,12 @@ class Geometry:
 
     def ldgsts(self, kind):
         """16-byte cp.async per thread per iteration: the K tile (and the V tile), n·d/8 chunks
-        each, shared by the block's threads; None when the row turns the check off."""
+        each with n = load_n (block_n unless the warps split the loaded tile's keys), shared by
+        the block's threads; None when the row turns the check off."""
         if not self.check_ldgsts:
             return None
         tiles = 1 if kind == "qk_only" else 2
-        return tiles * self.block_n * self.d // 8 // self.threads
+        return tiles * self.loaded_keys * self.d // 8 // self.threads
 
     def loop_kinds(self):
         """The loops one kernel must have: clipped softmax = a qk_only pass and a full pass."""
@@ -565,36 +573,39 @@ class Geometry:
             raise ReportError(f"geometry {self}: rows_per_warp, block_n and d must be multiples of 16")
         if self.threads % WARP:
             raise ReportError(f"geometry {self}: threads must be a multiple of {WARP}")
-        if self.check_ldgsts and (self.block_n * self.d // 8) % self.threads:
-            raise ReportError(f"geometry {self}: the tile's {self.block_n * self.d // 8} 16-byte "
+        if self.load_n and (self.load_n < 0 or self.load_n % self.block_n):
+            raise ReportError(f"geometry {self}: load_n must be a multiple of block_n (the loaded "
+                              "tile holds whole warp tiles)")
+        if self.check_ldgsts and (self.loaded_keys * self.d // 8) % self.threads:
+            raise ReportError(f"geometry {self}: the tile's {self.loaded_keys * self.d // 8} 16-byte "
                               f"chunks do not split evenly over {self.threads} threads")
 
     def describe(self):
-        extra = "" if self.check_ldgsts else " ldgsts=off"
+        extra = (f" load_n={self.load_n}" if self.load_n else "") + ("" if self.check_ldgsts else " ldgsts=off")
         return (f"rows={self.rows} block_n={self.block_n} d={self.d} threads={self.threads} "
                 f"kind={self.kind}{extra}")
 
 
 def parse_geometry(spec):
-    """'rows=16,block_n=64,d=128,threads=128,kind=full[,ldgsts=off]' -> Geometry."""
+    """'rows=16,block_n=64,d=128,threads=128,kind=full[,load_n=64][,ldgsts=off]' -> Geometry."""
     fields = {}
     for item in spec.split(","):
         key, sep, value = item.partition("=")
         if not sep:
             raise ReportError(f"--geometry: {item!r} is not key=value")
         fields[key.strip()] = value.strip()
-    known = {"rows", "block_n", "d", "threads", "kind", "ldgsts"}
+    known = {"rows", "block_n", "d", "threads", "kind", "ldgsts", "load_n"}
     unknown = set(fields) - known
     missing = {"rows", "block_n", "d", "threads"} - set(fields)
     if unknown or missing:
         problems = [f"{what} {', '.join(sorted(keys))}" for what, keys in
                     (("unknown key(s)", unknown), ("missing", missing)) if keys]
         raise ReportError(f"--geometry {spec!r}: {'; '.join(problems)} (keys: rows, block_n, d, "
-                          "threads, kind, ldgsts)")
+                          "threads, kind, ldgsts, load_n)")
     try:
         g = Geometry(int(fields["rows"]), int(fields["block_n"]), int(fields["d"]),
                      int(fields["threads"]), fields.get("kind", "full"),
-                     fields.get("ldgsts", "on") != "off")
+                     fields.get("ldgsts", "on") != "off", int(fields.get("load_n", 0)))
     except ValueError as e:
         raise ReportError(f"--geometry {spec!r}: {e}") from None
     g.validate()
@@ -878,8 +889,26 @@ class Budget:
     max_local: int = 0  # LDL/STL allowed in the loop: a known gap the row names (`local=N`)
 
 
+def parse_flags(flags, where):
+    """A budget row's optional last words: ldgsts=off, load_n=N, local=N ->
+    (check_ldgsts, load_n, local)."""
+    check_ldgsts, load_n, local = True, 0, 0
+    for fl in flags:
+        key, _, value = fl.partition("=")
+        if fl == "ldgsts=off":
+            check_ldgsts = False
+        elif key == "load_n" and value.isdigit():
+            load_n = int(value)
+        elif key == "local" and value.isdigit():
+            local = int(value)
+        else:
+            raise ReportError(f"{where}: unknown flag {fl!r}; the flags are ldgsts=off, load_n=N and local=N")
+    return check_ldgsts, load_n, local
+
+
 def parse_budgets(path):
-    """Whitespace-separated rows of BUDGET_COLUMNS, then optional flags (ldgsts=off, local=N);
+    """Whitespace-separated rows of BUDGET_COLUMNS, then optional flags (ldgsts=off, load_n=N,
+    local=N);
     '#' comments."""
     budgets = []
     with open(path) as f:
@@ -892,16 +921,13 @@ def parse_budgets(path):
                 raise ReportError(f"{where}: {len(words)} columns, expected {len(BUDGET_COLUMNS)} "
                                   f"({' '.join(BUDGET_COLUMNS)}) and optional flags")
             row = dict(zip(BUDGET_COLUMNS, words))
-            flags = words[len(BUDGET_COLUMNS):]
-            local = [fl for fl in flags if fl.startswith("local=")]
-            if any(fl != "ldgsts=off" and not fl.startswith("local=") for fl in flags) or len(local) > 1:
-                raise ReportError(f"{where}: unknown flag(s) {flags}; the flags are ldgsts=off and local=N")
+            check_ldgsts, load_n, local = parse_flags(words[len(BUDGET_COLUMNS):], where)
             try:
                 g = Geometry(int(row["rows_per_warp"]), int(row["block_n"]), int(row["d"]),
-                             int(row["threads"]), row["kind"], "ldgsts=off" not in flags)
+                             int(row["threads"]), row["kind"], check_ldgsts, load_n)
                 b = Budget(n, row["module"], row["kernel"], row["sm"], g, int(row["dyn_smem"]),
                            float(row["max_issued"]), float(row["max_ldsm_kib"]),
-                           int(local[0].split("=", 1)[1]) if local else 0)
+                           local)
             except ValueError as e:
                 raise ReportError(f"{where}: {e}") from None
             try:
@@ -998,7 +1024,7 @@ def violations(r, b):
 
 def check(budgets_path, directory):
     budgets = parse_budgets(budgets_path)
-    head = (f"{'module':14s} {'kernel':33s} {'sm':6s} {'issued/MF':>9s} {'max':>6s} "
+    head = (f"{'module':20s} {'kernel':34s} {'sm':6s} {'issued/MF':>9s} {'max':>6s} "
             f"{'LDSM KiB/MF':>11s} {'max':>5s} {'inner':>5s} {'LDL/STL':>7s} {'regs':>4s} "
             f"{'blk/SM':>6s}  result")
     print(head)
@@ -1009,11 +1035,11 @@ def check(budgets_path, directory):
             entries += 1
             if isinstance(r, str):
                 failed += 1
-                print(f"{b.module:14s} {b.kernel:33s} {b.arch:6s}  FAIL ({budgets_path}:{b.line}): {r}")
+                print(f"{b.module:20s} {b.kernel:34s} {b.arch:6s}  FAIL ({budgets_path}:{b.line}): {r}")
                 continue
             bad = violations(r, b)
             failed += bool(bad)
-            print(f"{b.module:14s} {r.name:33s} {r.arch:6s} {fmt(r.per_mflop(r.mix.issued)):>9s} "
+            print(f"{b.module:20s} {r.name:34s} {r.arch:6s} {fmt(r.per_mflop(r.mix.issued)):>9s} "
                   f"{b.max_issued:6g} {fmt(r.per_mflop(r.mix.ldsm_bytes / 1024)):>11s} "
                   f"{b.max_ldsm_kib:5g} {r.inner_loops:5d} {r.local_in_loop:7d} {r.res.regs:4d} "
                   f"{r.blocks_per_sm:6d}  " + ("FAIL: " + "; ".join(bad) if bad else "ok"))
@@ -1179,11 +1205,18 @@ def test_selection(t):
     t.expect("H100 blocks: 32 regs, 32 threads (block limit)", blocks_per_sm_h100(32, 0, 32), 32)
     t.expect("H100 blocks: 168 regs -> 168·32 = 5376 per warp", blocks_per_sm_h100(168, 0, 128), 3)
     t.expect("H100 blocks: over 227 KiB", blocks_per_sm_h100(32, 228 * 1024, 128), 0)
+    # The tensor-core decode chunk: each warp computes 16 keys of a 64-key tile the block loads.
+    dec = parse_geometry("rows=16,block_n=16,d=128,threads=128,kind=full,load_n=64")
+    t.expect("load_n: HMMA and FLOPs from block_n, LDGSTS full / qk_only from load_n",
+             (dec.hmma("full"), dec.flops("full"), dec.ldgsts("full"), dec.ldgsts("qk_only")), (32, 131072, 16, 8))
+    t.expect("load_n is named in the description", "load_n=64" in dec.describe(), True)
+    t.raises("load_n not a multiple of block_n is an error",
+             lambda: parse_geometry("rows=16,block_n=16,d=128,threads=128,load_n=24"), "multiple of block_n")
 
 
 def test_budgets(t, work):
     rows = parse_budgets(os.path.join(HERE, "..", ".ci", "sass-budgets"))
-    t.expect(".ci/sass-budgets parses: rows, modules", (len(rows), len({b.module for b in rows})), (48, 6))
+    t.expect(".ci/sass-budgets parses: rows, modules", (len(rows), len({b.module for b in rows})), (72, 12))
     bad = os.path.join(work, "bad-budgets")
     with open(bad, "w") as f:
         f.write("# a comment\n\ntc_x  qa_x  sm_90  32 64 128 128 full 0 1350\n")
@@ -1191,6 +1224,13 @@ def test_budgets(t, work):
     with open(bad, "w") as f:
         f.write("tc_x  qa_x  sm_90  32 64 128 128 both 0 1350 40\n")
     t.raises("an unknown kind is an error", lambda: parse_budgets(bad), "kind 'both'")
+    with open(bad, "w") as f:
+        f.write("dec_x  qa_x  sm_90  16 16 128 128 full 0 4000 80 load_n=64\n")
+    row = parse_budgets(bad)[0]
+    t.expect("a load_n flag sets the loaded keys", (row.geometry.load_n, row.geometry.ldgsts("full")), (64, 16))
+    with open(bad, "w") as f:
+        f.write("dec_x  qa_x  sm_90  16 16 128 128 full 0 4000 80 load_n=sixty\n")
+    t.raises("a malformed flag names its line", lambda: parse_budgets(bad), "bad-budgets:1: unknown flag")
     with open(bad, "w") as f:
         f.write("tc_x  qa_x  sm_90  32 64 128 128 full 0 1350 40 local=2\n")
     t.expect("local=N allows N LDL/STL in the loop", parse_budgets(bad)[0].max_local, 2)
@@ -1242,6 +1282,13 @@ def test_known_mix(t, nvcc, work):
         no_ldgsts = analyse(instrs, res, "known_mix", arch, Geometry(16, 16, 32, 32, "full", False), 0)
         t.expect(f"known_mix {arch}: ldgsts=off takes the thin_load decoy (HMMA 8, LDGSTS 2)",
                  (no_ldgsts.mix.classes["hmma"], no_ldgsts.mix.classes["ldgsts"]), (8, 2))
+        # load_n: over 64 threads a 16-key tile is 2 copies per thread (the thin_load decoy); the
+        # steady loop's 4 are a 32-key tile loaded while each warp computes 16 keys of it.
+        picks = [analyse(instrs, res, "known_mix", arch, Geometry(16, 16, 32, 64, "full", True, n), 0)
+                 for n in (0, 32)]
+        t.expect(f"known_mix {arch}: threads=64 picks thin_load, load_n=32 the steady loop (LDGSTS, MUFU)",
+                 [(p.mix.classes["ldgsts"], p.mix.classes["mufu"]) for p in picks], [(2, 0), (4, 0)])
+        t.expect(f"known_mix {arch}: load_n leaves the FLOPs to block_n", picks[1].mflop, 0.032768)
 
 
 def self_test():
@@ -1277,7 +1324,8 @@ def main(argv):
     ap.add_argument("files", nargs="*", metavar="FILE", help="fatbin, cubin or any ELF cuobjdump reads")
     ap.add_argument("--kernel", help="kernel name or glob")
     ap.add_argument("--arch", help="e.g. sm_90 (default: every architecture in the file)")
-    ap.add_argument("--geometry", help="rows=R,block_n=N,d=D,threads=T[,kind=full|qk_only|clipped][,ldgsts=off]")
+    ap.add_argument("--geometry",
+                    help="rows=R,block_n=N,d=D,threads=T[,kind=full|qk_only|clipped][,load_n=N][,ldgsts=off]")
     ap.add_argument("--dyn-smem", type=int, default=0, help="dynamic shared memory per block (bytes)")
     ap.add_argument("--markdown", action="store_true", help="one markdown table row per kernel")
     args = ap.parse_args(argv)

@@ -142,6 +142,76 @@ fn half_types_and_wide_heads_match_the_reference() {
 }
 
 #[test]
+fn tensor_core_full_tiles_over_page_sizes_chunks_and_unaligned_caches() {
+    // The tensor-core chunk's steady loop (kernels/decode_tc/chunk.cuh: full 64-key tiles every
+    // row sees, their pages looked up once per tile) beside its general loop, at head dims 64
+    // and 128 (the steady loop needs d = D): sequences of several tiles (256 keys end on a tile,
+    // 333 do not), pages of 16, 32, 64 and 128 keys (4, 2, 1 and half a page per tile), chunks
+    // that start on a tile (128) and inside one (80), causal q_len 1 and 4, a window without
+    // softcap whose lower edge crosses a tile boundary between the rows (333 keys: the 4 rows
+    // see from key 191..194); statistics on two of them; then caches with rows of d + 1
+    // elements (most rows not 16-byte aligned: plain loads, no steady loop). Mutations that fail
+    // it: a wrong page entry for 2 or 4 pages per tile, the slot ignored with 128-key pages, the
+    // steady range ignoring the window's lower edge, no mask below a chunk's first key, plain
+    // loads dropping an element.
+    const LONG: [usize; 4] = [0, 70, 256, 333];
+    let norms = Normaliser::all_defaults();
+    for device in common::devices("decode tensor-core full tiles") {
+        for (k, page_size) in [16, 32, 64, 128].into_iter().enumerate() {
+            for (qi, q_len) in [1, 4].into_iter().enumerate() {
+                let (norm, dim, dtype) =
+                    (norms[(k + 3 * qi) % 6], [64, 128][(k + qi) % 2], half(k));
+                let f = Fixture::with_lens(
+                    1300 + 2 * k as u64 + qi as u64,
+                    shape(dtype, dim, page_size, q_len, (4, 2)),
+                    &LONG,
+                );
+                let opts = AttentionOptions {
+                    kernel: KernelChoice::TensorCore,
+                    causal: true,
+                    window: (qi == 1).then_some((138, 0)),
+                    ..covering_options(norm, 0, false)
+                };
+                for (splits, chunk) in [(1, 0), (3, 128), (5, 80)] {
+                    let what = format!(
+                        "{} {dtype:?} d{dim} page {page_size} q_len {q_len} splits {splits}",
+                        norm.name()
+                    );
+                    let stats = splits == 5 && qi == 0 && k % 2 == 1;
+                    let call = plan(splits, chunk);
+                    let worst = if stats {
+                        f.compare_stats(&device, &opts, &call)
+                    } else {
+                        f.compare(&device, &opts, &call)
+                    };
+                    assert!(worst.is_ok(), "{what}: {}", worst.unwrap_err());
+                }
+            }
+        }
+        for (k, page_size) in [16, 64].into_iter().enumerate() {
+            let mut f = Fixture::with_lens(
+                1320 + k as u64,
+                shape(half(k), 128 - 64 * k, page_size, 2, (4, 2)),
+                &LONG,
+            );
+            f.misalign_caches();
+            let opts = AttentionOptions {
+                kernel: KernelChoice::TensorCore,
+                ..covering_options(norms[2 * k], 0, false)
+            };
+            for (splits, chunk) in [(1, 0), (5, 80)] {
+                let worst = f.compare(&device, &opts, &plan(splits, chunk));
+                assert!(
+                    worst.is_ok(),
+                    "unaligned caches, page {page_size} splits {splits}: {}",
+                    worst.unwrap_err()
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn more_rows_than_one_group_sweep_again() {
     // G·q_len = 8 · 16 = 128 rows at d = 64: four row groups of 32 over the same chunk (CUDA
     // cores, f32), eight of 16 (tensor cores, bf16).

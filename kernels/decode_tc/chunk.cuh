@@ -3,9 +3,12 @@
 // family (tensor_core/fragments.cuh: mma.sync m16n8k16, ldmatrix, cp.async into swizzled tiles).
 //
 // Block (split, kv head, sequence) sweeps its chunk for row groups of 16 of the G·q_len query
-// rows of its kv head (Q fragments in registers), head dims 64 and 128 (kernel.cuh). Per key tile of 64 (page-addressed cp.async,
-// two stages), warp w computes S = Q·Kᵀ for keys 16w..16w+15, the warps agree on the tile's row
-// max through shared memory, weigh through the policy and add P·V for their keys. With one
+// rows of its kv head (Q fragments in registers), head dims 64 and 128 (kernel.cuh). Per key
+// tile of 64 (page-addressed cp.async, two stages; tiles on multiples of 64 keys, tiles.cuh),
+// warp w computes S = Q·Kᵀ for keys 16w..16w+15, the warps agree on the tile's row
+// max through shared memory, weigh through the policy and add P·V for their keys. As in
+// prefill, the tiles every row sees in full take a steady loop (no mask, no bounds, copies
+// planned per thread, KeyPass) and the others a general loop; one loop per pass. With one
 // running max per row for the whole block, each warp's l, O and statistics partials are in the
 // same units: the epilogue adds them (shared memory, fixed warp order) and ends each row like
 // the CUDA-core chunk (decode/chunk_parts.cuh). The per-normaliser merge of split partials
@@ -142,25 +145,48 @@ QA_UNROLL
   }
 }
 
-// One key tile of one pass for this warp's keys kv0 + 16w..: logits and mask, the block's
-// row max, online update, weights (and row statistics), O += P·V when the pass weighs.
-template <class N, class Tr, class T, bool STATS, int BUG, int D>
-__device__ __forceinline__ void sweep_tile(RowState<D>& s, float (&x)[2][4], const Chunk* vt, const Mask& mask,
-                                           const LogitMap& logit, int kv0, int kv_hi, int pass, float* red) {
-  const int warp = int(threadIdx.x) / WARP_SIZE, lane = int(threadIdx.x) % WARP_SIZE;
-  const int t = lane & 3;
-  const bool weighs = pass == N::kPasses - 1, finds_max = N::kRescales && pass == 0;
-  const bool counts_row = STATS && weighs;  // row statistics come from the weighing pass
-  uint32_t vis = 0u;  // bit 4j + e: element e of key tile j is visible
+// Logits in log2 units of this warp's keys kv0 + 16w.. of the tile and their visibility bits
+// (bit 4j + e: element e of key tile j). GENERAL: the keys in [kv_lo, kv_hi) that the mask
+// shows each row, softcap applied; invisible keys are -inf, which weighs exactly 0 in every
+// policy (a sweep's first tile starts below kv_lo, KeyTiles: those keys are another chunk's).
+// Steady tiles (steady_iterations): every row sees every key and there is no softcap, so the
+// logit is the scaled dot product alone; the padding rows past the block's rows (Q = 0) stay
+// unmasked, they are never stored.
+template <bool GENERAL, int D>
+__device__ __forceinline__ uint32_t mask_logits(float (&x)[2][4], const RowState<D>& s, const Mask& mask,
+                                                const LogitMap& logit, int kv0, int kv_lo, int kv_hi) {
+  if constexpr (!GENERAL) {
+QA_UNROLL
+    for (int j = 0; j < 2; ++j)
+QA_UNROLL
+      for (int e = 0; e < 4; ++e) x[j][e] *= logit.qk_scale;
+    return 0xffu;
+  }
+  const int warp = int(threadIdx.x) / WARP_SIZE, t = int(threadIdx.x) % 4;
+  uint32_t vis = 0u;
 QA_UNROLL
   for (int j = 0; j < 2; ++j)
 QA_UNROLL
     for (int e = 0; e < 4; ++e) {
       const int h = e >> 1, key = kv0 + 16 * warp + 8 * j + 2 * t + (e & 1);
-      const bool v = s.ok[h] && key < kv_hi && mask.visible(s.at[h].i, key);
+      const bool v = s.ok[h] && unsigned(key - kv_lo) < unsigned(kv_hi - kv_lo) && mask.visible(s.at[h].i, key);
       vis |= uint32_t(v) << (4 * j + e);
-      x[j][e] = v ? logit(x[j][e]) : -INFINITY;  // invisible keys weigh exactly 0 in every policy
+      x[j][e] = v ? logit(x[j][e]) : -INFINITY;
     }
+  return vis;
+}
+
+// One key tile of one pass for this warp's keys kv0 + 16w..: logits (mask_logits), the block's
+// row max, online update, weights (and row statistics), O += P·V when the pass weighs.
+template <class N, class Tr, class T, bool STATS, int BUG, bool GENERAL, int D>
+__device__ __forceinline__ void sweep_tile(RowState<D>& s, float (&x)[2][4], const Chunk* vt, const Mask& mask,
+                                           const LogitMap& logit, int kv0, int kv_lo, int kv_hi, int pass,
+                                           float* red) {
+  const int warp = int(threadIdx.x) / WARP_SIZE, lane = int(threadIdx.x) % WARP_SIZE;
+  const int t = lane & 3;
+  const bool weighs = pass == N::kPasses - 1, finds_max = N::kRescales && pass == 0;
+  const bool counts_row = STATS && weighs;  // row statistics come from the weighing pass
+  const uint32_t vis = mask_logits<GENERAL>(x, s, mask, logit, kv0, kv_lo, kv_hi);
   StatSlot acc;  // the statistics partials for this tile (statistics only)
   if (counts_row) acc = *s.stat;
   float tmax[1][2] = {{-INFINITY, -INFINITY}};
@@ -244,55 +270,143 @@ struct Tiles {
       : q(base), k(base + Tr::kQChunks), v(base + Tr::kQChunks + Tr::kStages * Tr::kKvChunks) {}
 };
 
-// What one sweep over the chunk needs besides the row state.
+// What one sweep over the chunk needs besides the row state, every choice made once per call.
+template <class Tr>
 struct Sweep {
   const int* table;
-  int kvh, d, kv_lo, kv_hi;
+  int kvh, d;
+  uint64_t k_rows, v_rows;  // the kv head's rows in slot 0 of page 0 of each cache (addresses)
+  KeyTiles<Tr> tiles;
   bool k_aligned, v_aligned;
-  bool counts;  // statistics: this sweep counts the K/V it stages (the first row group)
+  // Full tiles take PagedCopy (`pages` entries each): both caches cp.async-aligned and no
+  // zero-padded channels.
+  bool lean;
+  TilePages pages;
+  KeyRange steady;  // the iterations of the steady loop (steady_iterations)
+  bool counts;      // statistics: this sweep counts the K/V it stages (the first row group)
 };
 
-// One pass over the chunk's key tiles through the prefill family's K/V pipeline
-// (tensor_core/pipeline.cuh), its loads page-addressed.
-template <class N, class Tr, class T, bool STATS, int BUG, int D, int KQ>
-__device__ __forceinline__ void sweep_pass(RowState<D>& s, const uint32_t (&qf)[KQ][4], const Tiles<Tr>& tl,
-                                           const QaDecodeParams& dp, const Sweep& sw, const Mask& mask,
-                                           int pass, float* red, BlockStats* bs,
-                                           qa::attn::ChannelScratch<D>* scratch) {
-  constexpr int BN = Tr::kBlockN, S = Tr::kStages;
-  const QaAttnParams& p = dp.attn;
-  const bool weighs = pass == N::kPasses - 1;
-  const int n_tiles = sw.kv_hi > sw.kv_lo ? (sw.kv_hi - sw.kv_lo + BN - 1) / BN : 0;
-  const int lane = int(threadIdx.x) % WARP_SIZE;
-  const qa::tc::LaneChunks<Tr> kc = qa::tc::k_chunks<Tr>(lane);
-  const LogitMap logit(p);
-  const qa::tc::KvPipeline<S, BUG == BUG_NO_WAIT> pipe{n_tiles};
-  auto load = [&](int i, int stage) {
-    const int kv0 = sw.kv_lo + i * BN, valid = sw.kv_hi - kv0 < BN ? sw.kv_hi - kv0 : BN;
-    load_key_tile<Tr, T>(tl.k + stage * Tr::kKvChunks, dp, p.k, sw.table, kv0, valid, sw.kvh, sw.d,
+// The iterations [lo, hi) of a sweep that take the steady loop: tile i seen in full by every
+// row (no mask) without softcap, and the tile it issues, i + 1, full or none (the last tile
+// may be partial). {n, n} when there are none.
+template <class Tr>
+__device__ __forceinline__ KeyRange steady_iterations(const KeyTiles<Tr>& kt, const Mask& mask, int q_len, bool lean,
+                                                      bool softcap) {
+  constexpr int BN = Tr::kBlockN;
+  const KeyRange none{kt.n, kt.n};
+  if (!lean || softcap || q_len == 0 || kt.n == 0) return none;
+  // Keys every row sees: from the last row's lower bound to the first row's upper bound (both
+  // bounds grow with the row; the block's rows are its query heads × q_len).
+  const long long lo = mask.lo(q_len - 1) > kt.lo ? mask.lo(q_len - 1) : kt.lo;
+  const long long hi = mask.hi(0) + 1 < kt.hi ? mask.hi(0) + 1 : kt.hi;
+  if (hi <= lo) return none;
+  const int first = int((lo - kt.base + BN - 1) / BN);
+  int end = int((hi - kt.base) / BN);  // tiles [first, end) are seen in full
+  const int issues_full = kt.hi % BN == 0 ? kt.n : kt.n - 2;
+  if (end > issues_full) end = issues_full;
+  return first < end ? KeyRange{first, end} : none;
+}
+
+// One pass PASS over the chunk's key tiles (KeyTiles) through the prefill family's K/V pipeline
+// (tensor_core/pipeline.cuh), in two loops as prefill runs them: the steady loop over
+// sw.steady (PagedCopy with the pages per tile a template parameter, no bounds, no mask: no
+// inner loop), and the general loop before and after it (the ends of the range, causal and
+// window edges, unaligned caches, softcap), which masks element by element.
+template <class N, class Tr, class T, bool STATS, int BUG, int PASS, int D, int KQ>
+struct KeyPass {
+  static constexpr bool kWeighs = PASS == N::kPasses - 1;  // loads V, adds P·V
+  using Pipe = qa::tc::KvPipeline<Tr::kStages, BUG == BUG_NO_WAIT>;
+
+  RowState<D>& s;
+  const uint32_t (&qf)[KQ][4];
+  const Tiles<Tr>& tl;
+  const QaDecodeParams& dp;
+  const Sweep<Tr>& sw;
+  const Mask& mask;
+  float* red;
+  BlockStats* bs;
+  qa::attn::ChannelScratch<D>* scratch;
+  Pipe pipe;
+
+  // Tile i, full and lean, with NP page entries.
+  template <int NP>
+  __device__ __forceinline__ void issue_full(int i, int stage) const {
+    const PagedCopy<Tr, NP> copy(dp, sw.table, sw.tiles.key0(i));
+    copy.template issue<T>(tl.k + stage * Tr::kKvChunks, qa::ptr<const T>(sw.k_rows), dp.attn.k);
+    if (kWeighs) copy.template issue<T>(tl.v + stage * Tr::kKvChunks, qa::ptr<const T>(sw.v_rows), dp.attn.v);
+  }
+  // Any tile i: the lean copies where it is full (statistics off, see run()), else the general
+  // loader.
+  __device__ __forceinline__ void issue_any(int i, int stage) const {
+    const KeyTiles<Tr>& kt = sw.tiles;
+    if (!STATS && sw.lean && kt.full(i)) {
+      sw.pages.dispatch([&](auto np) { this->template issue_full<decltype(np)::value>(i, stage); });
+      return;
+    }
+    const int kv0 = kt.key0(i), first = kt.first(i), valid = kt.valid(i);
+    load_key_tile<Tr, T>(tl.k + stage * Tr::kKvChunks, dp, dp.attn.k, sw.table, kv0, first, valid, sw.kvh, sw.d,
                          sw.k_aligned);
-    if (weighs)
-      load_key_tile<Tr, T>(tl.v + stage * Tr::kKvChunks, dp, p.v, sw.table, kv0, valid, sw.kvh, sw.d,
-                           sw.v_aligned);
-  };
-  pipe.prime(load);
-QA_UNROLL_N(1)
-  for (int i = 0; i < n_tiles; ++i) {
+    if (kWeighs)
+      load_key_tile<Tr, T>(tl.v + stage * Tr::kKvChunks, dp, dp.attn.v, sw.table, kv0, first, valid, sw.kvh,
+                           sw.d, sw.v_aligned);
+  }
+
+  // Tile i landed (tile i + S - 1 issued by `load`), counted, weighed; its stage released.
+  template <bool GENERAL, class Load>
+  __device__ __forceinline__ void tile(int i, const Load& load, const qa::tc::LaneChunks<Tr>& kc,
+                                       const LogitMap& logit) {
+    const KeyTiles<Tr>& kt = sw.tiles;
     pipe.acquire(i, load);
-    const Chunk* kt = tl.k + pipe.stage(i) * Tr::kKvChunks;
-    const Chunk* vt = tl.v + pipe.stage(i) * Tr::kKvChunks;
-    const int kv0 = sw.kv_lo + i * BN;
+    const Chunk* k_stage = tl.k + Pipe::stage(i) * Tr::kKvChunks;
+    const Chunk* v_stage = tl.v + Pipe::stage(i) * Tr::kKvChunks;
     if constexpr (STATS) {  // each K/V element once: K in pass 0, V in the weighing pass
-      const int valid = sw.kv_hi - kv0 < BN ? sw.kv_hi - kv0 : BN;
-      if (sw.counts && pass == 0) qa::tc::count_tile<Tr, T>(kt, valid, QA_STAT_K, *scratch, bs->hist[QA_STAT_K], sw.d);
-      if (sw.counts && weighs) qa::tc::count_tile<Tr, T>(vt, valid, QA_STAT_V, *scratch, bs->hist[QA_STAT_V], sw.d);
+      if (sw.counts && PASS == 0)
+        count_keys<Tr, T>(k_stage, kt.first(i), kt.valid(i), QA_STAT_K, *scratch, bs->hist[QA_STAT_K], sw.d);
+      if (sw.counts && kWeighs)
+        count_keys<Tr, T>(v_stage, kt.first(i), kt.valid(i), QA_STAT_V, *scratch, bs->hist[QA_STAT_V], sw.d);
     }
     float x[2][4];
-    scores<Tr, T>(x, qf, kt, kc);
-    sweep_tile<N, Tr, T, STATS, BUG>(s, x, vt, mask, logit, kv0, sw.kv_hi, pass, red);
+    scores<Tr, T>(x, qf, k_stage, kc);
+    sweep_tile<N, Tr, T, STATS, BUG, GENERAL>(s, x, v_stage, mask, logit, kt.key0(i), kt.lo, kt.hi, PASS, red);
     pipe.release();  // also: every warp is done with `red`
   }
-  pipe.drain();
+
+  // The steady iterations from i on, NP page entries per tile.
+  template <int NP>
+  __device__ __forceinline__ void steady(int& i, const qa::tc::LaneChunks<Tr>& kc, const LogitMap& logit) {
+    const auto load = [&](int u, int stage) { issue_full<NP>(u, stage); };
+QA_UNROLL_N(1)
+    for (; i < sw.steady.hi; ++i) tile<false>(i, load, kc, logit);
+  }
+
+  __device__ __forceinline__ void run() {
+    const qa::tc::LaneChunks<Tr> kc = qa::tc::k_chunks<Tr>(int(threadIdx.x) % WARP_SIZE);
+    const LogitMap logit(dp.attn);
+    const auto any = [&](int u, int stage) { issue_any(u, stage); };
+    pipe.prime(any);
+    // Statistics: the general loop and loader alone, as before the steady loop. Counting the
+    // staged tiles is an inner loop in every tile (count_keys), so a steady loop would not be
+    // flat; with it, or with PagedCopy in the general loop, the d128 statistics kernels spilled
+    // (ptxas 13.0: clipped 40 bytes on sm_90, 4 to 20 bytes on sm_80 for clipped, sink and
+    // off_by_one).
+    int i = 0, general_stop = STATS ? sw.tiles.n : sw.steady.lo;
+    while (true) {  // general tiles, the steady run, general tiles
+QA_UNROLL_N(1)
+      for (; i < general_stop; ++i) tile<true>(i, any, kc, logit);
+      if (i >= sw.tiles.n) break;
+      if constexpr (!STATS)
+        sw.pages.dispatch([&](auto np) { this->template steady<decltype(np)::value>(i, kc, logit); });
+      general_stop = sw.tiles.n;
+    }
+    pipe.drain();
+  }
+};
+
+template <class N, class Tr, class T, bool STATS, int BUG, int PASS, int D, int KQ>
+__device__ __forceinline__ void sweep_pass(RowState<D>& s, const uint32_t (&qf)[KQ][4], const Tiles<Tr>& tl,
+                                           const QaDecodeParams& dp, const Sweep<Tr>& sw, const Mask& mask,
+                                           float* red, BlockStats* bs, qa::attn::ChannelScratch<D>* scratch) {
+  KeyPass<N, Tr, T, STATS, BUG, PASS, D, KQ>{s, qf, tl, dp, sw, mask, red, bs, scratch, {sw.tiles.n}}.run();
 }
 
 // The end of the row group: the warps' O into f32 tiles over the dead K/V stages, their l and
@@ -361,8 +475,14 @@ __device__ __forceinline__ void chunk_body(const QaDecodeParams& dp, Chunk* smem
   const int sweep_rows = STATS && rows == 0 ? 1 : rows;
   const int first = kSplit ? int(dp.pass) : 0, last = kSplit ? int(dp.pass) : N::kPasses - 1;
   const Tiles<Tr> tl(smem);
-  Sweep sw{qa::decode::table_row(dp, q.b), kvh, d, own.lo, own.hi, cache_aligned<T>(p.k, d),
-           cache_aligned<T>(p.v, d), false};
+  const bool k_aligned = cache_aligned<T>(p.k, d), v_aligned = cache_aligned<T>(p.v, d);
+  const bool lean = k_aligned && v_aligned && d == D;
+  const KeyTiles<Tr> tiles(own.lo, own.hi);
+  const uint64_t k_rows = p.k.ptr + uint64_t(kvh) * uint64_t(p.k.stride_head) * sizeof(T);
+  const uint64_t v_rows = p.v.ptr + uint64_t(kvh) * uint64_t(p.v.stride_head) * sizeof(T);
+  Sweep<Tr> sw{qa::decode::table_row(dp, q.b), kvh, d, k_rows, v_rows, tiles, k_aligned, v_aligned, lean,
+               TilePages(dp),
+               steady_iterations(tiles, mask, q.len, lean, p.softcap > 0.f), false};
   // Q is counted by split 0 (in its first launch when clipped runs two)
   unsigned* q_hist = STATS && blockIdx.x == 0 && first == 0 ? bs->hist[QA_STAT_Q] : nullptr;
   for (int row0 = 0; row0 < sweep_rows; row0 += Tr::kRows) {
@@ -377,14 +497,16 @@ QA_UNROLL
     s.stat = stat;
     start_rows<N, Norm, kSplit>(s, dp, q, kvh, row0, rows, len);
     sw.counts = STATS && row0 == 0;
-    for (int pass = first; pass <= last; ++pass) {
-      if (!kSplit && pass == 1) {  // the row's lse from pass 0's (m, l): l summed over the block
+    // One loop per pass (the pass a template parameter): clipped's pass 0 loads no V.
+    if (N::kPasses == 1 || first == 0) sweep_pass<N, Tr, T, STATS, BUG, 0>(s, qf, tl, dp, sw, mask, red, bs, scratch);
+    if constexpr (N::kPasses == 2) {
+      if (!kSplit) {  // the row's lse from pass 0's (m, l): l summed over the block
         float l[1][2] = {{s.st[0].l, s.st[1].l}};
         block_rows<1, 0u>(l, red + 64);
 QA_UNROLL
         for (int h = 0; h < 2; ++h) s.lse2[h] = N::lse2(s.st[h].m, l[0][h], s.ctx[h]);
       }
-      sweep_pass<N, Tr, T, STATS, BUG>(s, qf, tl, dp, sw, mask, pass, red, bs, scratch);
+      if (last == 1) sweep_pass<N, Tr, T, STATS, BUG, 1>(s, qf, tl, dp, sw, mask, red, bs, scratch);
     }
     finish_group<N, Norm, Tr, T, kSplit, STATS>(s, dp, smem, q, kvh, row0, rows, len, last, red + 128, bs);
   }

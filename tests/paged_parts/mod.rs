@@ -11,7 +11,7 @@ use quietattn::reference::paged_attention;
 use quietattn::stats::compare::check_against_reference;
 use quietattn::{
     AttentionInputs, AttentionOptions, BlockTable, DType, Device, KernelChoice,
-    PagedAttentionInputs, Result, Tensor,
+    PagedAttentionInputs, Result, Tensor, TensorView,
 };
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -44,6 +44,10 @@ pub struct Fixture {
     pub values: Vec<Vec<f64>>,
     pub k_cache: Tensor,
     pub v_cache: Tensor,
+    /// `[num_pages, page_size, kv_heads, d]` with `cache_strides` (contiguous, or rows of
+    /// `d + 1` elements after `misalign_caches`).
+    pub cache_shape: [usize; 4],
+    pub cache_strides: [usize; 4],
     pub table: Vec<i32>,
     pub max_pages: usize,
     pub lens: Vec<i32>,
@@ -55,21 +59,26 @@ pub struct Fixture {
 
 impl Fixture {
     pub fn new(seed: u64, s: Shape) -> Self {
+        Fixture::with_lens(seed, s, &LENS)
+    }
+
+    /// The fixture with key lengths `lens` (one sequence each) in place of `LENS`.
+    pub fn with_lens(seed: u64, s: Shape, lens: &[usize]) -> Self {
         let mut rng = StdRng::seed_from_u64(seed);
-        let b = LENS.len();
+        let b = lens.len();
         let mut random =
             |n: usize| -> Vec<f64> { (0..n).map(|_| rng.random_range(-2.0..2.0)).collect() };
         let q = random(b * s.q_len * s.heads * s.dim);
         let q = Tensor::from_f64(s.dtype, &q, &[b, s.q_len, s.heads, s.dim]).unwrap();
         let row = s.kv_heads * s.dim;
-        let keys: Vec<Vec<f64>> = LENS.iter().map(|&n| random(n * row)).collect();
-        let values: Vec<Vec<f64>> = LENS.iter().map(|&n| random(n * row)).collect();
+        let keys: Vec<Vec<f64>> = lens.iter().map(|&n| random(n * row)).collect();
+        let values: Vec<Vec<f64>> = lens.iter().map(|&n| random(n * row)).collect();
         let gate = random(b * s.q_len * s.heads);
         let gate = Tensor::from_f64(DType::F32, &gate, &[b, s.q_len, s.heads]).unwrap();
         let sinks = random(s.heads).iter().map(|&x| x as f32).collect();
 
         // Pages in shuffled order, plus two spare pages nobody owns.
-        let needed: Vec<usize> = LENS.iter().map(|n| n.div_ceil(s.page_size)).collect();
+        let needed: Vec<usize> = lens.iter().map(|n| n.div_ceil(s.page_size)).collect();
         let num_pages = needed.iter().sum::<usize>() + 2;
         let mut order: Vec<usize> = (0..num_pages).collect();
         order.shuffle(&mut rng);
@@ -87,7 +96,7 @@ impl Fixture {
             for p in 0..needed[i] {
                 let page = next.next().unwrap();
                 table[i * max_pages + p] = page as i32;
-                let here = (LENS[i] - p * s.page_size).min(s.page_size) * row;
+                let here = (lens[i] - p * s.page_size).min(s.page_size) * row;
                 let (from, to) = (p * s.page_size * row, page * page_elems);
                 kc[to..to + here].copy_from_slice(&keys[i][from..from + here]);
                 vc[to..to + here].copy_from_slice(&values[i][from..from + here]);
@@ -101,9 +110,11 @@ impl Fixture {
             values,
             k_cache: Tensor::from_f64(s.dtype, &kc, &cache).unwrap(),
             v_cache: Tensor::from_f64(s.dtype, &vc, &cache).unwrap(),
+            cache_shape: cache,
+            cache_strides: [page_elems, row, s.dim, 1],
             table,
             max_pages,
-            lens: LENS.iter().map(|&n| n as i32).collect(),
+            lens: lens.iter().map(|&n| n as i32).collect(),
             sinks,
             gate,
             cu_q: None,
@@ -135,7 +146,7 @@ impl Fixture {
     pub fn total_q(&self) -> usize {
         match &self.cu_q {
             Some(cu) => *cu.last().unwrap() as usize,
-            None => LENS.len() * self.shape.q_len,
+            None => self.lens.len() * self.shape.q_len,
         }
     }
 
@@ -144,7 +155,7 @@ impl Fixture {
         let s = self.shape;
         match self.cu_q {
             Some(_) => vec![self.total_q(), s.heads, s.dim],
-            None => vec![LENS.len(), s.q_len, s.heads, s.dim],
+            None => vec![self.lens.len(), s.q_len, s.heads, s.dim],
         }
     }
 
@@ -153,16 +164,38 @@ impl Fixture {
         let s = self.shape;
         match self.cu_q {
             Some(_) => vec![s.heads, self.total_q()],
-            None => vec![LENS.len(), s.heads, s.q_len],
+            None => vec![self.lens.len(), s.heads, s.q_len],
         }
     }
 
+    /// The caches with one padding element after each row of `d`: rows of `d + 1` elements, so
+    /// most rows do not start on a 16-byte boundary (the kernels' plain-load path).
+    pub fn misalign_caches(&mut self) {
+        let d = self.shape.dim;
+        let pad = |t: &Tensor| {
+            let v: Vec<f64> = t
+                .to_f64()
+                .chunks(d)
+                .flat_map(|r| r.iter().copied().chain([0.0]))
+                .collect();
+            Tensor::from_f64(t.dtype(), &v, &[v.len()]).unwrap()
+        };
+        self.k_cache = pad(&self.k_cache);
+        self.v_cache = pad(&self.v_cache);
+        let [_, page, hkv, _] = self.cache_shape;
+        self.cache_strides = [page * hkv * (d + 1), hkv * (d + 1), d + 1, 1];
+    }
+
+    fn cache_view<'a>(&self, t: &'a Tensor) -> TensorView<'a> {
+        TensorView::new(t.view().data, &self.cache_shape, &self.cache_strides, 0).unwrap()
+    }
+
     pub fn paged(&self) -> PagedAttentionInputs<'_> {
-        let table = BlockTable::new(&self.table, LENS.len(), self.max_pages).unwrap();
+        let table = BlockTable::new(&self.table, self.lens.len(), self.max_pages).unwrap();
         let mut p = PagedAttentionInputs::new(
             self.q.view(),
-            self.k_cache.view(),
-            self.v_cache.view(),
+            self.cache_view(&self.k_cache),
+            self.cache_view(&self.v_cache),
             table,
             &self.lens,
         );
@@ -245,8 +278,9 @@ pub struct Gathered {
 impl Gathered {
     pub fn new(f: &Fixture) -> Self {
         let s = f.shape;
-        let b = LENS.len();
-        let total: usize = LENS.iter().sum();
+        let lens: Vec<usize> = f.lens.iter().map(|&n| n as usize).collect();
+        let b = lens.len();
+        let total: usize = lens.iter().sum();
         let kv = |rows: &[Vec<f64>]| {
             Tensor::from_f64(s.dtype, &rows.concat(), &[total, s.kv_heads, s.dim]).unwrap()
         };
@@ -263,7 +297,7 @@ impl Gathered {
             v: kv(&f.values),
             gate,
             cu_q,
-            cu_k: offsets(&LENS),
+            cu_k: offsets(&lens),
         }
     }
 
