@@ -133,16 +133,21 @@ fn rounding_cases(mant: u32) -> Vec<f32> {
     v
 }
 
-/// Packs `vals` in pairs on `dev` (bf16x2 or f16x2): the hardware cvt's result and the software
-/// rounding's, as 16-bit halves in value order.
-fn pack_pairs(dev: &quietattn::Device, vals: &[f32], bf16: bool) -> (Vec<u16>, Vec<u16>) {
+/// Packs `vals` in pairs on `dev` (bf16x2 or f16x2, with `relu` the clamping cvt): the hardware
+/// cvt's result and the software rounding's, as 16-bit halves in value order.
+fn pack_pairs(
+    dev: &quietattn::Device,
+    vals: &[f32],
+    bf16: bool,
+    relu: bool,
+) -> (Vec<u16>, Vec<u16>) {
     let pairs = vals.len() / 2;
     let inb = upload(dev, vals);
     let hw = upload(dev, &vec![0u32; pairs]);
     let sw = upload(dev, &vec![0u32; pairs]);
     let p = args(
         [inb.addr(), hw.addr(), sw.addr(), 0],
-        [pairs as i64, i64::from(bf16), 0, 0],
+        [pairs as i64, i64::from(bf16), i64::from(relu), 0],
     );
     launch(
         dev,
@@ -169,7 +174,7 @@ fn packed_conversions_round_like_the_software_and_the_half_crate() {
         for bf16 in [true, false] {
             let mut vals = rounding_cases(if bf16 { 7 } else { 10 });
             vals.truncate(vals.len() / 2 * 2);
-            let (hw, sw) = pack_pairs(&dev, &vals, bf16);
+            let (hw, sw) = pack_pairs(&dev, &vals, bf16, false);
             for ((&v, &h), &s) in vals.iter().zip(&hw).zip(&sw) {
                 let want = if bf16 {
                     half::bf16::from_f32(v).to_bits()
@@ -195,6 +200,40 @@ fn packed_conversions_round_like_the_software_and_the_half_crate() {
                 } else {
                     assert_eq!(h, want, "hw: {what}");
                     assert_eq!(s, want, "sw: {what}");
+                }
+            }
+        }
+    }
+}
+
+/// The clamping cvt (`.relu`, softpick's P in the tensor-core family): negative values become
+/// zero (its sign is not asserted: −0 and +0 weigh a value row alike), NaN stays NaN, everything
+/// else rounds exactly like the plain cvt.
+#[test]
+fn relu_packed_conversions_clamp_then_round() {
+    for dev in common::devices("relu_packed_conversions") {
+        for bf16 in [true, false] {
+            let mut vals = rounding_cases(if bf16 { 7 } else { 10 });
+            vals.truncate(vals.len() / 2 * 2);
+            assert!(vals.iter().any(|v| *v < 0.0) && vals.iter().any(|v| *v > 0.0));
+            let (hw, sw) = pack_pairs(&dev, &vals, bf16, true);
+            for ((&v, &h), &s) in vals.iter().zip(&hw).zip(&sw) {
+                let what = format!("{v:e} bf16={bf16} on {}", dev.name());
+                let exp = if bf16 { 0x7f80 } else { 0x7c00 };
+                if v.is_nan() {
+                    for x in [h, s] {
+                        assert!(x & exp == exp && x & !(0x8000 | exp) != 0, "{x:#06x}: {what}");
+                    }
+                } else if v <= 0.0 {
+                    assert_eq!(h & 0x7fff, 0, "hw {h:#06x}: {what}");
+                    assert_eq!(s & 0x7fff, 0, "sw {s:#06x}: {what}");
+                } else {
+                    let want = if bf16 {
+                        half::bf16::from_f32(v).to_bits()
+                    } else {
+                        half::f16::from_f32(v).to_bits()
+                    };
+                    assert_eq!((h, s), (want, want), "{what}");
                 }
             }
         }

@@ -26,8 +26,8 @@ __device__ __forceinline__ RowBins row_bins(const NormCtx& ctx, const RowTotals&
                                             float lse2) {
   constexpr int LAST = Norm::kPasses - 1;
   // p(x) as the output used it: the last pass's weight times the output scale
-  const float p_first = Norm::weight(LAST, r.x0, m_use, ctx).acc * scale;
-  const float p_max = Norm::weight(LAST, r.xmax, m_use, ctx).acc * scale;
+  const float p_first = output_weight<Norm>(LAST, r.x0, m_use, ctx) * scale;
+  const float p_max = output_weight<Norm>(LAST, r.xmax, m_use, ctx) * scale;
   const int outcomes = r.n + (Norm::kVirtualSink ? 1 : 0);
   const float h = r.ent_a > 0.f ? logf(r.ent_a) - r.ent_b / r.ent_a : 0.f;
   const float h_norm = outcomes > 1 ? h / logf(float(outcomes)) : 0.f;

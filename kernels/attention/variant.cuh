@@ -17,6 +17,11 @@
 //   P::weight(pass, x, m, c) -> {acc, den}: x's weight in acc, and its term of l. In the last
 //                     pass of a two-pass policy, m is the row's final lse (log2 units).
 //   P::out_scale(m, l, c)  o = acc · out_scale      P::lse2(m, l, c)  lse in log2 units
+//   P::kMaskedX       the logit a masked key is weighed as: -inf (weight 0) for every policy but
+//                     SoftpickFast, whose weight() has no -inf test and gives 0 at x = 0
+//   P::kPackClamps    weight()'s acc may be negative: the caller clamps it at 0 where it rounds P
+//                     to 16 bits (cvt .relu, no extra instruction); only SoftpickFast, only the
+//                     tensor-core family
 #pragma once
 
 #include "../qa/ptx.cuh"
@@ -51,6 +56,8 @@ struct Softmax {
   static constexpr bool kVirtualSink = false;
   static constexpr bool kExpWeights = true;
   static constexpr float kStartMass = 0.f;
+  static constexpr float kMaskedX = -INFINITY;
+  static constexpr bool kPackClamps = false;
   __device__ static float start_max(const NormCtx&) { return -INFINITY; }
   __device__ static float shift(float m) { return guard_shift(m); }
   __device__ static Weight weight(int, float x, float m, const NormCtx&) {
@@ -74,6 +81,8 @@ struct SinkSoftmax {
   static constexpr bool kVirtualSink = true;
   static constexpr bool kExpWeights = true;
   static constexpr float kStartMass = 1.f;
+  static constexpr float kMaskedX = -INFINITY;
+  static constexpr bool kPackClamps = false;
   __device__ static float start_max(const NormCtx& c) { return c.sink2; }
   __device__ static float shift(float m) { return m; }
   __device__ static Weight weight(int, float x, float m, const NormCtx&) {
@@ -95,6 +104,8 @@ struct Clipped {
   static constexpr bool kVirtualSink = false;
   static constexpr bool kExpWeights = false;
   static constexpr float kStartMass = 0.f;
+  static constexpr float kMaskedX = -INFINITY;
+  static constexpr bool kPackClamps = false;
   __device__ static float start_max(const NormCtx&) { return -INFINITY; }
   __device__ static float shift(float m) { return guard_shift(m); }
   // A masked key (x = -inf) gives 2^-inf = 0 and γ ≤ 0, clipped to 0. A row with no visible
@@ -115,9 +126,20 @@ __device__ __forceinline__ float expm1_small(float s) {
 }
 
 // softpick: N = 2^-m (e^s - 1) with m ≥ 0, so 2^-m never overflows; acc += relu(N)·v, l += |N|,
-// o = acc / (l + ε·2^-m). Masked keys contribute exactly 0 (e^-inf - 1 would give -1); so does
-// a visible logit of exactly -inf, which only non-finite inputs produce.
-template <bool kExactNearZero>
+// o = acc / (l + ε·2^-m).
+//
+// The exact form (kFast = false; the CUDA-core and decode families, f32 outputs) computes e^s - 1
+// through tanh near s = 0 and gives a masked key (x = -inf, where e^-inf - 1 would give -1)
+// exactly 0 — so does a visible logit of exactly -inf, which only non-finite inputs produce.
+//
+// The fast form (kFast = true; the tensor-core prefill, 16-bit P) is the direct difference
+// 2^(x-m) - 2^-m: near s = 0 it loses e^s - 1's relative precision, by at most 2^-24 of the row's
+// scale 2^-m per key, invisible in f16/bf16 outputs (2^-11 / 2^-8) unless every logit of a row is
+// within ~1e-3 of 0. It has no -inf test: a masked key is weighed at x = 0 (N = 0 exactly, the same
+// exponent on both sides), a visible -inf gets |N| = 2^-m as the formula says, and its acc is not
+// clamped (the caller's cvt .relu does it): three instructions per weight beyond softmax's
+// exponential where the exact form takes ~30.
+template <bool kFast>
 struct SoftpickT {
   static constexpr uint32_t kAbi = QA_NORM_SOFTPICK;
   static constexpr int kPasses = 1;
@@ -125,18 +147,19 @@ struct SoftpickT {
   static constexpr bool kVirtualSink = false;
   static constexpr bool kExpWeights = false;
   static constexpr float kStartMass = 0.f;
+  static constexpr float kMaskedX = kFast ? 0.f : -INFINITY;
+  static constexpr bool kPackClamps = kFast;
   __device__ static float start_max(const NormCtx&) { return 0.f; }
   __device__ static float shift(float m) { return m; }
   __device__ static Weight weight(int, float x, float m, const NormCtx&) {
-    if constexpr (kExactNearZero) {
+    if constexpr (kFast) {
+      const float n = qa::ptx::ex2_approx(x - m) - qa::ptx::ex2_approx(-m);
+      return {n, fabsf(n)};
+    } else {
       if (x == -INFINITY) return {0.f, 0.f};
       const float s = x * kLn2;
       const float n = fabsf(s) < 1.f ? qa::ptx::ex2_approx(-m) * expm1_small(s)
                                      : qa::ptx::ex2_approx(x - m) - qa::ptx::ex2_approx(-m);
-      return {fmaxf(n, 0.f), fabsf(n)};
-    } else {
-      // 2^-inf - 2^-m = -2^-m for a masked key: its weight and term must be exactly 0.
-      const float n = x == -INFINITY ? 0.f : qa::ptx::ex2_approx(x - m) - qa::ptx::ex2_approx(-m);
       return {fmaxf(n, 0.f), fabsf(n)};
     }
   }
@@ -147,13 +170,17 @@ struct SoftpickT {
     return l == 0.f ? -INFINITY : m + log2f(l);
   }
 };
-// The exact form (e^s - 1 through tanh near s = 0) for f32 outputs (the CUDA-core family). The
-// direct difference loses e^s - 1's relative precision as s -> 0, by at most 2^-24 of the row's
-// scale 2^-m per key: invisible in f16/bf16 outputs (2^-11 / 2^-8) unless every logit of a row
-// is within ~1e-3 of 0. The tensor-core family (f16/bf16 only) takes it: five instructions per
-// weight where the exact form takes ~30.
-using Softpick = SoftpickT<true>;
-using SoftpickFast = SoftpickT<false>;
+using Softpick = SoftpickT<false>;
+using SoftpickFast = SoftpickT<true>;
+
+// The weight a key of logit x has in the output (before the output scale), for statistics: a
+// masked key (x = -inf) weighs 0 under every policy, and a kPackClamps policy's acc is clamped
+// as its packing clamps it.
+template <class Norm>
+__device__ __forceinline__ float output_weight(int pass, float x, float m, const NormCtx& c) {
+  if constexpr (Norm::kPackClamps) return x == -INFINITY ? 0.f : fmaxf(Norm::weight(pass, x, m, c).acc, 0.f);
+  else return Norm::weight(pass, x, m, c).acc;
+}
 
 // sigmoid attention: p = 1 / (1 + 2^-(x + b)); absolute weights, no denominator. lse is written
 // as 0 (SPEC §3: NaN is not allowed and there is no denominator).
@@ -164,6 +191,8 @@ struct Sigmoid {
   static constexpr bool kVirtualSink = false;
   static constexpr bool kExpWeights = false;
   static constexpr float kStartMass = 0.f;
+  static constexpr float kMaskedX = -INFINITY;
+  static constexpr bool kPackClamps = false;
   __device__ static float start_max(const NormCtx&) { return 0.f; }
   __device__ static float shift(float m) { return m; }
   // A masked key (x = -inf) gives 1 / (1 + 2^inf) = 0 exactly: no test per key.

@@ -361,9 +361,9 @@ struct KeyPass {
     const Chunk* v_stage = tl.v + Pipe::stage(i) * Tr::kKvChunks;
     if constexpr (STATS) {  // each K/V element once: K in pass 0, V in the weighing pass
       if (sw.counts && PASS == 0)
-        count_keys<Tr, T>(k_stage, kt.first(i), kt.valid(i), QA_STAT_K, *scratch, bs->hist[QA_STAT_K], sw.d);
+        qa::tc::count_tile<Tr, T>(k_stage, kt.first(i), kt.valid(i), QA_STAT_K, *scratch, bs->hist[QA_STAT_K], sw.d);
       if (sw.counts && kWeighs)
-        count_keys<Tr, T>(v_stage, kt.first(i), kt.valid(i), QA_STAT_V, *scratch, bs->hist[QA_STAT_V], sw.d);
+        qa::tc::count_tile<Tr, T>(v_stage, kt.first(i), kt.valid(i), QA_STAT_V, *scratch, bs->hist[QA_STAT_V], sw.d);
     }
     float x[2][4];
     scores<Tr, T>(x, qf, k_stage, kc);
@@ -385,7 +385,7 @@ QA_UNROLL_N(1)
     const auto any = [&](int u, int stage) { issue_any(u, stage); };
     pipe.prime(any);
     // Statistics: the general loop and loader alone, as before the steady loop. Counting the
-    // staged tiles is an inner loop in every tile (count_keys), so a steady loop would not be
+    // staged tiles is an inner loop in every tile (count_tile), so a steady loop would not be
     // flat; with it, or with PagedCopy in the general loop, the d128 statistics kernels spilled
     // (ptxas 13.0: clipped 40 bytes on sm_90, 4 to 20 bytes on sm_80 for clipped, sink and
     // off_by_one).

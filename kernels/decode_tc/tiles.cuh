@@ -149,23 +149,6 @@ QA_UNROLL_N(1)
   }
 }
 
-// tensor_core/tile_io.cuh's count_tile over rows [first, valid) of a staged tile: the rows
-// below `first` of a sweep's first tile are another chunk's keys.
-template <class Tr, class T>
-__device__ __forceinline__ void count_keys(const Chunk* tile, int first, int valid, int tensor,
-                                           qa::attn::ChannelScratch<Tr::kHeadDim>& scratch, unsigned* hist, int d) {
-  const int c0 = int(threadIdx.x) % Tr::kThreadsPerRow;
-QA_UNROLL
-  for (int k = 0; k < Tr::kDimsPerThread; ++k) {
-    qa::attn::ChannelAcc ch;
-    const int c = c0 + k * Tr::kThreadsPerRow;
-    if (c >= d) break;
-    for (int r = first + int(threadIdx.x) / Tr::kThreadsPerRow; r < valid; r += Tr::kRowsPerPass)
-      qa::attn::count_element(qa::tc::tile_at<Tr, T>(tile, r, c), ch, hist);
-    qa::attn::merge_channel(scratch, tensor, c, ch);
-  }
-}
-
 // Stages rows [row0, row0 + kRows) of the block's G·q_len query rows (zeros past `rows`);
 // counts each element in `hist` and its head's channel when `hist` is not null.
 template <class Tr, class T>

@@ -210,6 +210,30 @@ __device__ __forceinline__ uint32_t cvt_pack_f16x2(float lo, float hi) {
 #endif
 }
 
+// cvt.rn.relu.bf16x2.f32 / cvt.rn.relu.f16x2.f32 (sm_80+): the same, with negative values
+// clamped to +0 in the same instruction (NaN stays NaN). The emulated twin clamps, then rounds.
+__device__ __forceinline__ float relu_keep_nan(float x) { return x < 0.f ? 0.f : x; }
+
+__device__ __forceinline__ uint32_t cvt_pack_relu_bf16x2(float lo, float hi) {
+#if defined(QA_EMULATED)
+  return cvt_pack_bf16x2(relu_keep_nan(lo), relu_keep_nan(hi));
+#else
+  uint32_t d;
+  asm("cvt.rn.relu.bf16x2.f32 %0, %1, %2;" : "=r"(d) : "f"(hi), "f"(lo));
+  return d;
+#endif
+}
+
+__device__ __forceinline__ uint32_t cvt_pack_relu_f16x2(float lo, float hi) {
+#if defined(QA_EMULATED)
+  return cvt_pack_f16x2(relu_keep_nan(lo), relu_keep_nan(hi));
+#else
+  uint32_t d;
+  asm("cvt.rn.relu.f16x2.f32 %0, %1, %2;" : "=r"(d) : "f"(hi), "f"(lo));
+  return d;
+#endif
+}
+
 // The value unchanged, but opaque to the compiler: computing from it inside a loop keeps an
 // address computation there, instead of hoisting its results into registers held across the
 // loop (one LOP3 per use against a register per result for the whole loop).

@@ -28,6 +28,13 @@ __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
   else return qa::ptx::cvt_pack_f16x2(lo, hi);
 }
 
+// pack2 with negative values clamped to +0 by the same cvt (.relu).
+template <class T>
+__device__ __forceinline__ uint32_t pack2_relu(float lo, float hi) {
+  if constexpr (qa::dtype_of<T>::value == QA_DTYPE_BF16) return qa::ptx::cvt_pack_relu_bf16x2(lo, hi);
+  else return qa::ptx::cvt_pack_relu_f16x2(lo, hi);
+}
+
 // The chunk offsets one lane addresses in a swizzled tile for one ldmatrix pattern. The lane's
 // row is `row` plus multiples of 8 and its chunk `8g + 2m + low` (m < 4, g, m compile-time): the
 // swizzle only permutes chunks inside a group of 8 by a function of row & 7, so

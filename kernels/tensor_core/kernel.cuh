@@ -142,24 +142,42 @@ struct Prefill {
   struct RowState {
     OnlineRow st[MT][2];
   };
-  // `a` = Σ w only for policies whose weights are not exponentials (for the others it is l).
-  struct RowStatA {
-    float a;
-  };
-  struct NoRowStatA {};
-  struct alignas(16) RowStat : std::conditional_t<Norm::kExpWeights, NoRowStatA, RowStatA> {
+  struct alignas(16) RowStat {
     float xmax;  // running max logit (log2 units), uniform over the quad
     float sum;   // Σ (x - xmax) over the lane's visible keys, against the current xmax
     float n;     // the lane's visible keys (exact in f32 below 2^24)
     float b;     // entropy: Σ w·log2 w of the lane's weights
   };
-  struct RowStats {
+  // `a` = Σ w of the lane's weights, only for policies whose weights are not exponentials (for
+  // the others it is l). Beside the 16-byte partials rather than in them: a fifth float in each
+  // would pad it to 32 bytes, and at d128 the block would no longer fit twice per SM.
+  struct RowStatsA {
+    float a[MT][2];
+  };
+  struct NoRowStatsA {};
+  struct alignas(16) RowStats : std::conditional_t<Norm::kExpWeights, NoRowStatsA, RowStatsA> {
     RowStat r[MT][2];
   };
-  RowState* rows_base = nullptr;
-  RowStats* stats_base = nullptr;
-  __device__ __forceinline__ RowState* rs() const { return rows_base + qa::ptx::opaque(threadIdx.x); }
-  __device__ __forceinline__ RowStats* rstat() const { return stats_base + qa::ptx::opaque(threadIdx.x); }
+  // One slot per thread holds its rows' state and statistics partials: a static shared array
+  // reached through a function, so one address (base + thread · slot size, each field at an
+  // immediate offset) serves both, where member pointers were two registers ptxas kept live
+  // through the loop (and spilled, with statistics).
+  struct NoSlotStats {};
+  struct SlotStats {
+    RowStats stats;
+  };
+  struct alignas(16) Slot : std::conditional_t<STATS, SlotStats, NoSlotStats> {
+    RowState rows;
+  };
+  __device__ __forceinline__ static Slot* slot() {
+    __shared__ Slot slots[Tr::kThreads];
+    return slots + qa::ptx::opaque(threadIdx.x);
+  }
+  __device__ __forceinline__ static RowState* rs() { return &slot()->rows; }
+  __device__ __forceinline__ static RowStats* rstat() {
+    static_assert(STATS, "statistics partials exist only with statistics");
+    return &slot()->stats;
+  }
   BlockStats* bs = nullptr;  // statistics: the block's counters
   float* x0s = nullptr;      // statistics: the first key's logit per block row
 
@@ -202,8 +220,8 @@ QA_UNROLL
           // the virtual sink outcome has weight 2^0 (one lane of the quad holds it)
           RowStat z;
           z.xmax = -INFINITY, z.sum = 0.f, z.n = 0.f, z.b = 0.f;
-          if constexpr (!Norm::kExpWeights) z.a = t() == 0 ? Norm::kStartMass : 0.f;
           rstat()->r[mt][h] = z;
+          if constexpr (!Norm::kExpWeights) rstat()->a[mt][h] = t() == 0 ? Norm::kStartMass : 0.f;
         }
       }
     }
@@ -221,7 +239,7 @@ QA_UNROLL
   // addresses from the tile index, block-uniform bases and strides plus this thread's offset,
   // nothing carried from tile to tile.
   __device__ __forceinline__ void load_full(int t, Chunk* dst, const RowPtr<T>& rows) const {
-    const TileCopy<Tr> copy(rows.stride, rows.base);
+    const TileCopy<Tr> copy(rows.stride);
     copy.issue(dst, rows.base + copy.src + int64_t(t) * BN * rows.stride);
   }
 
@@ -265,13 +283,18 @@ QA_UNROLL
   // ---- P rounded to T in registers, as the A operand of P·V (the C layout of two 8-key S tiles
   // is the A layout of one k16 step); packed before the V wait, so only half its registers stay
   // live through it ----
+  // A policy whose weights may come out negative (kPackClamps) is clamped by the same cvt.
+  __device__ __forceinline__ static uint32_t pack_p(float lo, float hi) {
+    if constexpr (Norm::kPackClamps) return pack2_relu<T>(lo, hi);
+    else return pack2<T>(lo, hi);
+  }
   __device__ __forceinline__ static void pack(uint32_t (&pk)[KP][4], const float (&s)[NS][4]) {
 QA_UNROLL
     for (int kk = 0; kk < KP; ++kk) {
-      pk[kk][0] = pack2<T>(s[2 * kk][0], s[2 * kk][1]);
-      pk[kk][1] = pack2<T>(s[2 * kk][2], s[2 * kk][3]);
-      pk[kk][2] = pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-      pk[kk][3] = pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+      pk[kk][0] = pack_p(s[2 * kk][0], s[2 * kk][1]);
+      pk[kk][1] = pack_p(s[2 * kk][2], s[2 * kk][3]);
+      pk[kk][2] = pack_p(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+      pk[kk][3] = pack_p(s[2 * kk + 1][2], s[2 * kk + 1][3]);
     }
   }
 
@@ -360,7 +383,9 @@ QA_UNROLL
     constexpr bool kEntropy = STATS && PASS == LAST;
     const float sc = GENERAL ? 1.f : scale2;  // raw value -> log2-unit logit
     RowStat rsv[2];  // statistics: the rows' partials, read once here and written once at the end
+    float rsa[2];    // statistics: Σ w (policies whose weights are not exponentials)
     if constexpr (kRange || kEntropy) rsv[0] = rstat()->r[mt][0], rsv[1] = rstat()->r[mt][1];
+    if constexpr (kEntropy && !Norm::kExpWeights) rsa[0] = rstat()->a[mt][0], rsa[1] = rstat()->a[mt][1];
     // ---- tile row max over the quad (and the first key's logit) ----
     float tmax[2] = {-INFINITY, -INFINITY};
     if constexpr (kFindsMax || kRange) {
@@ -400,7 +425,7 @@ QA_UNROLL
           // w ← αw moves log2 w by log2 α; a of the exponential policies is l itself.
           RowStat& en = rsv[h];
           float a_old = l_old;
-          if constexpr (!Norm::kExpWeights) a_old = en.a, en.a *= alpha;
+          if constexpr (!Norm::kExpWeights) a_old = rsa[h], rsa[h] *= alpha;
           const float log2_alpha = m_old - Norm::shift(st[h].m);
           en.b = alpha * (en.b + (a_old > 0.f ? a_old * log2_alpha : 0.f));
         }
@@ -422,7 +447,9 @@ QA_UNROLL
 QA_UNROLL
       for (int e = 0; e < 4; ++e) {
         const int h = e >> 1;
-        const float x = s[j][e] * sc;
+        float x = s[j][e] * sc;
+        if constexpr (GENERAL && Norm::kMaskedX != -INFINITY)  // the policy's masked logit
+          x = (vis >> ((4 * j + e) & 31)) & 1u ? x : Norm::kMaskedX;
         const Weight w = Norm::weight(PASS, x, m_use[h], ctx);
         st[h].l += w.den;
         if constexpr (kRange) {  // Σ of the raw values; scaled once per row below
@@ -435,9 +462,12 @@ QA_UNROLL
             // log2 w = x - shift; a masked key (x = -inf, w = 0) adds nothing
             eb[h] += GENERAL && x == -INFINITY ? 0.f : w.acc * (x - m_use[h]);
           } else {
-            ea[h] += w.acc;
-            // w·log2 w with 0·log2(0) = 0: the floor (a normal number: lg2.approx flushes subnormals) keeps lg2 finite.
-            eb[h] += w.acc * qa::ptx::lg2_approx(fmaxf(w.acc, 1e-30f));
+            // A kPackClamps policy's negative acc weighs 0, as in its packing.
+            const float wa = Norm::kPackClamps ? fmaxf(w.acc, 0.f) : w.acc;
+            ea[h] += wa;
+            // w·log2 w with 0·log2(0) = 0: the floor (a normal number: lg2.approx flushes
+            // subnormals) keeps lg2 finite, and a row whose weights are all 0 keeps a = 0.
+            eb[h] += wa * qa::ptx::lg2_approx(fmaxf(wa, 1e-30f));
           }
         }
         s[j][e] = w.acc;
@@ -453,11 +483,12 @@ QA_UNROLL
         }
         if constexpr (kEntropy) {
           r.b += eb[h];
-          if constexpr (!Norm::kExpWeights) r.a += ea[h];
+          if constexpr (!Norm::kExpWeights) rsa[h] += ea[h];
         }
       }
       rstat()->r[mt][0] = rsv[0];
       rstat()->r[mt][1] = rsv[1];
+      if constexpr (kEntropy && !Norm::kExpWeights) rstat()->a[mt][0] = rsa[0], rstat()->a[mt][1] = rsa[1];
     }
     if constexpr (PASS == LAST) pack(pk, s);
   }
@@ -555,7 +586,7 @@ QA_UNROLL_N(1)
 QA_UNROLL_N(1)
       for (int i = 0; i < n; ++i) {
         pipe.acquire(i, load);
-        count_tile<Tr, T>(sk + pipe.stage(i) * Tr::kKvChunks, valid(i), tensor, *scratch, bs->hist[tensor]);
+        count_tile<Tr, T>(sk + pipe.stage(i) * Tr::kKvChunks, 0, valid(i), tensor, *scratch, bs->hist[tensor]);
         pipe.release();
       }
       pipe.drain();
@@ -576,7 +607,7 @@ QA_UNROLL_N(1)
     ChannelScratch<D>* scratch = late_scratch();
     zero_channels<D, Tr::kThreads>(*scratch);
     __syncthreads();
-    count_tile<Tr, T>(sq, blk.rows, QA_STAT_Q, *scratch, bs->hist[QA_STAT_Q]);
+    count_tile<Tr, T>(sq, 0, blk.rows, QA_STAT_Q, *scratch, bs->hist[QA_STAT_Q]);
     __syncthreads();
     flush_channels<D, Tr::kThreads>(*scratch, QA_STAT_Q, p.stats.channels[QA_STAT_Q], blk.head * D, D);
     __syncthreads();  // the K/V pipeline may fill buffers under the scratch next
@@ -605,7 +636,7 @@ QA_UNROLL
   __device__ __forceinline__ void record(int mt, int h, float scale, float row_lse2) {
     const RowStat rg = rstat()->r[mt][h];
     float a_lane = rs()->st[mt][h].l;
-    if constexpr (!Norm::kExpWeights) a_lane = rg.a;
+    if constexpr (!Norm::kExpWeights) a_lane = rstat()->a[mt][h];
     const float a = quad_sum(a_lane);
     RowTotals r{int(quad_sum(rg.n)), quad_sum(rg.sum), a, quad_sum(rg.b) * kLn2, -INFINITY, rg.xmax};
     if (t() == 0 && row_ok(mt, h) && r.n > 0) {
@@ -650,15 +681,11 @@ QA_UNROLL
 
   __device__ __forceinline__ void run() {
     setup();
-    __shared__ RowState srows[Tr::kThreads];
-    rows_base = srows;
     if constexpr (STATS) {
       __shared__ BlockStats sstats;
       __shared__ float sx0[BM];
-      __shared__ RowStats srstats[Tr::kThreads];
       bs = &sstats;
       x0s = sx0;
-      stats_base = srstats;
 QA_UNROLL
       for (int mt = 0; mt < MT; ++mt)
         if (t() == 0) x0s[local_row(mt, 0)] = x0s[local_row(mt, 1)] = -INFINITY;

@@ -62,8 +62,7 @@ struct TileCopy {
 
   // From an opaque thread index: the plan is rebuilt where it is used (a few integer
   // instructions) instead of being hoisted into registers held through the key loop.
-  template <class T>
-  __device__ __forceinline__ TileCopy(int64_t row_stride, const T*) {
+  __device__ __forceinline__ explicit TileCopy(int64_t row_stride) {
     const int tid = int(qa::ptx::opaque(threadIdx.x));
     const int r0 = tid / Tr::kChunks, c = tid % Tr::kChunks;
 QA_UNROLL
@@ -89,11 +88,12 @@ __device__ __forceinline__ float tile_at(const Chunk* tile, int r, int c) {
   return qa::to_float(T{uint16_t(c % 2 ? w >> 16 : w & 0xffffu)});
 }
 
-// Counts rows [0, valid) and channels [0, d) of a staged tile into this thread's channels and
-// the block's histogram, then merges the channels into the block scratch (one shared atomic
-// each). `d` is below the tile's width when a smaller head dim runs zero-padded (decode).
+// Counts rows [first, valid) and channels [0, d) of a staged tile into this thread's channels
+// and the block's histogram, then merges the channels into the block scratch (one shared atomic
+// each). `first` > 0 skips rows of a decode sweep's first tile that belong to another chunk; `d`
+// is below the tile's width when a smaller head dim runs zero-padded (decode).
 template <class Tr, class T>
-__device__ __forceinline__ void count_tile(const Chunk* tile, int valid, int tensor,
+__device__ __forceinline__ void count_tile(const Chunk* tile, int first, int valid, int tensor,
                                            qa::attn::ChannelScratch<Tr::kHeadDim>& scratch,
                                            unsigned* hist, int d = Tr::kHeadDim) {
   const int c0 = int(threadIdx.x) % Tr::kThreadsPerRow;
@@ -102,7 +102,7 @@ QA_UNROLL
     qa::attn::ChannelAcc ch;
     const int c = c0 + k * Tr::kThreadsPerRow;
     if (c >= d) break;
-    for (int r = int(threadIdx.x) / Tr::kThreadsPerRow; r < valid; r += Tr::kRowsPerPass)
+    for (int r = first + int(threadIdx.x) / Tr::kThreadsPerRow; r < valid; r += Tr::kRowsPerPass)
       qa::attn::count_element(tile_at<Tr, T>(tile, r, c), ch, hist);
     qa::attn::merge_channel(scratch, tensor, c, ch);
   }
