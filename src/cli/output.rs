@@ -1,6 +1,6 @@
 //! Printing that never panics. `println!` panics when stdout is a pipe whose reader has gone
-//! (`quietattn probe … | head -1`) or a full device; every command prints through
-//! [`outln!`](crate::cli::outln) and [`errln!`](crate::cli::errln) instead.
+//! (`quietattn probe … | head -1`) or a full device; every command prints through `outln!`
+//! and `errln!` (defined in `cli/mod.rs`) instead.
 //!
 //! A reader that went away is not a failure: the rest of the output is dropped and the command
 //! still runs to its end, so the files it was asked to write are written and its exit status
