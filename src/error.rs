@@ -79,7 +79,9 @@ pub enum Error {
     /// asked for them to be errors.
     #[error("numeric range: {0}")]
     Numeric(String),
-    /// Other I/O.
+    /// I/O with no file to name. The crate's own file and folder operations report
+    /// [`Error::File`] or [`Error::TensorFile`], which name the path; this variant is what an
+    /// `io::Error` converts into through `?`.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
 }

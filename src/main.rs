@@ -1,5 +1,6 @@
 //! The `quietattn` command line: `run`, `stats`, `demo` (what runs without arguments), `bench`,
-//! `check` and `ptx`. Exit status: 0 success, 1 `check` found a mismatch, 2 any other error.
+//! `check`, `ptx` and `probe`. Exit status: 0 success (also when the reader of stdout went away,
+//! as in `quietattn check | head -1`), 1 `check` found a mismatch, 2 any other error.
 
 mod cli;
 
@@ -15,10 +16,11 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
-    match cli::execute(cli::Cli::parse()) {
+    let result = cli::execute(cli::Cli::parse()).and_then(|()| cli::output::stdout_result());
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            cli::output::eprint_line(format_args!("error: {e}"));
             match e {
                 quietattn::Error::CheckFailed { errors: 0, .. } => ExitCode::from(1),
                 _ => ExitCode::from(2),

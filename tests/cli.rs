@@ -426,7 +426,10 @@ fn stats_names_the_outlier_channels() {
     assert_eq!(doc["skipped"][0]["name"], "y");
 
     let o = quietattn(&["stats", "--input", input.to_str().unwrap(), "--tensor", "y"]);
-    assert_fails(&o, "`y` has rank 3");
+    assert_fails(
+        &o,
+        "`y` has shape [2, 3, 4]: stats reads [tokens, channels]; pass --flatten",
+    );
     let o = quietattn(&["stats", "--input", input.to_str().unwrap(), "--tensor", "z"]);
     assert_fails(&o, "no tensor `z` (the file has: x, y)");
     std::fs::remove_file(input).unwrap();

@@ -127,10 +127,11 @@ impl Expected {
             gate: Gate::None,
             ..options.clone()
         };
-        let o = if options.gate == Gate::None {
-            reference.o.clone()
+        let (o, o_logit_error) = if options.gate == Gate::None {
+            (reference.o.clone(), reference.o_logit_error.clone())
         } else {
-            crate::reference::attention(inputs, &ungated)?.o
+            let r = crate::reference::attention(inputs, &ungated)?;
+            (r.o, r.o_logit_error)
         };
         let covered = problem.seqs.iter().enumerate().flat_map(|(b, s)| {
             let first = if problem.varlen {
@@ -147,7 +148,7 @@ impl Expected {
             .filter(|x| x.is_finite())
             .fold(0.0f64, |m, x| m.max(x.abs()));
         let error = OError::new(options.kernel, inputs.q.dtype(), problem.max_k, v_max);
-        let o = error.bounds(&o, covered, problem.heads, problem.head_dim);
+        let o = error.bounds_with(&o, &o_logit_error, covered, problem.heads, problem.head_dim);
         let heads = bins::head_bins(inputs, options, problem);
         Ok(Expected {
             reference,

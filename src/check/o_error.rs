@@ -12,6 +12,10 @@
 //! bin its error reaches, or in the zeros counter when the error reaches 0, and moves its
 //! channel's moments by at most `(|x| + err)^k - |x|^k`.
 //!
+//! Both families compute their logits in f32, which moves o by up to the reference's
+//! `o_logit_error` of each element ([`crate::reference::logit_error`]: negligible for ordinary
+//! logits, the dominant error at |s| ~ 1e4); [`OError::bounds_with`] adds it to the error above.
+//!
 //! ```
 //! use quietattn::check::o_error::OError;
 //! use quietattn::{DType, KernelChoice};
@@ -60,6 +64,20 @@ impl OError {
         heads: usize,
         d: usize,
     ) -> OBounds {
+        self.bounds_with(o, &[], tokens, heads, d)
+    }
+
+    /// [`Self::bounds`] with each element's error raised by its entry of `logit_error` (laid
+    /// out like `o`; missing entries count as 0): the move of o that f32 logits allow
+    /// ([`crate::reference::logit_error`]).
+    pub fn bounds_with(
+        &self,
+        o: &[f64],
+        logit_error: &[f64],
+        tokens: impl Iterator<Item = usize>,
+        heads: usize,
+        d: usize,
+    ) -> OBounds {
         let mut bounds = OBounds::new(crate::abi::QA_LOG2_BINS as usize);
         bounds.slack = vec![[0.0; 5]; heads * d];
         for t in tokens {
@@ -71,7 +89,8 @@ impl OError {
                     .fold(0.0f64, |m, x| m.max(x.abs()));
                 let err = self.rel * row_max + self.floor;
                 for (c, &x) in row.iter().enumerate().filter(|(_, x)| x.is_finite()) {
-                    self.add(&mut bounds, h * d + c, x.abs(), err);
+                    let extra = finite_or_zero(logit_error.get((t * heads + h) * d + c));
+                    self.add(&mut bounds, h * d + c, x.abs(), err + extra);
                 }
             }
         }
@@ -113,4 +132,9 @@ impl OError {
         };
         bounds.slots.add_span(lo, log2_bin(a + e) + 1);
     }
+}
+
+/// An optional error term, 0 where it is absent or not finite (rows of non-finite inputs).
+pub(crate) fn finite_or_zero(x: Option<&f64>) -> f64 {
+    x.copied().filter(|x| x.is_finite()).unwrap_or(0.0)
 }

@@ -129,7 +129,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         ));
     }
     let selection = selection(args)?;
-    println!(
+    outln!(
         "attention benchmark on {}: [batch {batch}, seq {seq}, heads {heads}, dim {}] {}, \
          {iters} launch(es) per row",
         device.name(),
@@ -137,12 +137,12 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         args.dtype
     );
     if !gpu {
-        println!(
+        outln!(
             "emulator times: the kernels run on the CPU through the SIMT emulator; these are \
              emulator times, not GPU performance"
         );
     }
-    println!(
+    outln!(
         "FLOPs = 4*b*h*s^2*d (/2 causal); % peak: cuda-core rows of the H200's FP32 CUDA-core \
          peak, {:.0} TFLOP/s; tensor-core rows of its dense BF16 tensor peak, {:.0} TFLOP/s \
          (NVIDIA datasheet, 1979 with sparsity / 2)",
@@ -159,9 +159,9 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         &selection,
         &mut |_| {},
     )?;
-    println!("{}", table(&rows, gpu).render());
-    if args.json.is_some() {
-        outputs.stage(0, &super::json_bytes(&json(&device, &rows))?)?;
+    outln!("{}", table(&rows, gpu).render());
+    if let Some(path) = &args.json {
+        outputs.stage(0, &super::json_bytes(&json(&device, &rows), path)?)?;
     }
     outputs.commit()?;
     Ok(())

@@ -20,17 +20,17 @@ pub struct CheckArgs {
 pub fn check(args: &CheckArgs) -> Result<()> {
     let device = super::open_device(args.device)?;
     let cases = matrix::all_cases();
-    println!(
+    outln!(
         "quietattn check on {}: {} cases per kernel family, against the f64 reference with the \
          SPEC §6 tolerances",
         device.name(),
         cases.len()
     );
     if device.kind() == DeviceKind::Reference {
-        println!("note: the reference device runs no kernels; this only checks the suite itself");
+        outln!("note: the reference device runs no kernels; this only checks the suite itself");
     }
     let results = run_suite(&device, &cases);
-    println!("{}", table(&results).render());
+    outln!("{}", table(&results).render());
     let mismatches = count(&results, |v| matches!(v, Verdict::Mismatch(_)));
     let errors = count(&results, |v| matches!(v, Verdict::Error(_)));
     let skipped = count(&results, |v| matches!(v, Verdict::Skipped(_)));
@@ -38,10 +38,10 @@ pub fn check(args: &CheckArgs) -> Result<()> {
         let (Verdict::Mismatch(why) | Verdict::Error(why)) = &r.verdict else {
             continue;
         };
-        println!("FAIL {} {}\n     {why}", r.family.name(), r.label);
+        outln!("FAIL {} {}\n     {why}", r.family.name(), r.label);
     }
     let total = results.len();
-    println!(
+    outln!(
         "{} of {total} passed, {mismatches} mismatch(es), {errors} error(s), {skipped} skipped \
          (a family that does not serve the case)",
         total - mismatches - errors - skipped

@@ -167,7 +167,7 @@ pub fn demo(args: &DemoArgs) -> Result<()> {
     } else {
         super::open_device(args.device)?
     };
-    println!(
+    outln!(
         "quietattn demo on {}: batch {}, {} tokens, {} heads of dim {} ({} no-op), {}, {}, seed {}",
         device.name(),
         shape.batch,
@@ -179,7 +179,7 @@ pub fn demo(args: &DemoArgs) -> Result<()> {
         if args.causal { "causal" } else { "non-causal" },
         args.seed
     );
-    println!("token 0's value vector is ~0; the no-op heads want to output nothing.\n");
+    outln!("token 0's value vector is ~0; the no-op heads want to output nothing.\n");
     let mut table = Table::new(
         &[
             "variant",
@@ -202,7 +202,7 @@ pub fn demo(args: &DemoArgs) -> Result<()> {
     for sc in scenarios() {
         table.row(run_scenario(&device, &shape, args, &sc)?);
     }
-    println!("{}\n", table.render());
+    outln!("{}\n", table.render());
     print_guide(&shape);
     Ok(())
 }
@@ -283,5 +283,5 @@ row entropy. With {noop_pct:.0}% no-op heads, a sink rate of {noop:.2} means exa
         n = shape.noop_heads,
         noop_pct = noop * 100.0,
     );
-    println!("{guide}");
+    outln!("{guide}");
 }

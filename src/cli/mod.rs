@@ -1,10 +1,26 @@
 //! Argument parsing and dispatch; one module per subcommand.
 
+/// `println!` that neither panics nor stops the command when stdout is closed or fails (see
+/// the `output` module).
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::output::print_line(format_args!($($arg)*))
+    };
+}
+
+/// `eprintln!` that ignores a failing stderr instead of panicking.
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        $crate::cli::output::eprint_line(format_args!($($arg)*))
+    };
+}
+
 mod bench;
 mod check;
 mod demo;
 mod numeric_policy;
 mod options;
+pub mod output;
 mod probe;
 mod probe_table;
 mod ptx;
@@ -28,21 +44,26 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Attention over the tensors of a safetensors file.
+    /// Runs attention over the q/k/v tensors (or paged KV cache) of a safetensors file and
+    /// writes o and lse, and the outlier statistics as JSON with --stats.
     Run(run::RunArgs),
-    /// Outlier statistics of the 2-D activation tensors of a safetensors file.
+    /// Prints the outlier statistics (kurtosis, outlier and massive channels) of the
+    /// [tokens, channels] activation tensors of a safetensors file.
     Stats(stats::StatsArgs),
-    /// Every variant on a synthetic workload that plants no-op heads and outlier channels.
+    /// Runs every variant on a synthetic workload that plants no-op heads and outlier channels
+    /// and prints one row per variant (what runs without a command).
     Demo(demo::DemoArgs),
-    /// Writes the embedded PTX to a directory (for ptxas checks).
+    /// Writes the kernel images embedded in this build (one fatbin per module: SASS for each
+    /// architecture plus PTX) and a manifest to a folder, for cuobjdump and CI's checks.
     Ptx(ptx::PtxArgs),
-    /// Times forward attention of every variant (GPU, or small sizes on the emulator).
+    /// Times forward attention of every variant and prints its throughput (GPU, or small
+    /// sizes on the emulator).
     Bench(bench::BenchArgs),
-    /// The correctness suite: every kernel family against the f64 reference (exit 0 only when
-    /// all pass).
+    /// Runs the correctness suite: every kernel family against the f64 reference (exit 0 only
+    /// when all pass).
     Check(check::CheckArgs),
-    /// A real checkpoint's forward pass with quietattn's attention: sink scores, entropies,
-    /// kurtosis, outlier channels and massive activations per layer and head.
+    /// Runs a real checkpoint's forward pass with quietattn's attention and prints sink scores,
+    /// entropies, kurtosis, outlier channels and massive activations per layer and head.
     Probe(probe::ProbeArgs),
 }
 
@@ -85,9 +106,13 @@ fn device_label(device: &Device) -> &'static str {
     }
 }
 
-/// A statistics document as pretty JSON, for an [`quietattn::files::OutputSet`] to write.
-fn json_bytes<T: serde::Serialize>(doc: &T) -> Result<Vec<u8>> {
-    let text = serde_json::to_string_pretty(doc).map_err(std::io::Error::other)?;
+/// A statistics document as pretty JSON, for an [`quietattn::files::OutputSet`] to write to
+/// `path` (named in the error).
+fn json_bytes<T: serde::Serialize>(doc: &T, path: &std::path::Path) -> Result<Vec<u8>> {
+    let text = serde_json::to_string_pretty(doc).map_err(|e| quietattn::Error::File {
+        path: path.display().to_string(),
+        message: format!("cannot encode the JSON document: {e}"),
+    })?;
     Ok(text.into_bytes())
 }
 

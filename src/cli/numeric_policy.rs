@@ -41,6 +41,6 @@ fn announce(strict: bool, message: String) -> Result<()> {
     if strict {
         return Err(Error::Numeric(format!("{message} (--strict-numerics)")));
     }
-    eprintln!("warning: {message}");
+    errln!("warning: {message}");
     Ok(())
 }

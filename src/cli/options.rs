@@ -110,6 +110,17 @@ impl VariantName {
     }
 }
 
+/// The mask of `options` as the summaries print it: `no mask`, `causal`, `window L,R`
+/// (-1 = unbounded, as `--window` takes it) or both.
+pub fn mask_text(options: &AttentionOptions) -> String {
+    match (options.causal, options.window) {
+        (false, None) => "no mask".into(),
+        (true, None) => "causal".into(),
+        (false, Some((l, r))) => format!("window {l},{r}"),
+        (true, Some((l, r))) => format!("causal, window {l},{r}"),
+    }
+}
+
 impl GateName {
     /// The library's gate.
     pub fn gate(self) -> Gate {

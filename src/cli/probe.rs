@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use quietattn::files::{OutputSet, read_input};
 use quietattn::probe::dense::Dense;
 use quietattn::probe::plots::{plot_paths, stage_plots};
@@ -42,9 +42,10 @@ pub struct ProbeArgs {
     #[arg(long, default_value = "auto", value_parser = super::parse_device)]
     device: DeviceKind,
     /// Replay the same weights under this normaliser as well (the model was trained with
-    /// softmax) and report how far the output moves.
-    #[arg(long, value_enum, default_value_t = VariantName::Softmax)]
-    variant: VariantName,
+    /// softmax) and report how far the output moves. `sink` is not offered: it needs learned
+    /// per-head sink logits, which these checkpoints do not have.
+    #[arg(long, value_enum, default_value_t = ReplayName::Softmax)]
+    variant: ReplayName,
     /// Clipped softmax γ of the replay (≤ 0; default -0.03).
     #[arg(long, allow_negative_numbers = true)]
     gamma: Option<f32>,
@@ -61,6 +62,33 @@ pub struct ProbeArgs {
     /// per-layer kurtosis and inf-norm curves, log2 histograms, each as SVG and PNG.
     #[arg(long)]
     plots: Option<PathBuf>,
+}
+
+/// The `--variant` names of `probe`: the normalisers a softmax checkpoint can be replayed under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ReplayName {
+    /// No replay: the checkpoint's own softmax.
+    Softmax,
+    /// softmax1: `e^s / (1 + Σ e^s)`.
+    OffByOne,
+    /// Clipped softmax (`--gamma`, `--zeta`).
+    Clipped,
+    /// softpick.
+    Softpick,
+    /// Sigmoid attention (`--sigmoid-bias`).
+    Sigmoid,
+}
+
+impl ReplayName {
+    fn variant(self) -> VariantName {
+        match self {
+            ReplayName::Softmax => VariantName::Softmax,
+            ReplayName::OffByOne => VariantName::OffByOne,
+            ReplayName::Clipped => VariantName::Clipped,
+            ReplayName::Softpick => VariantName::Softpick,
+            ReplayName::Sigmoid => VariantName::Sigmoid,
+        }
+    }
 }
 
 /// The replay under `--variant`.
@@ -93,7 +121,7 @@ pub fn probe(args: &ProbeArgs) -> Result<()> {
     inputs.extend(args.text_file.as_deref());
     let plot_files = match &args.plots {
         Some(dir) => {
-            std::fs::create_dir_all(dir)?;
+            plots_folder(dir)?;
             plot_paths(dir)
         }
         None => Vec::new(),
@@ -110,7 +138,7 @@ pub fn probe(args: &ProbeArgs) -> Result<()> {
     let start = Instant::now();
     let trained = model.forward(&device, &input, &AttentionOptions::default())?;
     let report = ProbeReport::new(&trained);
-    println!(
+    outln!(
         "{} ({}), {} tokens, {} layers, attention on {}, dense layers on {} ({:.0} ms)",
         model.source,
         model.kind(),
@@ -137,8 +165,8 @@ pub fn probe(args: &ProbeArgs) -> Result<()> {
         report,
         replay,
     };
-    if args.json.is_some() {
-        outputs.stage(0, &super::json_bytes(&doc)?)?;
+    if let Some(path) = &args.json {
+        outputs.stage(0, &super::json_bytes(&doc, path)?)?;
     }
     if args.plots.is_some() {
         let title = model_title(&doc.model);
@@ -151,16 +179,30 @@ pub fn probe(args: &ProbeArgs) -> Result<()> {
     }
     outputs.commit()?;
     if let Some(path) = &args.json {
-        println!("report written to {}", path.display());
+        outln!("report written to {}", path.display());
     }
     if let Some(dir) = &args.plots {
-        println!(
+        outln!(
             "plots written to {} ({} files)",
             dir.display(),
             plot_files.len()
         );
     }
     Ok(())
+}
+
+/// Creates the `--plots` folder (and its parents) unless it exists; every failure names it.
+fn plots_folder(dir: &Path) -> Result<()> {
+    let err = |message: String| Error::File {
+        path: dir.display().to_string(),
+        message,
+    };
+    if dir.exists() && !dir.is_dir() {
+        return Err(err(
+            "exists and is not a directory (--plots names a folder to draw into)".into(),
+        ));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| err(format!("cannot create the folder: {e}")))
 }
 
 /// Puts the dense layers beside attention: cuBLAS when `device` is a GPU. Asked for by name
@@ -170,7 +212,7 @@ fn place_dense(model: &mut LoadedModel, device: &Device, asked: DeviceKind) -> R
     match placed {
         Ok(d) => Ok(d),
         Err(e) if asked == DeviceKind::Auto => {
-            eprintln!("note: dense layers run on the CPU: {e}");
+            errln!("note: dense layers run on the CPU: {e}");
             Ok(Dense::Cpu)
         }
         Err(e) => Err(e),
@@ -202,15 +244,10 @@ fn model_title(source: &str) -> String {
 fn replay_normaliser(args: &ProbeArgs) -> Result<Option<Normaliser>> {
     let n = args
         .variant
+        .variant()
         .normaliser(args.gamma, args.zeta, args.sigmoid_bias);
     n.validate()?;
-    match n {
-        Normaliser::Softmax => Ok(None),
-        Normaliser::Sink => Err(Error::InvalidOption(
-            "--variant sink needs learned per-head sink logits, which these checkpoints do not have".into(),
-        )),
-        other => Ok(Some(other)),
-    }
+    Ok((n != Normaliser::Softmax).then_some(n))
 }
 
 fn read_text(args: &ProbeArgs) -> Result<String> {

@@ -61,8 +61,8 @@ pub fn print_layers(r: &ProbeReport, causal: bool) {
             massive_cell(&h.massive),
         ]);
     }
-    println!("{}", t.render());
-    println!(
+    outln!("{}", t.render());
+    outln!(
         "sink = mean weight on token 0 (mean over heads); sink rate = share of heads > {SINK_EPSILON}; \
          entropy = mean normalised entropy; kurtosis is Pearson (Gaussian 3): tensor = all values \
          of the layer output, ch = per channel over tokens; int8 / 6σ / massive = outlier channels by \
@@ -104,7 +104,7 @@ pub fn print_heads(r: &ProbeReport) {
         ("sink score (weight on token 0) per head", 0),
         ("value-norm ratio ‖v0‖ / mean ‖vj‖ per head", 1),
     ] {
-        println!("{title}:");
+        outln!("{title}:");
         let mut t = Table::new(&header, 1);
         for l in &r.layers {
             let mut row = vec![l.layer.to_string()];
@@ -118,25 +118,25 @@ pub fn print_heads(r: &ProbeReport) {
             }));
             t.row(row);
         }
-        println!("{}", t.render());
+        outln!("{}", t.render());
     }
 }
 
 /// The replay's summary, labelled as one.
 pub fn print_replay(name: &str, m: &Movement, r: &ProbeReport) {
-    println!(
+    outln!(
         "REPLAY under {name} (the checkpoint was trained with softmax: same weights, another \
          normaliser, not a model trained with it)"
     );
     if let Some(kl) = m.next_token_kl {
-        println!(
+        outln!(
             "  next-token KL(softmax ‖ {name}) at the last position: {} nats; same top token: {}",
             num(Some(kl)),
             m.same_top_token.map_or("-".into(), |s| s.to_string())
         );
     }
     if let (Some(rc), Some(cos)) = (m.relative_change, m.mean_cosine) {
-        println!(
+        outln!(
             "  output movement: ‖Δh‖/‖h‖ of the last hidden state {}, mean token cosine {}",
             num(Some(rc)),
             num(Some(cos))
@@ -163,5 +163,5 @@ pub fn print_replay(name: &str, m: &Movement, r: &ProbeReport) {
             num(Some(l.hidden.inf_norm)),
         ]);
     }
-    println!("{}", t.render());
+    outln!("{}", t.render());
 }

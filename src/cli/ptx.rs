@@ -12,7 +12,8 @@ use quietattn::{Error, Result};
 /// Arguments of `quietattn ptx`.
 #[derive(Debug, Args)]
 pub struct PtxArgs {
-    /// Directory to write `<module>.fatbin` files and `manifest.tsv` into (created when missing).
+    /// Folder to write the `<module>.fatbin` files and `manifest.tsv` into (created when
+    /// missing).
     #[arg(long)]
     out_dir: PathBuf,
 }
@@ -41,7 +42,7 @@ pub fn ptx(args: &PtxArgs) -> Result<()> {
             sass.join(","),
             f.image.len()
         );
-        println!(
+        outln!(
             "{} ({} bytes: SASS {}, PTX compute_{})",
             path.display(),
             f.image.len(),
@@ -50,7 +51,7 @@ pub fn ptx(args: &PtxArgs) -> Result<()> {
         );
     }
     write_atomic(&dir.join("manifest.tsv"), manifest.as_bytes())?;
-    println!(
+    outln!(
         "{} module(s), {} bytes of kernel images embedded",
         FATBINS.len(),
         kernels::embedded_bytes()

@@ -15,7 +15,7 @@ use quietattn::{
 };
 
 use super::numeric_policy;
-use super::options::VariantArgs;
+use super::options::{VariantArgs, mask_text};
 use super::run_paged::PagedTensors;
 
 /// The tensor names `run` understands; any other name in the input is an error.
@@ -101,14 +101,14 @@ impl<'f> RunTensors<'f> {
     fn inputs(&self, options: &AttentionOptions) -> AttentionInputs<'_> {
         let sink = options.normaliser == Normaliser::Sink;
         if self.sinks.is_some() && !sink {
-            eprintln!(
+            errln!(
                 "note: tensor `sinks` ignored (variant {})",
                 options.normaliser.name()
             );
         }
         let gated = options.gate != Gate::None;
         if self.gate.is_some() && !gated {
-            eprintln!("note: tensor `gate` ignored (no --gate)");
+            errln!("note: tensor `gate` ignored (no --gate)");
         }
         AttentionInputs {
             q: self.q.view(),
@@ -133,13 +133,15 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let options = args.variant.options(args.stats.is_some())?;
     if let Some(paged) = PagedTensors::from_file(&file)? {
         let out = paged.run(args.device, &options, args.strict_numerics)?;
-        return write_outputs(args, outputs, &out);
+        write_outputs(args, outputs, &out)?;
+        print_written(args);
+        return Ok(());
     }
     let tensors = RunTensors::from_file(&file)?;
     args.variant
         .unused_notes()
         .iter()
-        .for_each(|n| eprintln!("{n}"));
+        .for_each(|n| errln!("{n}"));
     let inputs = tensors.inputs(&options);
     // Validating before opening a device reports bad inputs without waiting for a GPU context.
     let problem = AttentionProblem::new(&inputs, &options)?;
@@ -157,7 +159,8 @@ pub fn run(args: &RunArgs) -> Result<()> {
 
     write_outputs(args, outputs, &out)?;
     let shapes = (tensors.q.shape.as_slice(), tensors.k.shape.as_slice());
-    summary(args, &device, &options, &problem, shapes, elapsed);
+    summary(&device, &options, &problem, shapes, elapsed);
+    print_written(args);
     Ok(())
 }
 
@@ -168,12 +171,15 @@ fn write_outputs(args: &RunArgs, mut outputs: OutputSet, out: &AttentionOutput) 
         ("lse", TensorRef::Float(&out.lse)),
     ];
     outputs.stage(0, &to_bytes(&args.output, &tensors_out)?)?;
-    if args.stats.is_some() {
+    if let Some(path) = &args.stats {
         let stats = out
             .stats
             .as_ref()
             .ok_or_else(|| Error::Unsupported("the device returned no statistics".into()))?;
-        outputs.stage(1, &super::json_bytes(&AttentionStatsJson::new(stats))?)?;
+        outputs.stage(
+            1,
+            &super::json_bytes(&AttentionStatsJson::new(stats), path)?,
+        )?;
     }
     outputs.commit()
 }
@@ -183,20 +189,21 @@ fn note_reference_only(device: &Device, problem: &AttentionProblem) {
     if device.kind() == DeviceKind::Reference
         && let Err(e) = check_head_dim(problem.head_dim)
     {
-        eprintln!("note: only the reference runs this: {e}");
+        errln!("note: only the reference runs this: {e}");
     }
 }
 
+/// What ran: variant, device, shapes, mask and time.
 fn summary(
-    args: &RunArgs,
     device: &Device,
     options: &AttentionOptions,
     problem: &AttentionProblem,
     (q, k): (&[usize], &[usize]),
     elapsed: std::time::Duration,
 ) {
-    println!(
-        "{} on {}: q {q:?} k/v {k:?} {}, {} sequence(s), {} heads / {} kv heads, d {} -> {} in {:.2} ms",
+    outln!(
+        "{} on {}: q {q:?} k/v {k:?} {}, {} sequence(s), {} heads / {} kv heads, d {}, {} \
+         in {:.2} ms",
         options.normaliser.name(),
         device.name(),
         problem.dtype,
@@ -204,7 +211,17 @@ fn summary(
         problem.heads,
         problem.kv_heads,
         problem.head_dim,
-        args.output.display(),
+        mask_text(options),
         super::millis(elapsed)
     );
+}
+
+/// The files written, once they are in place.
+fn print_written(args: &RunArgs) {
+    let stats = args
+        .stats
+        .as_ref()
+        .map(|p| format!("; statistics written to {}", p.display()))
+        .unwrap_or_default();
+    outln!("o and lse written to {}{stats}", args.output.display());
 }

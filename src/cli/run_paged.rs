@@ -100,15 +100,16 @@ impl<'f> PagedTensors<'f> {
             None => paged_attention(&inputs, options)?.into_output(options.stats)?,
             Some(executor) => paged_decode(executor, &inputs, options, &DecodeCall::default())?,
         };
-        println!(
-            "{} on {} (paged): q {:?} cache {:?} {}, {} sequence(s), page size {}",
+        outln!(
+            "{} on {} (paged): q {:?} cache {:?} {}, {} sequence(s), page size {}, {}",
             options.normaliser.name(),
             device.name(),
             self.q.shape,
             self.k_cache.shape,
             problem.geometry.dtype,
             problem.geometry.batch,
-            problem.cache.page_size
+            problem.cache.page_size,
+            super::options::mask_text(options)
         );
         super::numeric_policy::after_launch(&out.numerics, strict_numerics)?;
         Ok(out)

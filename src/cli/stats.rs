@@ -1,4 +1,5 @@
-//! `quietattn stats`: outlier statistics of 2-D activation tensors.
+//! `quietattn stats`: outlier statistics of 2-D activation tensors, and of higher-rank ones
+//! read as `[tokens, channels]` with `--flatten`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,7 +12,7 @@ use quietattn::stats::json::ActivationStatsJson;
 use quietattn::stats::report::{
     ActivationReport, INT8_THRESHOLD, MASSIVE_ABS, MASSIVE_RATIO, SIGMA_MULTIPLE,
 };
-use quietattn::{DeviceKind, Result, Tensor};
+use quietattn::{DeviceKind, Result, Tensor, TensorView};
 use serde::Serialize;
 
 use super::table::num;
@@ -22,9 +23,14 @@ pub struct StatsArgs {
     /// A safetensors file of `[tokens, channels]` activations.
     #[arg(long)]
     input: PathBuf,
-    /// Only this tensor (it must be a 2-D float tensor).
+    /// Only this tensor (a 2-D float tensor, or any rank of at least 2 with --flatten).
     #[arg(long)]
     tensor: Option<String>,
+    /// Read float tensors of more than 2 dimensions as `[tokens, channels]`: every axis but the
+    /// last is folded into tokens, so a `[batch, seq, hidden]` hidden state is analysed as
+    /// `[batch·seq, hidden]` (the channels stay the last axis). Without it they are skipped.
+    #[arg(long)]
+    flatten: bool,
     /// Where to compute: auto, reference, emulator or cuda.
     #[arg(long, default_value = "auto", value_parser = super::parse_device)]
     device: DeviceKind,
@@ -62,18 +68,34 @@ pub fn stats(args: &StatsArgs) -> Result<()> {
     let mut chosen: Vec<(&str, &Tensor)> = Vec::new();
     let mut skipped = Vec::new();
     if let Some(name) = &args.tensor {
-        if !file.tensors.contains_key(name) {
-            let names: Vec<&str> = file.tensors.keys().map(String::as_str).collect();
+        let t = match file.tensors.get(name) {
+            Some(FileTensor::Float(t)) => t,
+            Some(other) => {
+                return Err(file.error(format!(
+                    "tensor `{name}` has dtype {}, expected f32, f16 or bf16",
+                    other.dtype_name()
+                )));
+            }
+            None => {
+                let names: Vec<&str> = file.tensors.keys().map(String::as_str).collect();
+                return Err(file.error(format!(
+                    "no tensor `{name}` (the file has: {})",
+                    names.join(", ")
+                )));
+            }
+        };
+        if !analysable(t, args.flatten) {
             return Err(file.error(format!(
-                "no tensor `{name}` (the file has: {})",
-                names.join(", ")
+                "tensor `{name}` has shape {:?}: stats reads [tokens, channels]{}",
+                t.shape,
+                flatten_hint(&t.shape)
             )));
         }
-        chosen.push((name, file.require_float(name, &[2])?));
+        chosen.push((name, t));
     } else {
         for (name, t) in &file.tensors {
             match t {
-                FileTensor::Float(x) if x.shape.len() == 2 => chosen.push((name, x)),
+                FileTensor::Float(x) if analysable(x, args.flatten) => chosen.push((name, x)),
                 other => skipped.push(Skipped {
                     name: name.clone(),
                     shape: other.shape().to_vec(),
@@ -83,7 +105,12 @@ pub fn stats(args: &StatsArgs) -> Result<()> {
         }
     }
     if chosen.is_empty() {
-        return Err(file.error("holds no 2-D f32/f16/bf16 tensor to analyse"));
+        let hint = if args.flatten {
+            ""
+        } else {
+            " (pass --flatten to read higher-rank tensors as [tokens, channels])"
+        };
+        return Err(file.error(format!("holds no 2-D f32/f16/bf16 tensor to analyse{hint}")));
     }
     let device = super::open_device(args.device)?;
     let mut doc = StatsDoc {
@@ -93,12 +120,18 @@ pub fn stats(args: &StatsArgs) -> Result<()> {
         skipped,
     };
     for (name, t) in chosen {
+        let view = as_tokens_by_channels(t)?;
         let start = Instant::now();
-        let raw = quietattn::activation_stats(&device, &t.view())?;
+        let raw = quietattn::activation_stats(&device, &view)?;
         let ms = super::millis(start.elapsed());
         let report = ActivationReport::new(&raw);
-        println!(
-            "{name} {:?} {} ({}, {ms:.2} ms)",
+        let read_as = if t.shape.len() > 2 {
+            format!(" read as {:?}", view.shape)
+        } else {
+            String::new()
+        };
+        outln!(
+            "{name} {:?}{read_as} {} ({}, {ms:.2} ms)",
             t.shape,
             t.dtype(),
             device.name()
@@ -108,17 +141,57 @@ pub fn stats(args: &StatsArgs) -> Result<()> {
             .insert(name.to_string(), ActivationStatsJson::new(&raw));
     }
     for s in &doc.skipped {
-        println!(
-            "skipped {} {:?} {}: not a 2-D float tensor",
-            s.name, s.shape, s.dtype
+        let hint = if s.shape.len() > 2 && !args.flatten && is_float(&s.dtype) {
+            flatten_hint(&s.shape)
+        } else {
+            String::new()
+        };
+        outln!(
+            "skipped {} {:?} {}: not a 2-D float tensor{hint}",
+            s.name,
+            s.shape,
+            s.dtype
         );
     }
     if let Some(path) = &args.json {
-        outputs.stage(0, &super::json_bytes(&doc)?)?;
+        outputs.stage(0, &super::json_bytes(&doc, path)?)?;
         outputs.commit()?;
-        println!("statistics written to {}", path.display());
+        outln!("statistics written to {}", path.display());
     }
     Ok(())
+}
+
+/// Whether `t` is read: rank 2, or any higher rank when `flatten` folds it.
+fn analysable(t: &Tensor, flatten: bool) -> bool {
+    t.shape.len() == 2 || (flatten && t.shape.len() > 2)
+}
+
+/// The dtypes `stats` reads (names as [`FileTensor::dtype_name`] gives them).
+fn is_float(dtype: &str) -> bool {
+    matches!(dtype, "f32" | "f16" | "bf16")
+}
+
+/// What a tensor of more than 2 dimensions needs, with the shape it would be read as.
+fn flatten_hint(shape: &[usize]) -> String {
+    match shape.split_last() {
+        Some((channels, leading)) if !leading.is_empty() && shape.len() > 2 => {
+            let tokens: usize = leading.iter().product();
+            format!(
+                "; pass --flatten to fold the leading axes into tokens (read as [{tokens}, \
+                 {channels}]), or reshape it to [tokens, channels] before saving"
+            )
+        }
+        _ => String::new(),
+    }
+}
+
+/// `t` as a contiguous `[tokens, channels]` view: all leading axes folded into tokens.
+fn as_tokens_by_channels(t: &Tensor) -> Result<TensorView<'_>> {
+    let Some((&channels, leading)) = t.shape.split_last() else {
+        return Err(quietattn::Error::Shape("a scalar has no channels".into()));
+    };
+    let tokens = leading.iter().product::<usize>();
+    TensorView::contiguous(t.data.as_ref(), &[tokens, channels])
 }
 
 /// How many outlier channels a line names before summarising the rest.
@@ -126,7 +199,7 @@ const LISTED: usize = 12;
 
 fn print_report(r: &ActivationReport) {
     let t = &r.tensor;
-    println!(
+    outln!(
         "  {} finite elements, {} zeros, {} non-finite; σ {}, median |x| ≈ {}, max |x| {}",
         t.finite,
         t.zeros,
@@ -137,7 +210,7 @@ fn print_report(r: &ActivationReport) {
     );
     let overflowed = t.channels.iter().filter(|c| c.overflowed).count();
     if overflowed > 0 || t.pooled.overflowed {
-        println!(
+        outln!(
             "  note: the f32 power sums overflowed ({overflowed} channel(s)): moments shown as - \
              are not available (|x| above ~1.4e9 for x^4, ~1.8e19 for x^2)"
         );
@@ -151,7 +224,7 @@ fn print_report(r: &ActivationReport) {
         .take(4)
         .map(|(i, a)| format!("{i} ({})", num(Some(*a))))
         .collect();
-    println!(
+    outln!(
         "  tensor kurtosis {} (all values pooled); max channel kurtosis {kurt}; \
          largest token inf-norms: {}",
         num(t.tensor_kurtosis),
@@ -173,17 +246,17 @@ fn print_report(r: &ActivationReport) {
         format!("{}: {}", chs.len(), s.join(", "))
     };
     let o = &t.outliers;
-    println!("  outlier channels (channel (absmax)):");
-    println!(
+    outln!("  outlier channels (channel (absmax)):");
+    outln!(
         "    |x| >= {INT8_THRESHOLD} (LLM.int8)           {}",
         list(&o.llm_int8)
     );
-    println!(
+    outln!(
         "    |x| > {SIGMA_MULTIPLE}σ = {:<10}        {}",
         num(t.sigma.map(|s| s * SIGMA_MULTIPLE)),
         list(&o.six_sigma)
     );
-    println!(
+    outln!(
         "    massive (>= {MASSIVE_ABS}, >= {MASSIVE_RATIO}x median) {}",
         list(&o.massive)
     );

@@ -91,7 +91,11 @@ impl Checkpoint {
 
 /// The one `.gguf` file directly in `dir` (an error when there are several).
 fn single_gguf(dir: &Path) -> Result<Option<PathBuf>> {
-    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)?
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::File {
+            path: dir.display().to_string(),
+            message: format!("cannot list the folder: {e}"),
+        })?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "gguf") && p.is_file())
         .collect();

@@ -6,6 +6,7 @@ use crate::stats::OutlierStats;
 use crate::tensor::TensorView;
 use crate::variant::{AttentionOptions, Gate, Normaliser};
 
+use super::logit_error::{RowLogits, logit_error, o_error};
 use super::normaliser::{RowParams, masked_lse, row_weights};
 use super::{row_stats, tensor_stats};
 
@@ -18,6 +19,7 @@ const O: usize = 3;
 /// The raw results of [`run`]: `o` and `lse` row-major in the problem's shapes, and the stats.
 pub(super) struct Computed {
     pub o: Vec<f64>,
+    pub o_logit_error: Vec<f64>,
     pub lse: Vec<f64>,
     pub stats: OutlierStats,
 }
@@ -32,6 +34,7 @@ pub(super) fn run(
     let o_len = crate::tensor::checked_numel(&problem.o_shape())?;
     let lse_len = crate::tensor::checked_numel(&problem.lse_shape())?;
     let mut o = vec![0.0; o_len];
+    let mut o_logit_error = vec![0.0; o_len];
     // Varlen rows outside every sequence are never computed; they read like fully masked rows.
     // (Batched problems have none: every lse entry is overwritten below.)
     let mut lse = vec![0.0; lse_len];
@@ -68,6 +71,19 @@ pub(super) fn run(
                         *acc += w * x;
                     }
                 }
+                let errors: Vec<f64> = visible
+                    .iter()
+                    .zip(&logits)
+                    .map(|(&j, &s)| logit_error(problem.scale, &q_row, &keys[j], s))
+                    .collect();
+                let value_rows: Vec<&[f64]> =
+                    visible.iter().map(|&j| values[j].as_slice()).collect();
+                let keys_of_row = RowLogits {
+                    logits: &logits,
+                    errors: &errors,
+                    values: &value_rows,
+                };
+                let mut out_error = o_error(&options.normaliser, params, &keys_of_row, &row, &out);
                 tensor_stats::add_row(&mut stats.channels[O], &mut stats.tensors[O], h, &out);
                 if !visible.is_empty() {
                     let r = row_stats::Row {
@@ -80,14 +96,28 @@ pub(super) fn run(
                     row_stats::add_row(&mut stats.heads[h], &options.normaliser, &r);
                 }
                 apply_gate(inputs, options.gate, problem, (b, seq, i, h), &mut out);
+                // The gate factors are positive: they scale o's error as they scale o.
+                apply_gate(
+                    inputs,
+                    options.gate,
+                    problem,
+                    (b, seq, i, h),
+                    &mut out_error,
+                );
 
                 let base = o_offset(problem, b, seq, i, h);
                 o[base..base + d].copy_from_slice(&out);
+                o_logit_error[base..base + d].copy_from_slice(&out_error);
                 lse[problem.lse_index(b, h, i)] = row.lse;
             }
         }
     }
-    Ok(Computed { o, lse, stats })
+    Ok(Computed {
+        o,
+        o_logit_error,
+        lse,
+        stats,
+    })
 }
 
 /// `s = scale·(q·k)`, then the softcap `c·tanh(s/c)` when one is set (SPEC §2).

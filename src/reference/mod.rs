@@ -16,6 +16,7 @@
 pub mod activation;
 mod append_kv;
 mod driver;
+pub mod logit_error;
 pub mod normaliser;
 mod paged;
 pub mod row_stats;
@@ -41,6 +42,9 @@ use crate::variant::AttentionOptions;
 pub struct ReferenceAttention {
     /// The (gated) output, row-major in `problem.o_shape()`.
     pub o: Vec<f64>,
+    /// How far each element of `o` may move when the logits carry the rounding error of an f32
+    /// dot product (see [`logit_error`]); part of SPEC §6's o tolerance.
+    pub o_logit_error: Vec<f64>,
     /// The per-row `lse` of SPEC §3, row-major in `problem.lse_shape()`.
     pub lse: Vec<f64>,
     /// Every statistic of SPEC §5 (always computed).
@@ -58,6 +62,7 @@ pub fn attention(
     let out = driver::run(inputs, options, &problem)?;
     Ok(ReferenceAttention {
         o: out.o,
+        o_logit_error: out.o_logit_error,
         lse: out.lse,
         stats: out.stats,
         problem,
