@@ -32,9 +32,11 @@ struct Traits {
   static constexpr int kMTiles = kRowsPerWarp / 16;
   static constexpr int kBlockM = kWarps * kRowsPerWarp;
   // Key tile: 64 up to d128 (S and P take BLOCK_N/2 floats per lane and M tile beside the
-  // accumulator); larger heads take narrower tiles for zero spills (ptxas sm_80/90), d192 with
-  // statistics the narrowest.
-  static constexpr int kBlockN = D <= 128 ? 64 : (D == 192 && !STATS) ? 32 : 16;
+  // accumulator); 32 above, where the accumulator takes D/2 floats: with 32 keys d192 and d256
+  // use at most 233 registers without spills (ptxas sm_80/90), and Q (re-read every tile) and
+  // the O rescale are paid per 32 keys instead of 16. 64 keys would not fit the 99 KB blocks of
+  // sm_86/89 at d256.
+  static constexpr int kBlockN = D <= 128 ? 64 : 32;
   // Q fragments (kMTiles · D/4 registers per lane) stay in registers while that is at most 32;
   // otherwise they are re-read from shared memory every key tile, as FlashAttention-2 does.
   static constexpr bool kQInRegs = kMTiles * D / 4 <= 32;

@@ -34,12 +34,8 @@ fn block_m(d: u32) -> u32 {
 }
 
 /// Key tile rows for head dim `d` (`Traits<D, STATS>::kBlockN`).
-fn block_n(d: u32, stats: bool) -> u32 {
-    match (d, stats) {
-        (0..=128, _) => 64,
-        (192, false) => 32,
-        _ => 16,
-    }
+fn block_n(d: u32, _stats: bool) -> u32 {
+    if d <= 128 { 64 } else { 32 }
 }
 
 /// V stages of the K/V pipeline (`Traits::kVStages`): one in the SASS of sm_86, sm_89 and
@@ -129,9 +125,14 @@ mod tests {
         assert_eq!(smem_bytes(128, true, h100), 98_304);
         // d96 rows pad to 16 chunks.
         assert_eq!(smem_bytes(96, false, h100), (128 + 4 * 64) * 16 * 16);
-        // d256: 64 rows; the O tile (64 KB) outgrows Q and the 16-key stages (48 KB).
-        assert_eq!(smem_bytes(256, false, h100), 64 * 256 * 4);
-        assert_eq!(smem_bytes(256, true, h100), 64 * 256 * 4 + 6 * 4 * 256 * 4);
+        // d256: 64 rows of Q and 32-key stages (96 KB) hold the O tile (64 KB) and its scratch
+        // (24 KB); with one V stage (80 KB) the O tile and scratch are the larger.
+        assert_eq!(smem_bytes(256, false, h100), (64 + 4 * 32) * 512);
+        assert_eq!(smem_bytes(256, true, h100), (64 + 4 * 32) * 512);
+        assert_eq!(smem_bytes(256, false, rtx4090), (64 + 3 * 32) * 512);
+        assert_eq!(smem_bytes(256, true, rtx4090), 64 * 256 * 4 + 6 * 4 * 256 * 4);
+        // d192 rows are 24 chunks.
+        assert_eq!(smem_bytes(192, true, h100), (64 + 4 * 32) * 384);
         // d96 and d128 are why one V stage exists: with it they leave the 99 KB of sm_86/89
         // room for the static shared memory (row state, statistics: under 16 KB).
         for d in [96, 128] {
@@ -142,6 +143,20 @@ mod tests {
                 );
                 assert!(
                     smem_bytes(d, stats, h100) + 16_384 > 99 * 1024,
+                    "d{d} {stats}"
+                );
+            }
+        }
+    }
+
+    /// d192 and d256 (16 rows per warp, 64 per block: under 11 KB of static shared memory with
+    /// statistics) fit the 99 KB of sm_86/89 with their 32-key tiles.
+    #[test]
+    fn large_heads_fit_the_smallest_block_limit() {
+        for d in [192, 256] {
+            for stats in [false, true] {
+                assert!(
+                    smem_bytes(d, stats, (8, 9)) + 11 * 1024 <= 99 * 1024,
                     "d{d} {stats}"
                 );
             }
