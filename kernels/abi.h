@@ -16,8 +16,10 @@
 
 enum QaDtype { QA_DTYPE_F32 = 0, QA_DTYPE_F16 = 1, QA_DTYPE_BF16 = 2 };
 
-/* SPEC section 3. The kernels take the normaliser as a compile-time policy; the value travels
- * in the parameters so a kernel can check that it was launched with the right instantiation. */
+/* docs/contract.md section 3. The kernels take the normaliser as a compile-time policy, one
+ * instantiation per value. The host picks the kernel (module and symbol) from the value in
+ * QaAttnParams::normaliser (src/ops/attention/family.rs, src/ops/decode/family.rs); no kernel
+ * reads it, so a kernel launched with another normaliser's parameters does not notice. */
 enum QaNormaliser {
   QA_NORM_SOFTMAX = 0,
   QA_NORM_OFF_BY_ONE = 1,
@@ -27,7 +29,7 @@ enum QaNormaliser {
   QA_NORM_SIGMOID = 5
 };
 
-/* SPEC section 4. */
+/* docs/contract.md section 4. */
 enum QaGate {
   QA_GATE_NONE = 0,
   QA_GATE_SIGMOID_HEADWISE = 1,
@@ -43,7 +45,7 @@ enum QaStatTensor { QA_STAT_Q = 0, QA_STAT_K = 1, QA_STAT_V = 2, QA_STAT_O = 3, 
 #define QA_LOG2_BIN_OFFSET 24  /* bin = clamp(floor(log2|x|) + 24, 0, 39) */
 #define QA_LOGIT_RANGE_BIN_WIDTH 2 /* logit-range histogram: bins of width 2 over [0, 32) */
 
-/* ---- statistics (SPEC section 5) ----
+/* ---- statistics (docs/contract.md section 5) ----
  * Float sums are accumulated in f32 inside a thread/warp/block and merged into the f64 globals
  * below with one atomic per block and counter; counts are exact 64-bit integers. */
 
@@ -60,7 +62,7 @@ typedef struct QaHeadStats {
 /* Per channel c = head * head_dim + dim. Only finite elements enter these counters;
  * non-finite ones are counted in QaTensorStats.non_finite. absmax is non-negative, so the
  * kernels update it with an unsigned atomicMax on its bit pattern.
- * Deviation from SPEC section 5: sum_3rd is added to the counters the SPEC lists. The central
+ * sum_3rd is kept beside the other power sums (docs/contract.md section 5): the central
  * fourth moment behind the kurtosis mu4/sigma^4 expands to
  * E[x^4] - 4 mean E[x^3] + 6 mean^2 E[x^2] - 3 mean^4, so without sum x^3 it is exact only for
  * channels with no skew. */
@@ -70,7 +72,7 @@ typedef struct QaChannelStats {
   uint64_t count;
   double sum;     /* sum x   */
   double sum_sq;  /* sum x^2 */
-  double sum_3rd; /* sum x^3 (not in SPEC section 5, see above) */
+  double sum_3rd; /* sum x^3 (needed by the central kurtosis, see above) */
   double sum_4th; /* sum x^4 */
 } QaChannelStats;
 
@@ -149,8 +151,9 @@ typedef struct QaAttnParams {
   float softcap;         /* 0 = off, else s <- c * tanh(s / c) */
   float clip_gamma;      /* clipped softmax */
   float clip_zeta;
-  float sigmoid_bias;    /* sigmoid attention: b (the host resolves the default -ln(kv_len)) */
-  uint32_t sigmoid_bias_default; /* 1: use -ln(kv_len of the sequence) instead of sigmoid_bias */
+  float sigmoid_bias;    /* sigmoid attention: the caller's b, read when sigmoid_bias_default = 0 */
+  uint32_t sigmoid_bias_default; /* 1: the kernel resolves b = -ln(kv_len of the sequence) itself
+                                    (attention/output.cuh, norm_ctx); sigmoid_bias is ignored */
   uint32_t reserved;
 
   QaAttnStatsPtrs stats;
@@ -195,7 +198,7 @@ typedef struct QaErrorRecord {
 /* The record's name when only decode had one. */
 typedef QaErrorRecord QaDecodeError;
 
-/* ---- decode against a paged KV cache (SPEC section 7, kernels/decode/) ---- */
+/* ---- decode against a paged KV cache (docs/contract.md section 7, kernels/decode/) ---- */
 
 /* One decode launch (chunk or combine kernel). `attn` describes q, o, gate, lse, sinks, options
  * and dims as for attention with batched queries [b, q_len, heads, d] (seqlen_q = q_len) or
@@ -210,7 +213,9 @@ typedef struct QaDecodeParams {
   uint64_t block_table; /* int32 [batch, max_pages], row stride table_stride */
   uint64_t seq_lens_k;  /* int32 [batch] */
   uint64_t partials;    /* float [splits, batch, heads, q_len, head_dim + 2] (varlen: [splits,
-                           total_q, heads, ...]): acc, then m, l (+ 6 statistics scalars) */
+                           total_q, heads, ...]): acc, then m, l; with statistics head_dim + 8:
+                           then A, B, n, sum(x - xmax), x0, xmax (decode/paged.cuh,
+                           partial_slot; docs/contract.md section 7) */
   int64_t table_stride;
   uint32_t max_pages;
   uint32_t num_pages;

@@ -1,4 +1,5 @@
-// Standalone activation statistics of a [tokens, channels] tensor (SPEC section 5, last paragraph).
+// Standalone activation statistics of a [tokens, channels] tensor (docs/contract.md §5, last
+// paragraph).
 // quietattn-arch: compute_75
 //
 // Block = one warp wide (32 lanes along channels) x ACT_WARPS warps (along tokens). Lane x of

@@ -204,7 +204,8 @@ impl AttentionProblem {
         }
     }
 
-    /// Whether query `i` of a sequence sees key `j` under the mask of `options` (SPEC §1).
+    /// Whether query `i` of a sequence sees key `j` under the mask of `options`
+    /// (docs/contract.md §1).
     pub fn visible(options: &AttentionOptions, seq: &Sequence, i: usize, j: usize) -> bool {
         // Both masks are anchored at the bottom-right diagonal: query i "is" key i + (sk - sq).
         let diag = i as i64 + seq.k_len as i64 - seq.q_len as i64;

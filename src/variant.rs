@@ -1,10 +1,10 @@
-//! The attention variants of SPEC §2–4: normalisers, logit transform and output gates.
+//! The attention variants of docs/contract.md §2–4: normalisers, logit transform and output gates.
 
 use crate::abi;
 use crate::error::{Error, Result};
 
-/// How the weights of a row are formed from its logits (SPEC §3). In the kernels this is a
-/// compile-time policy; here it is a value that selects the instantiation.
+/// How the weights of a row are formed from its logits (docs/contract.md §3). In the kernels this
+/// is a compile-time policy; here it is a value that selects the instantiation.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Normaliser {
     /// `e^s / Σ e^s`.
@@ -103,8 +103,8 @@ impl Normaliser {
     }
 }
 
-/// Output gate applied in the epilogue, after normalisation (SPEC §4). The gate logits are
-/// an input tensor: `[b, sq, h]` for the headwise kinds, `[b, sq, h, d]` for elementwise.
+/// Output gate applied in the epilogue, after normalisation (docs/contract.md §4). The gate logits
+/// are an input tensor: `[b, sq, h]` for the headwise kinds, `[b, sq, h, d]` for elementwise.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Gate {
     /// No gate.
@@ -226,7 +226,7 @@ pub struct AttentionOptions {
     pub gate: Gate,
     /// Logit scale; `None` = `1/sqrt(d)`.
     pub scale: Option<f32>,
-    /// Collect the outlier statistics of SPEC §5.
+    /// Collect the outlier statistics of docs/contract.md §5.
     pub stats: bool,
     /// The kernel family (GPU and emulator; the reference ignores it).
     pub kernel: KernelChoice,

@@ -1,5 +1,6 @@
 //! Activation statistics: the f64 reference against hand-computed values, and the kernel (on
-//! the emulator and, when present, the GPU) against the reference with SPEC §6 tolerances.
+//! the emulator and, when present, the GPU) against the reference with docs/contract.md §6
+//! tolerances.
 
 use half::f16;
 use quietattn::abi::QaChannelStats;
@@ -154,9 +155,9 @@ fn activations(dtype: DType, tokens: usize, row_stride: usize, seed: u64) -> Ten
     TensorData::from_f64(dtype, &values)
 }
 
-/// SPEC §6 as `quietattn::stats::compare` states it: counters, histograms and absmax exact (they
-/// count and bound the inputs as read); moments within 1e-3 relative. The odd sums can cancel,
-/// so their bounds also allow f32 rounding of the summed magnitudes
+/// docs/contract.md §6 as `quietattn::stats::compare` states it: counters, histograms and absmax
+/// exact (they count and bound the inputs as read); moments within 1e-3 relative. The odd sums can
+/// cancel, so their bounds also allow f32 rounding of the summed magnitudes
 /// (`abs_sums[c] = (Σ|x|, Σ|x|³)`, tighter than the Cauchy–Schwarz bounds the library derives).
 fn assert_matches(kernel: &ActivationStats, reference: &ActivationStats, abs_sums: &[(f64, f64)]) {
     assert_eq!(kernel.tensor, reference.tensor, "tensor counters");

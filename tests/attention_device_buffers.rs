@@ -349,7 +349,7 @@ fn packed_qkv_in_one_buffer_matches_host_path_and_reference() {
     verify(DType::BF16, &expected, &out, false).unwrap_or_else(|e| panic!("packed: {e}"));
 }
 
-/// SPEC §5: counters are sums, so two launches into one buffer read as the sum of each.
+/// docs/contract.md §5: counters are sums, so two launches into one buffer read as the sum of each.
 #[test]
 fn two_launches_accumulate_into_one_statistics_buffer() {
     let device = emulator();

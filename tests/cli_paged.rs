@@ -1,7 +1,7 @@
 //! `quietattn run` with a paged KV cache (`k_cache`, `v_cache`, `block_table`, `seq_lens_k`,
 //! and `cu_seqlens_q` for varlen queries): the decode kernels on the emulator write what the
-//! f64 paged reference writes (within SPEC §6 for f32), and a bad table or bad offsets are
-//! exit 2 with an `error:` line.
+//! f64 paged reference writes (within docs/contract.md §6 for f32), and a bad table or bad offsets
+//! are exit 2 with an `error:` line.
 
 mod cli_parts;
 

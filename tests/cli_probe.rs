@@ -140,7 +140,7 @@ fn emulator_agrees_with_the_reference_on_minilm() {
             .collect()
     };
     for (x, y) in kurt(&r).iter().zip(kurt(&e)) {
-        // SPEC §6: moments within 1e-3 relative.
+        // docs/contract.md §6: moments within 1e-3 relative.
         assert!((x - y).abs() <= 1e-3 * x, "tensor kurtosis {x} vs {y}");
     }
 }

@@ -62,8 +62,8 @@ fn emulator_run_matches_reference_run_on_every_variant() {
         );
         return;
     }
-    // b=2, sq=9, sk=13, 4 query heads over 2 kv heads, d=64 (GQA); f32 so SPEC §6's tightest
-    // tolerance applies.
+    // b=2, sq=9, sk=13, 4 query heads over 2 kv heads, d=64 (GQA); f32 so docs/contract.md §6's
+    // tightest tolerance applies.
     let (q, k, v) = (
         random(&[2, 9, 4, 64], 1),
         random(&[2, 13, 2, 64], 2),
@@ -98,7 +98,8 @@ fn emulator_run_matches_reference_run_on_every_variant() {
         let (want_o, want_lse) = run(&input, "reference", flags);
         let (got_o, got_lse) = run(&input, "emulator", flags);
         assert_eq!(got_o.len(), want_o.len());
-        // SPEC §6 for f32, from the library's checker (`quietattn check` uses the same).
+        // docs/contract.md §6 for f32, from the library's checker (`quietattn check` uses the
+        // same).
         for (i, (g, w)) in got_o.iter().zip(&want_o).enumerate() {
             assert!(
                 (g - w).abs() <= o_tolerance(DType::F32, *w, 0.0),

@@ -1,5 +1,5 @@
 //! The decode kernels (kernels/decode/) on the emulator, and on CUDA when a GPU is present,
-//! against the f64 paged reference within SPEC §6.
+//! against the f64 paged reference within docs/contract.md §6.
 //!
 //! The matrix is a covering set, not a product, so it runs in minutes on 2 cores: every
 //! normaliser meets both page sizes, one split and several (including chunks shorter than a
@@ -8,7 +8,7 @@
 //! window + softcap, gate).
 //! Every run holds the ragged lengths 0, 1, 13, 16, 70 and 129 in shuffled pages. Other dtypes
 //! and head dims run on fewer normalisers (their arithmetic differs only in loads and stores).
-//! Statistics (SPEC §5) are compared with the reference of the gathered problem by
+//! Statistics (docs/contract.md §5) are compared with the reference of the gathered problem by
 //! `quietattn::stats::compare`'s rules over the same covering set.
 
 mod common;

@@ -1,7 +1,7 @@
 //! Varlen queries in decode (speculative decoding: a different number of new tokens per
 //! sequence): q `[total_q, h, d]` with `cu_seqlens_q`, each sequence's rows at the last
 //! positions of its keys under causal. The decode kernels on the emulator (and CUDA when a GPU
-//! is present) against the f64 paged reference within SPEC §6, statistics by
+//! is present) against the f64 paged reference within docs/contract.md §6, statistics by
 //! `quietattn::stats::compare`'s rules; bad offsets are errors before any launch (host-visible)
 //! or the kernels' error record (offsets only the device sees), never an out-of-bounds access.
 //!

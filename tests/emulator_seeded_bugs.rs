@@ -95,7 +95,10 @@ fn correct_tensor_core_twin_passes() {
     let (got, want) =
         raw_attention::run(&emulator(), "seeded_bugs", "qa_bug_tc_twin", sq, sk).unwrap();
     let err = worst_row_error(&got, &want);
-    assert!(err <= 2e-3, "SPEC §6 f16 tolerance: worst row error {err}");
+    assert!(
+        err <= 2e-3,
+        "docs/contract.md §6 f16 tolerance: worst row error {err}"
+    );
 }
 
 #[test]

@@ -1,6 +1,6 @@
-//! The paged KV cache (SPEC §7) in the f64 reference: pages in shuffled order, unused pages full
-//! of NaN, garbage past each sequence's pages, ragged lengths including 0 and 1, page sizes 16
-//! and 64 — the result equals the ordinary reference on the contiguous problem, value for
+//! The paged KV cache (docs/contract.md §7) in the f64 reference: pages in shuffled order, unused
+//! pages full of NaN, garbage past each sequence's pages, ragged lengths including 0 and 1, page
+//! sizes 16 and 64 — the result equals the ordinary reference on the contiguous problem, value for
 //! value, with every normaliser, mask, softcap, gate and statistic; and every bad input is an
 //! error value.
 

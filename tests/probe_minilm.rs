@@ -1,7 +1,7 @@
 //! The BERT forward of `quietattn probe` against Hugging Face transformers' numbers for
 //! MiniLM-L6 (tests/fixtures/probe/minilm.json): token ids, every hidden state, every attention
-//! map and the SPEC §8 readings, within the tolerances stated per check. SKIP when the model
-//! is not fetched (scripts/fetch-models.sh).
+//! map and the docs/contract.md §8 readings, within the tolerances stated per check. SKIP when the
+//! model is not fetched (scripts/fetch-models.sh).
 
 mod probe_parts;
 
@@ -47,7 +47,7 @@ fn tokenizer_matches_the_fixture() {
 }
 
 /// Hidden state `l` against the fixture: values relative to the layer's max |x| (1e-4), sums and
-/// statistics 1e-4 relative (the kernel's f32 power sums; SPEC §6 allows 1e-3).
+/// statistics 1e-4 relative (the kernel's f32 power sums; docs/contract.md §6 allows 1e-3).
 fn check_hidden(l: usize, trace: &Trace, want: &Value) {
     let h = &trace.hidden[l];
     let x: Vec<f64> = h.state.data.iter().map(|&v| f64::from(v)).collect();

@@ -1,6 +1,7 @@
-//! SPEC §7's split-KV merge in f64: for every normaliser, a row split anywhere (into two chunks
-//! at every position, into k chunks with empty ones, in any chunk order) merges to the unsplit
-//! reference — output, `lse` and every row statistic within 1e-12 — plus closed-form hand cases.
+//! docs/contract.md §7's split-KV merge in f64: for every normaliser, a row split anywhere (into
+//! two chunks at every position, into k chunks with empty ones, in any chunk order) merges to the
+//! unsplit reference — output, `lse` and every row statistic within 1e-12 — plus closed-form hand
+//! cases.
 
 use quietattn::Normaliser;
 use quietattn::abi::QaHeadStats;
@@ -314,7 +315,7 @@ fn the_first_key_mass_comes_from_whichever_chunk_holds_key_0() {
 #[test]
 fn a_row_of_empty_chunks_is_the_masked_row() {
     let empty = Chunk::new(&[], &[], &[], 3).unwrap();
-    // (normaliser, its sink logit as the driver sets it, the masked lse of SPEC §1)
+    // (normaliser, its sink logit as the driver sets it, the masked lse of docs/contract.md §1)
     for (norm, sink, lse) in [
         (Normaliser::Softmax, 0.0, f64::NEG_INFINITY),
         (Normaliser::OffByOne, 0.0, 0.0), // the sink term is the whole denominator

@@ -1,6 +1,6 @@
-//! Whole-tensor kurtosis (SPEC §8, Bondarenko et al. 2023) of every statistics producer: the
-//! activation-statistics op and the four tensors of an attention call, on the f64 reference and
-//! the emulator, against μ4/σ⁴ computed from the values by definition.
+//! Whole-tensor kurtosis (docs/contract.md §8, Bondarenko et al. 2023) of every statistics
+//! producer: the activation-statistics op and the four tensors of an attention call, on the f64
+//! reference and the emulator, against μ4/σ⁴ computed from the values by definition.
 
 use quietattn::stats::report::{ActivationReport, AttentionReport};
 use quietattn::{
@@ -56,7 +56,7 @@ fn activation_emulator_matches_the_reference() {
     let x = residual_like(t, c, 9);
     let want = activation_kurtosis(&Device::reference(), &x, [t, c]).unwrap();
     let got = activation_kurtosis(&Device::emulator().unwrap(), &x, [t, c]).unwrap();
-    // SPEC §6: moments within 1e-3 relative (the kernel sums in f32).
+    // docs/contract.md §6: moments within 1e-3 relative (the kernel sums in f32).
     assert!((got - want).abs() <= 1e-3 * want, "{got} vs {want}");
 }
 

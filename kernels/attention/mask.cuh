@@ -1,4 +1,5 @@
-// Masks of SPEC §1 for one sequence: causal (bottom-right aligned), sliding window, lengths.
+// Masks of docs/contract.md §1 for one sequence: causal (bottom-right aligned), sliding window,
+// lengths.
 #pragma once
 
 #include "../qa/types.cuh"

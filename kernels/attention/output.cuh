@@ -1,5 +1,5 @@
-// The output transforms every kernel family applies in its epilogue (SPEC §3-§4): the logit
-// map (scale, softcap) into log2 units, the gate factor of one output element, the lse store.
+// The output transforms every kernel family applies in its epilogue (docs/contract.md §3-§4): the
+// logit map (scale, softcap) into log2 units, the gate factor of one output element, the lse store.
 #pragma once
 
 #include "rows.cuh"

@@ -1,5 +1,5 @@
-// The per-row statistics of SPEC §5 once a row's partials are reduced, shared by every family:
-// entropy, first-key mass, max probability, logit range, virtual-sink mass.
+// The per-row statistics of docs/contract.md §5 once a row's partials are reduced, shared by every
+// family: entropy, first-key mass, max probability, logit range, virtual-sink mass.
 #pragma once
 
 #include "stats.cuh"

@@ -1,4 +1,4 @@
-// Outlier statistics of SPEC §5, gathered inside the attention kernels: per-element
+// Outlier statistics of docs/contract.md §5, gathered inside the attention kernels: per-element
 // classification (channel moments, log2 histogram, zeros, non-finite), per-row statistics, and
 // the block-level merge that issues ONE global atomic per block and counter.
 //

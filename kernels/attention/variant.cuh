@@ -1,5 +1,5 @@
-// Normaliser policies of SPEC §3 (compile-time), in the FlashInfer spirit of small hooks:
-// start state, per-key weights, and the epilogue's finalisation. Shared by every attention
+// Normaliser policies of docs/contract.md §3 (compile-time), in the FlashInfer spirit of small
+// hooks: start state, per-key weights, and the epilogue's finalisation. Shared by every attention
 // kernel (the CUDA-core one here, tensor-core ones later).
 //
 // Units: logits are carried in log2 units, x = s·log2(e), so every exponential is one exp2.
@@ -183,7 +183,7 @@ __device__ __forceinline__ float output_weight(int pass, float x, float m, const
 }
 
 // sigmoid attention: p = 1 / (1 + 2^-(x + b)); absolute weights, no denominator. lse is written
-// as 0 (SPEC §3: NaN is not allowed and there is no denominator).
+// as 0 (docs/contract.md §3: NaN is not allowed and there is no denominator).
 struct Sigmoid {
   static constexpr uint32_t kAbi = QA_NORM_SIGMOID;
   static constexpr int kPasses = 1;

@@ -1,4 +1,5 @@
-// Page-aware addressing and the in-kernel checks of the indices only the GPU sees (SPEC §7).
+// Page-aware addressing and the in-kernel checks of the indices only the GPU sees (docs/contract.md
+// §7).
 //
 // Key j of sequence b lives at cache[table[b, j >> log2P], j & (P - 1)]. seq_lens_k and the
 // table are device memory the host never validated, so a block checks every page entry of its
@@ -110,9 +111,10 @@ __device__ __forceinline__ bool wants_stats(const QaAttnParams& p) {
 }
 
 // The partial slot of (split c, sequence q.b, head, query i): head_dim accumulators, then m, l,
-// then (statistics) the 6 row-statistics scalars of stats.cuh. Batched: [splits, batch, heads,
-// q_len] rows; varlen: [splits, total_q, heads] rows (indexed by the packed row). The host
-// sizes it the same way (SplitPlan::partial_bytes over batch · q_len or total_q rows).
+// then (statistics) the 6 row-statistics scalars of stats.cuh (A, B, n, Σ(x − xmax), x0, xmax;
+// docs/contract.md §7). Batched: [splits, batch, heads, q_len] rows; varlen: [splits,
+// total_q, heads] rows (indexed by the packed row). The host sizes it the same way
+// (SplitPlan::partial_bytes over batch · q_len or total_q rows).
 __device__ __forceinline__ float* partial_slot(const QaDecodeParams& dp, int c, const QueryRows& q, int head,
                                                int i) {
   const QaAttnParams& p = dp.attn;

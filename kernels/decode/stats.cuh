@@ -1,5 +1,5 @@
-// Statistics of the decode kernels (SPEC §5), counted as the prefill kernels count the same
-// (gathered, contiguous) problem:
+// Statistics of the decode kernels (docs/contract.md §5), counted as the prefill kernels count the
+// same (gathered, contiguous) problem:
 //  - K and V by the chunk block that reads them (each K/V element of a sequence is read by
 //    exactly one block: its chunk, its kv head), aggregated per block like prefill;
 //  - Q by the split-0 chunk block, O by whoever writes o (the combine, or the chunk kernel when

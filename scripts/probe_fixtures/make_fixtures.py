@@ -23,7 +23,7 @@ import transformers
 from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
 
 SIG = 7  # significant digits kept in the JSON
-SINK_EPS = 0.3  # Sink_1^eps threshold (SPEC section 5)
+SINK_EPS = 0.3  # Sink_1^eps threshold (docs/contract.md section 5)
 FIRST_CHANNELS = 8
 
 MINILM_TEXT = "The quick brown fox jumps over the lazy dog."
@@ -95,7 +95,9 @@ def hidden_summary(x):
 
 
 def attention_summary(p, values, causal, group):
-    """SPEC section 8 numbers of one layer. p: [H, T, T] weights; values: [Hkv, T, d]."""
+    """docs/contract.md section 8 numbers of one layer.
+
+    p: [H, T, T] weights; values: [Hkv, T, d]."""
     h, t, _ = p.shape
     sink = p[:, :, 0].mean(axis=1)
     out = {"sink_score": rl(sink), "sink_rate": r((sink > SINK_EPS).mean())}
@@ -103,7 +105,8 @@ def attention_summary(p, values, causal, group):
         sink_wo = p[:, 1:, 0].mean(axis=1) if t > 1 else np.zeros(h)
         out["sink_score_without_row0"] = rl(sink_wo)
         out["sink_rate_without_row0"] = r((sink_wo > SINK_EPS).mean())
-    # Normalised entropy H_i / ln(n_i), n_i = visible keys of row i (0 when n_i = 1), SPEC section 5.
+    # Normalised entropy H_i / ln(n_i), n_i = visible keys of row i (0 when n_i = 1),
+    # docs/contract.md section 5.
     ent = []
     for hi in range(h):
         rows = []
@@ -141,7 +144,8 @@ class Recorder:
 
 
 def run_layers(model, embed, layers, value_of, ids, causal, group, final_norm=None):
-    """One forward with hooks: hidden-state summaries, attention maps and SPEC section 8 numbers."""
+    """One forward with hooks: hidden-state summaries, attention maps and the
+    docs/contract.md section 8 numbers."""
     rec = Recorder()
     rec.watch("embed", embed)
     for i, layer in enumerate(layers):

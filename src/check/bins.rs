@@ -1,5 +1,5 @@
 //! The exact (f64) values behind every histogram the kernels fill, turned into the admissible
-//! placements of [`HistogramBounds`]: SPEC §6's neighbouring bin for a value within the
+//! placements of [`HistogramBounds`]: docs/contract.md §6's neighbouring bin for a value within the
 //! tolerance of a bin edge.
 
 use crate::reference::{RowParams, row_stats::normalised_entropy, row_weights};
@@ -7,8 +7,8 @@ use crate::stats::compare::{HeadBounds, HistogramBounds};
 use crate::stats::{logit_range_bin, unit_bin};
 use crate::{AttentionInputs, AttentionOptions, AttentionProblem, Normaliser};
 
-/// SPEC §6's edge tolerance of the row statistics (max weight, entropy, logit range), in their
-/// own units.
+/// docs/contract.md §6's edge tolerance of the row statistics (max weight, entropy, logit range),
+/// in their own units.
 pub const ROW_EDGE_TOL: f64 = 1e-4;
 
 /// Adds `x` to a histogram whose bin function is `bin`, with every bin `[x - tol, x + tol]`

@@ -1,6 +1,6 @@
 //! The correctness suite as a library: a covering matrix of attention cases run on a device and
-//! compared with the f64 reference under SPEC §6's tolerances (`quietattn check` and the
-//! attention tests both use it).
+//! compared with the f64 reference under docs/contract.md §6's tolerances (`quietattn check` and
+//! the attention tests both use it).
 //!
 //! ```
 //! use quietattn::check::{Family, case::{Batching, Case, Layout, MaskKind}, matrix::Edit};
@@ -167,7 +167,7 @@ pub struct Verified {
     pub stats_checked: bool,
 }
 
-/// A kernel's output against the expectation: outputs within SPEC §6, statistics (when
+/// A kernel's output against the expectation: outputs within docs/contract.md §6, statistics (when
 /// `stats`) by [`check_against_reference`]; statistics returned unasked are a mismatch too.
 pub fn verify(
     dtype: DType,

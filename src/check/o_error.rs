@@ -2,12 +2,12 @@
 //! reference, and the O statistics (zeros counter, log2 histogram, channel moments) that error
 //! admits.
 //!
-//! The CUDA-core family keeps P in f32, so its o is within SPEC §6's f32 summation tolerance
-//! and O's values may only cross a log2 bin edge they sit within that tolerance (or 1e-4
+//! The CUDA-core family keeps P in f32, so its o is within docs/contract.md §6's f32 summation
+//! tolerance and O's values may only cross a log2 bin edge they sit within that tolerance (or 1e-4
 //! relative) of. The tensor-core family rounds P to the input type (f16/bf16) before P·V, as
-//! FlashAttention-2 does, so each element of its o may differ by the dtype's SPEC §6 o tolerance
-//! relative to its row's largest magnitude (f16 `2e-3`, bf16 `1.6e-2`), plus, for f16, the
-//! weights below its smallest subnormal that round to 0: at most `keys · 2⁻²⁵ · max|v|` (bf16
+//! FlashAttention-2 does, so each element of its o may differ by the dtype's docs/contract.md §6 o
+//! tolerance relative to its row's largest magnitude (f16 `2e-3`, bf16 `1.6e-2`), plus, for f16,
+//! the weights below its smallest subnormal that round to 0: at most `keys · 2⁻²⁵ · max|v|` (bf16
 //! has f32's exponent range and flushes nothing that matters). Such a value may land in any
 //! bin its error reaches, or in the zeros counter when the error reaches 0, and moves its
 //! channel's moments by at most `(|x| + err)^k - |x|^k`.
@@ -44,8 +44,8 @@ pub struct OError {
 
 impl OError {
     /// The error of `kernel`'s o for `dtype`, `keys` keys per row at most and values of
-    /// magnitude up to `v_max`: none beyond SPEC §6's summation tolerance for the CUDA-core
-    /// family; rounded P for the tensor-core family and for `Auto`, which may pick it.
+    /// magnitude up to `v_max`: none beyond docs/contract.md §6's summation tolerance for the
+    /// CUDA-core family; rounded P for the tensor-core family and for `Auto`, which may pick it.
     pub fn new(kernel: KernelChoice, dtype: DType, keys: usize, v_max: f64) -> OError {
         let (rel, floor) = match (kernel, dtype) {
             (KernelChoice::CudaCore, _) | (_, DType::F32) => (0.0, 0.0),
@@ -104,8 +104,8 @@ impl OError {
             *m += (a + err).powi(k) - a.powi(k);
         }
         slack[4] = slack[4].max(err);
-        // SPEC §6's own rule, for every family: a value within the f32 tolerance (at least
-        // 1e-4 relative) of a power of two may be in either neighbouring bin.
+        // docs/contract.md §6's own rule, for every family: a value within the f32 tolerance (at
+        // least 1e-4 relative) of a power of two may be in either neighbouring bin.
         let tol = (2e-5 * (1.0 + a)).max(1e-4 * a);
         if err == 0.0 {
             // Zeros exactly; below the interval's lower end lies 0 or a tiny value: bin 0

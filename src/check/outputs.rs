@@ -1,4 +1,4 @@
-//! Kernel outputs (`o`, `lse`) against the f64 reference with SPEC §6's tolerances.
+//! Kernel outputs (`o`, `lse`) against the f64 reference with docs/contract.md §6's tolerances.
 
 use crate::reference::ReferenceAttention;
 use crate::stats::compare::Mismatch;

@@ -22,7 +22,7 @@ pub fn check(args: &CheckArgs) -> Result<()> {
     let cases = matrix::all_cases();
     outln!(
         "quietattn check on {}: {} cases per kernel family, against the f64 reference with the \
-         SPEC §6 tolerances",
+         docs/contract.md §6 tolerances",
         device.name(),
         cases.len()
     );

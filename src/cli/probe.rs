@@ -1,6 +1,7 @@
 //! `quietattn probe`: a real checkpoint's forward pass with quietattn's attention (statistics
-//! on) and the activation-statistics op on every hidden state; the SPEC §8 readings per layer
-//! and head as a table and JSON; `--variant` replays the same weights under another normaliser.
+//! on) and the activation-statistics op on every hidden state; the docs/contract.md §8 readings per
+//! layer and head as a table and JSON; `--variant` replays the same weights under another
+//! normaliser.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;

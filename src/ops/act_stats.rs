@@ -1,5 +1,6 @@
-//! Standalone activation statistics of a `[tokens, channels]` tensor (SPEC §5): host side of
-//! `kernels/act_stats.cu`. The launch is computed once and run unchanged by the emulator or CUDA.
+//! Standalone activation statistics of a `[tokens, channels]` tensor (docs/contract.md §5): host
+//! side of `kernels/act_stats.cu`. The launch is computed once and run unchanged by the emulator or
+//! CUDA.
 
 use crate::abi::{self, QaActStatsParams, QaChannelStats, QaTensorStats};
 use crate::device::Device;

@@ -146,7 +146,8 @@ fn run(
     outputs.download(executor, &problem.lse_shape())
 }
 
-/// The `lse` of a row without visible keys (SPEC §1), per head, filling the whole output.
+/// The `lse` of a row without visible keys (docs/contract.md §1), per head, filling the whole
+/// output.
 fn initial_lse(
     inputs: &AttentionInputs<'_>,
     options: &AttentionOptions,

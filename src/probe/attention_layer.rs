@@ -1,6 +1,6 @@
 //! One layer's attention through quietattn (any [`Device`], statistics on) and what the probe
-//! reads from it per head (SPEC §8): sink score with and without row 0, the value-norm ratio,
-//! and the attention map rebuilt from the kernel's `lse`.
+//! reads from it per head (docs/contract.md §8): sink score with and without row 0, the value-norm
+//! ratio, and the attention map rebuilt from the kernel's `lse`.
 
 use serde::Serialize;
 

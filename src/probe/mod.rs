@@ -1,7 +1,7 @@
 //! `quietattn probe`: a real checkpoint's forward pass with quietattn's attention
 //! (statistics on) and the activation-statistics op on every hidden state, and the per-layer,
-//! per-head readings of SPEC §8 (sink scores, entropies, value-norm ratios, kurtosis, outlier
-//! channels, massive activations).
+//! per-head readings of docs/contract.md §8 (sink scores, entropies, value-norm ratios, kurtosis,
+//! outlier channels, massive activations).
 //!
 //! Dense layers use the `matrixmultiply` GEMM on the CPU, or cuBLAS on a GPU once
 //! `LoadedModel::place_dense` put them there ([`dense`]); attention and the statistics run on

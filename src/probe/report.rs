@@ -1,6 +1,6 @@
-//! The probe's report of one forward pass (SPEC §8): per layer and head the attention readings,
-//! per hidden state the kurtosis (per channel and whole tensor), inf-norm, outlier channels by
-//! the three rules and massive activations with their positions.
+//! The probe's report of one forward pass (docs/contract.md §8): per layer and head the attention
+//! readings, per hidden state the kurtosis (per channel and whole tensor), inf-norm, outlier
+//! channels by the three rules and massive activations with their positions.
 
 use serde::Serialize;
 

@@ -1,5 +1,5 @@
-//! The paged KV-cache problem of SPEC §7, validated in one place: cache layouts, page size,
-//! block table, per-sequence key lengths. Everything an ordinary attention call also has (q,
+//! The paged KV-cache problem of docs/contract.md §7, validated in one place: cache layouts, page
+//! size, block table, per-sequence key lengths. Everything an ordinary attention call also has (q,
 //! dtypes, heads, sinks, gate, options) goes through the shared validator of `layout.rs`, on
 //! the contiguous problem the pages stand for: key `j` of sequence `b` is
 //! `cache[block_table[b, j / page_size], j % page_size]`.

@@ -16,10 +16,16 @@ pub const MIN_CHUNK_KEYS: usize = 256;
 pub const KEY_TILE: usize = 64;
 /// Blocks per SM the split count aims for (two waves).
 pub const BLOCKS_PER_SM: usize = 2;
-/// f32 scalars of one row's partial with statistics: `m, l, t`, first-key weight, largest weight,
-/// and the logit-range pieces `n, Σs, max s` (`src/reference/split/`).
+/// f32 scalars of one row's partial with statistics, after its `head_dim` accumulators: `m, l`,
+/// then the row-statistics pieces `A = Σw`, `B = Σw ln w` (entropy), the chunk's visible keys
+/// `n`, `Σ(x − xmax)` (logit range), the first key's logit `x0` (−∞ unless the chunk holds
+/// key 0) and the largest logit `xmax`, logits in log2 units. The kernels' layout
+/// (`partial_slot` in `kernels/decode/paged.cuh`, written in `kernels/decode/chunk_parts.cuh`,
+/// merged in `kernels/decode/combine.cuh`); docs/contract.md §7.
 pub const PARTIAL_SCALARS: usize = 8;
-/// f32 scalars of one row's partial without statistics: `m, l`.
+/// f32 scalars of one row's partial without statistics, after its accumulators: `m, l` (with
+/// absolute weights `l = 0`, and `m` is 0 for sigmoid and the row's `lse` in clipped softmax's
+/// second pass).
 pub const PARTIAL_SCALARS_NO_STATS: usize = 2;
 /// Bytes of the record in which a kernel reports the first bad device-side index
 /// ([`crate::abi::QaErrorRecord`], read with [`crate::ops::ErrorRecord`]).

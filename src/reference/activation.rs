@@ -1,5 +1,5 @@
-//! Reference activation statistics (SPEC §5, standalone kernel): every element visited once in
-//! f64, exactly as the definitions read.
+//! Reference activation statistics (docs/contract.md §5, standalone kernel): every element visited
+//! once in f64, exactly as the definitions read.
 
 use crate::error::{Result, shape_err};
 use crate::stats::{ActivationStats, log2_bin};

@@ -24,7 +24,7 @@ pub(super) struct Computed {
     pub stats: OutlierStats,
 }
 
-/// Computes SPEC §1–5 for an already validated `problem`.
+/// Computes docs/contract.md §1–5 for an already validated `problem`.
 pub(super) fn run(
     inputs: &AttentionInputs<'_>,
     options: &AttentionOptions,
@@ -120,7 +120,7 @@ pub(super) fn run(
     })
 }
 
-/// `s = scale·(q·k)`, then the softcap `c·tanh(s/c)` when one is set (SPEC §2).
+/// `s = scale·(q·k)`, then the softcap `c·tanh(s/c)` when one is set (docs/contract.md §2).
 fn logit(options: &AttentionOptions, scale: f64, q: &[f64], k: &[f64]) -> f64 {
     let s = scale * q.iter().zip(k).map(|(a, b)| a * b).sum::<f64>();
     match options.softcap {
@@ -206,7 +206,8 @@ fn gather(
         .collect()
 }
 
-/// Multiplies the row by the gate factor(s) of SPEC §4 (after normalisation and O stats).
+/// Multiplies the row by the gate factor(s) of docs/contract.md §4 (after normalisation and O
+/// stats).
 fn apply_gate(
     inputs: &AttentionInputs<'_>,
     gate: Gate,

@@ -1,5 +1,5 @@
-//! The literal f64 CPU reference of SPEC §1–5: every score row is materialised, every
-//! normaliser is written out in closed form, every statistic follows the BRIEF's conventions.
+//! The literal f64 CPU reference of docs/contract.md §1–5: every score row is materialised, every
+//! normaliser is written out in closed form, every statistic follows §5.
 //!
 //! Inputs are widened to f64 exactly; nothing is rounded until [`ReferenceAttention::into_output`].
 //! Non-finite inputs never panic: a NaN or ±inf in q/k/v propagates through the arithmetic into
@@ -7,10 +7,10 @@
 //! 0) and is counted in the tensor's `non_finite`; histogram bins of NaN row statistics are 0.
 //!
 //! Statistics are taken on f64 values (O before the gate); kernels take them on f32 values, so
-//! a value within rounding of a bin edge may land one bin over (SPEC §6 allows this). Host
-//! varlen offsets must cover every row (the validator rejects offsets that end early).
+//! a value within rounding of a bin edge may land one bin over (docs/contract.md §6 allows this).
+//! Host varlen offsets must cover every row (the validator rejects offsets that end early).
 //!
-//! SPEC §7 (decode): [`paged_attention`] runs a paged KV cache through the same driver,
+//! docs/contract.md §7 (decode): [`paged_attention`] runs a paged KV cache through the same driver,
 //! [`split`] holds the split-KV partials and merge rules, [`append_kv`] the cache's write side.
 
 pub mod activation;
@@ -43,11 +43,11 @@ pub struct ReferenceAttention {
     /// The (gated) output, row-major in `problem.o_shape()`.
     pub o: Vec<f64>,
     /// How far each element of `o` may move when the logits carry the rounding error of an f32
-    /// dot product (see [`logit_error`]); part of SPEC §6's o tolerance.
+    /// dot product (see [`logit_error`]); part of the o tolerance of docs/contract.md §6.
     pub o_logit_error: Vec<f64>,
-    /// The per-row `lse` of SPEC §3, row-major in `problem.lse_shape()`.
+    /// The per-row `lse` of docs/contract.md §3, row-major in `problem.lse_shape()`.
     pub lse: Vec<f64>,
-    /// Every statistic of SPEC §5 (always computed).
+    /// Every statistic of docs/contract.md §5 (always computed).
     pub stats: OutlierStats,
     /// The validated geometry.
     pub problem: AttentionProblem,

@@ -1,4 +1,4 @@
-//! SPEC §3 in f64: the weights and the `lse` of one row, given its visible logits.
+//! docs/contract.md §3 in f64: the weights and the `lse` of one row, given its visible logits.
 //!
 //! Every normaliser is written in the max-shifted form so that logits of any magnitude
 //! (±1e4 and beyond) give finite weights; non-finite logits (from non-finite inputs) flow
@@ -11,7 +11,7 @@ use crate::variant::{Normaliser, SOFTPICK_EPS};
 pub struct RowWeights {
     /// One weight per visible logit, in the order given.
     pub weights: Vec<f64>,
-    /// The row's log-denominator as SPEC §3 defines it for the normaliser.
+    /// The row's log-denominator as docs/contract.md §3 defines it for the normaliser.
     pub lse: f64,
 }
 
@@ -25,7 +25,8 @@ pub struct RowParams {
 }
 
 /// Weights and `lse` of one row under `norm`. `logits` are the visible logits after scale and
-/// softcap; an empty slice is the fully masked row of SPEC §1 (no weights, its `lse` rule).
+/// softcap; an empty slice is the fully masked row of docs/contract.md §1 (no weights, its `lse`
+/// rule).
 pub fn row_weights(norm: &Normaliser, logits: &[f64], params: RowParams) -> RowWeights {
     if logits.is_empty() {
         return RowWeights {
@@ -114,9 +115,10 @@ pub(crate) fn softpick_numerator(s: f64, m: f64, shift: f64) -> f64 {
 /// softpick: `N_j = e^{s_j} - 1`, `p = relu(N) / (Σ|N| + ε)`, `lse = ln Σ|N|`, all computed
 /// as `N·e^{-m}` with `m = max(0, max s)` so that large logits do not overflow.
 ///
-/// ε is in unscaled units as SPEC §3 writes it, so in shifted units it is `ε·e^{-m}`. (The
-/// paper's reference code adds its ε to the *shifted* sum instead; the two differ only when
-/// `Σ|N|` is within a few ε of 0. SPEC wins.)
+/// ε is in unscaled units as docs/contract.md §3 defines it, so in shifted units it is `ε·e^{-m}`.
+/// (The paper's reference code adds its ε to the *shifted* sum instead; the two differ only when
+/// `Σ|N|` is within a few ε of 0. The contract's form is the one implemented, here and in the
+/// kernels.)
 fn softpick(logits: &[f64]) -> RowWeights {
     let m = max_of(logits).max(0.0);
     let shift = (-m).exp();

@@ -22,7 +22,7 @@ pub struct PagedReference {
     pub o: Vec<f64>,
     /// The per-row `lse`, row-major in `problem.geometry.lse_shape()`.
     pub lse: Vec<f64>,
-    /// Every statistic of SPEC §5.
+    /// Every statistic of docs/contract.md §5.
     pub stats: OutlierStats,
     /// The validated paged problem.
     pub problem: PagedProblem,

@@ -1,4 +1,4 @@
-//! Per-head row statistics of SPEC §5 under the BRIEF's conventions, from one materialised row.
+//! Per-head row statistics of docs/contract.md §5, from one materialised row.
 //!
 //! NaN weights or logits (non-finite inputs) land in bin 0 of the affected histograms: the bin
 //! helpers map NaN to 0, and no statistic panics.
@@ -44,8 +44,8 @@ pub fn add_row(head: &mut QaHeadStats, norm: &Normaliser, row: &Row<'_>) {
     head.logit_range_hist[logit_range_bin(max_s - mean_s)] += 1;
 }
 
-/// `H / ln(#outcomes)` of the row's outcome distribution (BRIEF): the softmax family uses
-/// the probabilities as they are (plus the virtual sink outcome when there is one); the
+/// `H / ln(#outcomes)` of the row's outcome distribution (docs/contract.md §5): the softmax family
+/// uses the probabilities as they are (plus the virtual sink outcome when there is one); the
 /// other normalisers use their weights renormalised to sum 1, and 0 when they sum to 0.
 pub fn normalised_entropy(norm: &Normaliser, weights: &[f64], sink_p: Option<f64>) -> f64 {
     let renormalise = !matches!(

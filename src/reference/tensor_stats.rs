@@ -1,4 +1,4 @@
-//! Per-channel moments and per-tensor log2 histograms of SPEC §5 (BRIEF conventions).
+//! Per-channel moments and per-tensor log2 histograms of docs/contract.md §5.
 
 use crate::abi::{QaChannelStats, QaTensorStats};
 use crate::stats::log2_bin;

@@ -6,10 +6,11 @@
 //!   and block, merged into f64 globals by atomics in whatever order threads and blocks finish,
 //!   so two runs may differ in the last bits. They reproduce within [`REPRODUCIBLE_REL`] of `M`,
 //!   a bound on the sum of the terms' magnitudes ([`magnitudes`]), and match the f64 reference
-//!   within SPEC §6's 1e-3 relative ([`REFERENCE_REL`]) plus 1e-5 of that magnitude
+//!   within docs/contract.md §6's 1e-3 relative ([`REFERENCE_REL`]) plus 1e-5 of that magnitude
 //!   ([`REFERENCE_MAGNITUDE_REL`], for sums that cancel).
-//! - **Histogram bins** of values the kernel computes (row statistics, O) follow SPEC §6: a value
-//!   within the tolerance of a bin edge may land in the neighbouring bin, never further
+//! - **Histogram bins** of values the kernel computes (row statistics, O) follow
+//!   docs/contract.md §6: a value within the tolerance of a bin edge may land in the
+//!   neighbouring bin, never further
 //!   ([`HistogramBounds`]); O's values may carry a family's own error on top (the tensor-core
 //!   family rounds P before P·V), which [`OBounds`] admits, zeros counter and moments included
 //!   (`crate::check::o_error`). Bins of the inputs (Q, K, V as read) are exact. A given device,
@@ -40,7 +41,7 @@ use crate::stats::{OutlierStats, TENSOR_NAMES};
 /// totals adds ~1e-16 per block.
 pub const REPRODUCIBLE_REL: f64 = 3e-5;
 
-/// Kernel against the f64 reference (SPEC §6): float sums within 1e-3 relative.
+/// Kernel against the f64 reference (docs/contract.md §6): float sums within 1e-3 relative.
 pub const REFERENCE_REL: f64 = 1e-3;
 
 /// Floor of the reference comparison, relative to [`magnitudes`]: sums that cancel (Σx, Σx³)
@@ -159,7 +160,7 @@ impl HistogramBounds {
     }
 }
 
-/// The admissible row histograms of one head (SPEC §5 order).
+/// The admissible row histograms of one head (docs/contract.md §5 order).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct HeadBounds {
     /// Rows by max weight.
@@ -180,7 +181,7 @@ pub struct OBounds {
     /// Slot 0: the zeros counter; slot `b + 1`: log2 bin `b`.
     pub slots: HistogramBounds,
     /// Per channel (`head · d + c`): how far Σx, Σx², Σx³, Σx⁴ and absmax may move beyond
-    /// SPEC §6's summation tolerance (empty: not at all).
+    /// docs/contract.md §6's summation tolerance (empty: not at all).
     pub slack: Vec<[f64; 5]>,
 }
 
@@ -280,8 +281,8 @@ fn check_counters(name: &str, got: &QaTensorStats, want: &QaTensorStats) -> Resu
     Ok(())
 }
 
-/// Kernel statistics against the f64 reference's (SPEC §6): counters exactly, sums within
-/// [`REFERENCE_REL`], row histograms within `heads`, the log2 histograms of Q, K, V exactly;
+/// Kernel statistics against the f64 reference's (docs/contract.md §6): counters exactly, sums
+/// within [`REFERENCE_REL`], row histograms within `heads`, the log2 histograms of Q, K, V exactly;
 /// O's zeros counter, log2 histogram and moments as `o` admits.
 pub fn check_against_reference(
     got: &OutlierStats,

@@ -1,5 +1,6 @@
-//! JSON documents of the statistics: the raw counters under their SPEC names next to the
-//! derived report. The ABI structs are bindgen output and stay free of serde; these mirror them.
+//! JSON documents of the statistics: the raw counters under their names in docs/contract.md §5 next
+//! to the derived report. The ABI structs are bindgen output and stay free of serde; these mirror
+//! them.
 //!
 //! The documents implement [`serde::Serialize`]; render them with any serde format (the CLI
 //! uses `serde_json::to_string_pretty`). They do not hand out `serde_json::Value`s: its
@@ -58,7 +59,7 @@ pub struct TensorJson {
     pub sum: Vec<f64>,
     /// Per channel Σx².
     pub sum_sq: Vec<f64>,
-    /// Per channel Σx³ (beyond SPEC §5: the central kurtosis needs it).
+    /// Per channel Σx³ (docs/contract.md §5: the central kurtosis needs it).
     pub sum_3rd: Vec<f64>,
     /// Per channel Σx⁴.
     pub sum_4th: Vec<f64>,

@@ -1,6 +1,6 @@
-//! Outlier statistics (SPEC §5): the raw counters the kernels and the reference accumulate,
-//! and the report derived from them on the host. What they promise across runs and against the
-//! reference (counters exact, float sums within a stated bound, histograms up to the
+//! Outlier statistics (docs/contract.md §5): the raw counters the kernels and the reference
+//! accumulate, and the report derived from them on the host. What they promise across runs and
+//! against the reference (counters exact, float sums within a stated bound, histograms up to the
 //! neighbouring bin at an edge) is [`compare`].
 
 pub mod compare;

@@ -1,6 +1,6 @@
-//! The report derived on the host from the raw counters (SPEC §5): channel moments, kurtosis,
-//! outlier channels by three published rules, median |x| from the log2 histogram, and per-head
-//! sink scores with the sink rate of Gu et al. (arXiv 2410.10781).
+//! The report derived on the host from the raw counters (docs/contract.md §5): channel moments,
+//! kurtosis, outlier channels by three published rules, median |x| from the log2 histogram, and
+//! per-head sink scores with the sink rate of Gu et al. (arXiv 2410.10781).
 
 use serde::Serialize;
 

@@ -1,7 +1,8 @@
 //! The paged problem of the paged-cache tests (`paged_reference.rs`, `decode_emulator.rs`): pages
 //! shuffled, unused pages full of NaN, garbage table entries past each sequence, ragged lengths
 //! including 0 and 1, any dtype and head dimension; and the comparison of the decode kernels
-//! with the f64 paged reference under SPEC §6's tolerances (`quietattn::check::outputs`).
+//! with the f64 paged reference under docs/contract.md §6's tolerances
+//! (`quietattn::check::outputs`).
 #![allow(dead_code)]
 
 use quietattn::check::Expected;

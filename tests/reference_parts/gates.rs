@@ -1,4 +1,4 @@
-//! SPEC §4: output gates scale the normalised output and leave `lse` alone.
+//! docs/contract.md §4: output gates scale the normalised output and leave `lse` alone.
 
 use super::{assert_close, random, view};
 use quietattn::reference::{self, ReferenceAttention};

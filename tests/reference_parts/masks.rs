@@ -1,4 +1,5 @@
-//! SPEC §1: bottom-right causal alignment, sliding windows and fully masked rows, by hand.
+//! docs/contract.md §1: bottom-right causal alignment, sliding windows and fully masked rows, by
+//! hand.
 
 use super::{opts, random, run};
 use quietattn::{AttentionOptions, Normaliser};

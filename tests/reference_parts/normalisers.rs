@@ -1,4 +1,4 @@
-//! SPEC §3: every normaliser against a closed form or an equivalent augmented softmax.
+//! docs/contract.md §3: every normaliser against a closed form or an equivalent augmented softmax.
 
 use super::{assert_close, max_diff, opts, random, run};
 use quietattn::{AttentionOptions, Normaliser};

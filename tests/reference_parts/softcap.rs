@@ -1,5 +1,5 @@
-//! SPEC §2: the softcap `s ← c·tanh(s/c)` is applied before masking, normalisation and the
-//! logit-range statistic.
+//! docs/contract.md §2: the softcap `s ← c·tanh(s/c)` is applied before masking, normalisation and
+//! the logit-range statistic.
 
 use super::{opts, run};
 use quietattn::{AttentionOptions, Normaliser};

@@ -1,4 +1,4 @@
-//! SPEC §5 statistics on cases small enough to compute by hand or by direct sums.
+//! docs/contract.md §5 statistics on cases small enough to compute by hand or by direct sums.
 
 use super::{opts, random, run, view};
 use quietattn::abi::QaHeadStats;

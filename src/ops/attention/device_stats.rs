@@ -1,6 +1,6 @@
 //! Statistics buffers for launches on caller-owned memory. Engines accumulate many launches
-//! into one buffer (SPEC §5: every counter is a sum, so launches add up) and read it back
-//! once per reporting window.
+//! into one buffer (docs/contract.md §5: every counter is a sum, so launches add up) and read it
+//! back once per reporting window.
 
 use std::marker::PhantomData;
 

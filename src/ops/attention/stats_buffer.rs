@@ -1,4 +1,4 @@
-//! The one device allocation holding an attention launch's statistics (SPEC §5):
+//! The one device allocation holding an attention launch's statistics (docs/contract.md §5):
 //! `QaHeadStats[heads]`, then `QaChannelStats` of Q, K, V, O, then `QaTensorStats[4]`.
 
 use std::mem::size_of;

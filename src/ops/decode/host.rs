@@ -37,7 +37,7 @@ pub struct DecodeCall<'a> {
 /// Paged attention through the decode kernels on `executor` (emulator or CUDA): batched
 /// queries `[b, q_len, h, d]` or varlen queries `[total_q, h, d]` with `cu_seqlens_q` (each
 /// sequence's rows are the last positions of its keys under causal), with the statistics of
-/// SPEC §5 when `options.stats` (counted as the prefill kernels count the gathered,
+/// docs/contract.md §5 when `options.stats` (counted as the prefill kernels count the gathered,
 /// contiguous problem). `o` and `lse` take the shapes of an ordinary call with those queries.
 ///
 /// ```

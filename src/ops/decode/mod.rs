@@ -1,6 +1,6 @@
-//! Decode against a paged KV cache (SPEC §7, docs/decode.md): the split-KV chunk kernels of
-//! `kernels/decode/` (CUDA cores) and `kernels/decode_tc/` (tensor cores, sm_80+, f16/bf16),
-//! chosen by [`choose`] from `options.kernel`, and the combine of `kernels/decode/`.
+//! Decode against a paged KV cache (docs/contract.md §7, docs/decode.md): the split-KV chunk
+//! kernels of `kernels/decode/` (CUDA cores) and `kernels/decode_tc/` (tensor cores, sm_80+,
+//! f16/bf16), chosen by [`choose`] from `options.kernel`, and the combine of `kernels/decode/`.
 //!
 //! Engines call [`paged_decode_device`] on their device memory (validated, queued on the
 //! device's stream, partials in a workspace sized once by [`crate::problem::workspace_bytes`]);

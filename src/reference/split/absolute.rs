@@ -7,9 +7,9 @@ use super::chunk::{Chunk, LogitRange, axpy, rescaled_sum};
 /// `w_log_w = Σ w ln w` (entropy of the weights renormalised to sum 1), the largest weight and
 /// the weight of the sequence's first key when the chunk holds it.
 ///
-/// Contract (SPEC §7): no rescaling; the merge sums `acc`, `w_sum`, `w_log_w`, takes the max of
-/// the largest weights and the first-key weight from the chunk holding key 0. Sigmoid uses it
-/// directly; clipped softmax uses it in pass 2, after pass 1 merged the row's `lse`.
+/// Contract (docs/contract.md §7): no rescaling; the merge sums `acc`, `w_sum`, `w_log_w`, takes
+/// the max of the largest weights and the first-key weight from the chunk holding key 0. Sigmoid
+/// uses it directly; clipped softmax uses it in pass 2, after pass 1 merged the row's `lse`.
 ///
 /// ```
 /// use quietattn::reference::split::{AbsolutePartial, Chunk};

@@ -6,10 +6,10 @@ use super::chunk::{Chunk, LogitRange, axpy, rescaled_sum};
 /// `l = Σ e^{s−m}`, `acc = Σ e^{s−m}·v`, `t = Σ e^{s−m}·s` (entropy) and the shifted weight
 /// `e^{s₀−m}` of the sequence's first key when the chunk holds it.
 ///
-/// Contract (SPEC §7): every chunk starts at `(m, l, acc, t) = (−∞, 0, 0, 0)` — the virtual sink
-/// of off_by_one / sink is *not* part of any chunk; [`ExpPartial::merge`] rescales all chunks to
-/// `M = max_c m_c` and the normaliser adds the sink term once when it finishes the row. An empty
-/// chunk has `m = −∞` and contributes exactly 0.
+/// Contract (docs/contract.md §7): every chunk starts at `(m, l, acc, t) = (−∞, 0, 0, 0)` — the
+/// virtual sink of off_by_one / sink is *not* part of any chunk; [`ExpPartial::merge`] rescales all
+/// chunks to `M = max_c m_c` and the normaliser adds the sink term once when it finishes the row.
+/// An empty chunk has `m = −∞` and contributes exactly 0.
 ///
 /// ```
 /// use quietattn::reference::split::{Chunk, ExpPartial};

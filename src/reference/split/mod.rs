@@ -1,6 +1,7 @@
-//! Split-KV in f64 (SPEC §7): a row's visible keys are cut into chunks, each chunk keeps a
-//! per-normaliser partial, and a merge gives exactly the unsplit row — output, `lse` and the row
-//! statistics of SPEC §5. This is the contract the decode combine kernel implements:
+//! Split-KV in f64 (docs/contract.md §7): a row's visible keys are cut into chunks, each chunk
+//! keeps a per-normaliser partial, and a merge gives exactly the unsplit row — output, `lse` and
+//! the row statistics of docs/contract.md §5. This is the contract the decode combine kernel
+//! implements:
 //!
 //! | normaliser | partial | merge | finish |
 //! |---|---|---|---|
@@ -36,13 +37,13 @@ use crate::variant::{Normaliser, SOFTPICK_EPS};
 pub struct MergedRow {
     /// The (ungated) output row.
     pub o: Vec<f64>,
-    /// The row's `lse` as SPEC §3 defines it for the normaliser.
+    /// The row's `lse` as docs/contract.md §3 defines it for the normaliser.
     pub lse: f64,
-    /// The row statistics; `None` for a row without visible keys (SPEC §5 skips it).
+    /// The row statistics; `None` for a row without visible keys (docs/contract.md §5 skips it).
     pub stats: Option<RowStats>,
 }
 
-/// The per-row quantities SPEC §5 bins, computed from merged partials.
+/// The per-row quantities docs/contract.md §5 bins, computed from merged partials.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RowStats {
     /// Visible keys.

@@ -9,9 +9,9 @@ use crate::reference::normaliser::softpick_numerator;
 /// `pos_log_pos = Σ relu(N_j) ln relu(N_j)` (entropy of the renormalised weights), the largest
 /// `relu(N_j)` and the first key's `relu(N_0)` when the chunk holds key 0.
 ///
-/// Contract (SPEC §7): merged like softmax with `M = max_c m_c` (so `M ≥ 0` and `e^{−M}` never
-/// overflows): every sum is scaled by `α_c = e^{m_c−M}`, except `pos_log_pos`, which becomes
-/// `α_c·(pos_log_pos_c + ln α_c·pos_c)`. The row's weights are `relu(N)/(l + ε·e^{−M})`.
+/// Contract (docs/contract.md §7): merged like softmax with `M = max_c m_c` (so `M ≥ 0` and
+/// `e^{−M}` never overflows): every sum is scaled by `α_c = e^{m_c−M}`, except `pos_log_pos`, which
+/// becomes `α_c·(pos_log_pos_c + ln α_c·pos_c)`. The row's weights are `relu(N)/(l + ε·e^{−M})`.
 ///
 /// ```
 /// use quietattn::reference::split::{Chunk, SoftpickPartial};
