@@ -1,5 +1,5 @@
-//! The part of the o tolerance of docs/contract.md §6 that scales with the logits: how far the kernels' f32
-//! logits may sit from the exact ones, and how far that moves o.
+//! The part of the o tolerance of docs/contract.md §6 that scales with the logits: how far the
+//! kernels' f32 logits may sit from the exact ones, and how far that moves o.
 //!
 //! Every kernel computes `s = scale·(q·k)` as an f32 dot product. Each of its `d` fused
 //! multiply-adds rounds the running sum by up to 2⁻²⁴ of that sum, which is at most
