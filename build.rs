@@ -7,6 +7,8 @@
 //! Without nvcc the build still succeeds (a cargo warning; GPU entry points then return
 //! `Error::KernelsNotBuilt`) unless `QUIETATTN_REQUIRE_PTX=1`, which turns it into a failure.
 //! `QUIETATTN_CUDA_SASS` (e.g. `sm_90`) narrows the shipped SASS list for a quicker build.
+//! A file's header lines (`build/header.rs`) pick its architectures, arch-specific ones such as
+//! `sm_90a` included, and can leave it out of the emulator build.
 
 use std::env;
 use std::fmt::Write as _;
@@ -17,6 +19,8 @@ use std::path::{Path, PathBuf};
 mod emulator;
 #[path = "build/fatbin.rs"]
 mod fatbin;
+#[path = "build/header.rs"]
+mod header;
 
 use fatbin::Built;
 
@@ -25,6 +29,21 @@ struct Kernel {
     path: PathBuf,
     stem: String,
     archs: Vec<String>,
+    /// False for a file marked `// quietattn-emulate: no`.
+    emulate: bool,
+}
+
+/// One kernel file after nvcc: its fatbin, or why there was nothing to compile for it.
+enum Outcome {
+    Built(Built),
+    Skipped(String),
+}
+
+/// What nvcc made of the kernel files, in scan order.
+struct Compiled {
+    built: Vec<Built>,
+    /// Modules with nothing to build for the SASS list, and why (`fatbin::Target::skip_reason`).
+    skipped: Vec<(String, String)>,
 }
 
 fn main() {
@@ -53,7 +72,7 @@ fn main() {
     let kernels = find_kernels(&root, &default_archs);
     let require = env::var("QUIETATTN_REQUIRE_PTX").is_ok_and(|v| v == "1");
 
-    let built = match find_nvcc() {
+    let built: Option<Compiled> = match find_nvcc() {
         Some(nvcc) => match compile_all(&nvcc, &root, &out, &kernels) {
             Ok(built) => Some(built),
             Err(e) if require => panic!("QUIETATTN_REQUIRE_PTX=1 and nvcc failed:\n{e}"),
@@ -79,20 +98,23 @@ fn main() {
             None
         }
     };
-    write_kernel_table(&out, &kernels, built.as_deref());
+    write_kernel_table(&out, &kernels, built.as_ref());
 
     if env::var_os("CARGO_FEATURE_EMULATOR").is_some() {
-        let stems: Vec<(PathBuf, String)> = kernels
+        let (emulated, not_emulated): (Vec<&Kernel>, Vec<&Kernel>) =
+            kernels.iter().partition(|k| k.emulate);
+        let stems: Vec<(PathBuf, String)> = emulated
             .iter()
             .map(|k| (k.path.clone(), k.stem.clone()))
             .collect();
-        emulator::build(&root, &out, &stems);
+        let left_out: Vec<String> = not_emulated.iter().map(|k| k.stem.clone()).collect();
+        emulator::build(&root, &out, &stems, &left_out);
     }
 }
 
 /// `kernels/*.cu` and `kernels/<folder>/*.cu` (each kernel family's folder, `testing`), sorted
-/// by name. A file picks its own architectures with a line
-/// `// quietattn-arch: compute_75[,compute_90]`.
+/// by name. A file picks its own architectures and opts out of the emulator with header lines
+/// (`build/header.rs`).
 fn find_kernels(root: &Path, default_archs: &[String]) -> Vec<Kernel> {
     let mut kernels = Vec::new();
     let mut dirs = vec![root.join("kernels")];
@@ -112,12 +134,14 @@ fn find_kernels(root: &Path, default_archs: &[String]) -> Vec<Kernel> {
                     .expect("kernel file name is UTF-8")
                     .to_string();
                 let source = fs::read_to_string(&path).expect("read kernel source");
-                let archs = source
-                    .lines()
-                    .find_map(|l| l.trim().strip_prefix("// quietattn-arch:"))
-                    .map(|list| list.split(',').map(|s| s.trim().to_string()).collect())
-                    .unwrap_or_else(|| default_archs.to_vec());
-                kernels.push(Kernel { path, stem, archs });
+                let header =
+                    header::parse(&source).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                kernels.push(Kernel {
+                    path,
+                    stem,
+                    archs: header.archs.unwrap_or_else(|| default_archs.to_vec()),
+                    emulate: header.emulate,
+                });
             }
         }
     }
@@ -164,7 +188,7 @@ fn compile_all(
     root: &Path,
     out: &Path,
     kernels: &[Kernel],
-) -> Result<Vec<Built>, String> {
+) -> Result<Compiled, String> {
     let shipped = fatbin::shipped_sass()?;
     let compiler = fatbin::Compiler::new(nvcc, root, out)?;
     let dir = out.join("fatbin");
@@ -176,7 +200,7 @@ fn compile_all(
         .unwrap_or(1)
         .clamp(1, kernels.len().max(1));
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut results: Vec<(usize, Result<Built, String>)> = std::thread::scope(|s| {
+    let mut results: Vec<(usize, Result<Outcome, String>)> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..jobs)
             .map(|_| {
                 let (compiler, dir, shipped, next) = (&compiler, &dir, &shipped, &next);
@@ -186,7 +210,13 @@ fn compile_all(
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let Some(k) = kernels.get(i) else { break done };
                         let built = fatbin::Target::new(&k.archs, shipped)
-                            .and_then(|target| compiler.fatbin(&k.path, &k.stem, &target, dir));
+                            .map_err(|e| format!("{}: {e}", k.path.display()))
+                            .and_then(|target| match target.skip_reason() {
+                                Some(reason) => Ok(Outcome::Skipped(reason)),
+                                None => compiler
+                                    .fatbin(&k.path, &k.stem, &target, dir)
+                                    .map(Outcome::Built),
+                            });
                         done.push((i, built));
                     }
                 })
@@ -199,31 +229,37 @@ fn compile_all(
     });
     // The kernel table lists kernels in scan order, whichever worker built them.
     results.sort_by_key(|(i, _)| *i);
-    let results = results.into_iter().map(|(_, r)| r);
-    let mut built = Vec::new();
+    let mut compiled = Compiled {
+        built: Vec::new(),
+        skipped: Vec::new(),
+    };
     let mut errors = Vec::new();
-    for r in results {
+    for (i, r) in results {
         match r {
-            Ok(b) => built.push(b),
+            Ok(Outcome::Built(b)) => compiled.built.push(b),
+            Ok(Outcome::Skipped(reason)) => {
+                println!("cargo:warning={}: {reason}", kernels[i].stem);
+                compiled.skipped.push((kernels[i].stem.clone(), reason));
+            }
             Err(e) => errors.push(e),
         }
     }
     if errors.is_empty() {
-        Ok(built)
+        Ok(compiled)
     } else {
         Err(errors.join("\n"))
     }
 }
 
 /// `OUT_DIR/kernels.rs`: the embedded fatbin table read by `src/kernels.rs`.
-fn write_kernel_table(out: &Path, kernels: &[Kernel], built: Option<&[Built]>) {
+fn write_kernel_table(out: &Path, kernels: &[Kernel], compiled: Option<&Compiled>) {
     let mut s = String::new();
     writeln!(
         s,
         "/// True when nvcc compiled the kernels into the fatbins below."
     )
     .unwrap();
-    writeln!(s, "pub const KERNELS_BUILT: bool = {};", built.is_some()).unwrap();
+    writeln!(s, "pub const KERNELS_BUILT: bool = {};", compiled.is_some()).unwrap();
     writeln!(s, "/// Every kernel source file (module) by stem.").unwrap();
     write!(s, "pub const MODULES: &[&str] = &[").unwrap();
     for k in kernels {
@@ -232,7 +268,7 @@ fn write_kernel_table(out: &Path, kernels: &[Kernel], built: Option<&[Built]>) {
     writeln!(s, "];").unwrap();
     // One named `static` per image: a `const` (or an anonymous promoted array) may be emitted
     // once per use or codegen unit, which embedded the kernels three times before.
-    let built = built.unwrap_or_default();
+    let built = compiled.map_or(&[][..], |c| &c.built);
     for (i, b) in built.iter().enumerate() {
         writeln!(
             s,
@@ -247,10 +283,21 @@ fn write_kernel_table(out: &Path, kernels: &[Kernel], built: Option<&[Built]>) {
     for (i, b) in built.iter().enumerate() {
         write!(
             s,
-            "Fatbin {{ module: {:?}, ptx_arch: {}, sass: &{:?}, image: &IMAGE_{i} }}, ",
-            b.stem, b.ptx_arch, b.sass
+            "Fatbin {{ module: {:?}, ptx_arch: {:?}, sass: &{:?}, arch_specific: {}, \
+             image: &IMAGE_{i} }}, ",
+            b.stem, b.ptx_arch, b.sass, b.arch_specific
         )
         .unwrap();
+    }
+    writeln!(s, "];").unwrap();
+    writeln!(
+        s,
+        "/// Modules nvcc had nothing to build for under this SASS list, and why."
+    )
+    .unwrap();
+    write!(s, "pub static NOT_BUILT: &[(&str, &str)] = &[").unwrap();
+    for (stem, reason) in compiled.map_or(&[][..], |c| &c.skipped) {
+        write!(s, "({stem:?}, {reason:?}), ").unwrap();
     }
     writeln!(s, "];").unwrap();
     fs::write(out.join("kernels.rs"), s).expect("write kernels.rs");

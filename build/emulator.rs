@@ -10,11 +10,17 @@
 //!    kernel table as `qa_emu_module_<stem>`.
 //! 3. `OUT_DIR/emu_modules.rs` declares those functions and lists them (`src/emulator/ffi.rs`
 //!    includes it), so every module is referenced and linked.
+//!
+//! A module marked `// quietattn-emulate: no` (build/header.rs) gets no wrapper and is never
+//! compiled here: its inline PTX (wgmma, `setmaxnreg`, ...) has no twin in kernels/emu/ yet.
+//! It is listed as `NOT_EMULATED`, so launching it on the emulator is an error that says so
+//! rather than an unknown module. Its source is still copied to `emu_src/`, which costs nothing.
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-pub fn build(root: &Path, out: &Path, kernels: &[(PathBuf, String)]) {
+/// Compiles the modules `kernels` (path, stem); `not_emulated` are the stems left out.
+pub fn build(root: &Path, out: &Path, kernels: &[(PathBuf, String)], not_emulated: &[String]) {
     let kernels_dir = root.join("kernels");
     let src_copy = out.join("emu_src");
     copy_rewritten(&kernels_dir, &src_copy);
@@ -58,6 +64,16 @@ pub fn build(root: &Path, out: &Path, kernels: &[(PathBuf, String)]) {
         write!(table, "({stem:?}, qa_emu_module_{}), ", ident_of(stem)).unwrap();
     }
     writeln!(table, "];").unwrap();
+    writeln!(
+        table,
+        "/// Modules whose source says `// quietattn-emulate: no`: not compiled for the emulator."
+    )
+    .unwrap();
+    writeln!(
+        table,
+        "pub(crate) static NOT_EMULATED: &[&str] = &{not_emulated:?};"
+    )
+    .unwrap();
     fs::write(out.join("emu_modules.rs"), table).expect("write emu_modules.rs");
 
     let mut runtime: Vec<PathBuf> = fs::read_dir(kernels_dir.join("emu"))

@@ -1,6 +1,9 @@
 //! CUDA half of the build script: every kernel file becomes ONE compressed fatbin holding SASS
 //! for each shipped GPU architecture at or above the file's virtual architecture, plus the PTX
 //! of that (oldest) virtual architecture as the fallback a newer GPU's driver JIT-compiles.
+//! A file with an arch-specific target (`// quietattn-arch: sm_90a`) is the exception: its
+//! fatbin holds that one SASS and no PTX, and loads on compute capability 9.0 alone (see
+//! [`Target::new`]).
 //!
 //! Why SASS and not PTX alone: the driver JIT-compiles PTX on a module's first load, which took
 //! 11–17 s per attention module on an H200; a fatbin with matching SASS loads without a JIT.
@@ -24,20 +27,47 @@ use std::process::Command;
 pub const DEFAULT_SASS: &[u32] = &[75, 80, 86, 89, 90, 100, 110, 120];
 
 /// What one kernel file is compiled to.
+#[derive(Debug)]
 pub struct Target {
     /// Virtual architectures the file allows (`compute_XY` numbers), ascending.
     pub virtual_archs: Vec<u32>,
     /// SASS architectures shipped for it: those of the shipped list at or above its oldest
     /// virtual architecture.
     pub sass: Vec<u32>,
+    /// True for an arch-specific target (`sm_90a`): code that uses features of exactly that
+    /// architecture (wgmma, TMA, `setmaxnreg`), which no other GPU runs, so it is the file's
+    /// only target.
+    pub arch_specific: bool,
 }
 
 impl Target {
-    pub fn new(virtual_archs: &[String], shipped: &[u32]) -> Result<Self, String> {
-        let mut v: Vec<u32> = virtual_archs
+    /// The target of a file allowing `archs` (`compute_80`, or one arch-specific `sm_90a` /
+    /// `compute_90a`) when `shipped` is the SASS list.
+    ///
+    /// A generic file gets SASS for every shipped architecture at or above its oldest virtual
+    /// one plus that one's PTX. An arch-specific file gets its one SASS when the shipped list
+    /// names its architecture (`sm_90` or `sm_90a` both name 90), else nothing: see
+    /// [`Target::skip_reason`]. It never ships PTX: `compute_90a` PTX can be compiled for no GPU
+    /// but sm_90, where the SASS already runs.
+    pub fn new(archs: &[String], shipped: &[u32]) -> Result<Self, String> {
+        let parsed: Vec<(u32, bool)> = archs
             .iter()
-            .map(|a| arch_number(a).ok_or_else(|| format!("bad virtual architecture {a:?}")))
+            .map(|a| parse_arch(a))
             .collect::<Result<_, _>>()?;
+        if let Some(&(n, _)) = parsed.iter().find(|(_, specific)| *specific) {
+            if parsed.iter().any(|&p| p != (n, true)) {
+                return Err(format!(
+                    "{archs:?}: an arch-specific target (sm_{n}a) must be the file's only \
+                     architecture: its code compiles for no other"
+                ));
+            }
+            return Ok(Target {
+                virtual_archs: vec![n],
+                sass: shipped.iter().copied().filter(|&s| s == n).collect(),
+                arch_specific: true,
+            });
+        }
+        let mut v: Vec<u32> = parsed.into_iter().map(|(n, _)| n).collect();
         v.sort_unstable();
         v.dedup();
         let oldest = *v.first().ok_or("no virtual architecture")?;
@@ -45,17 +75,41 @@ impl Target {
         Ok(Target {
             virtual_archs: v,
             sass,
+            arch_specific: false,
         })
     }
 
-    /// The oldest virtual architecture: the PTX shipped in the fatbin.
-    pub fn ptx_arch(&self) -> u32 {
-        self.virtual_archs[0]
+    /// Why nothing is compiled for this target: an arch-specific file whose one architecture
+    /// the SASS list leaves out (a generic file still ships its PTX then).
+    pub fn skip_reason(&self) -> Option<String> {
+        (self.arch_specific && self.sass.is_empty()).then(|| {
+            format!(
+                "not built: its only target, sm_{}a, is not in the SASS list \
+                 (QUIETATTN_CUDA_SASS)",
+                self.virtual_archs[0]
+            )
+        })
     }
 
-    /// nvcc `-gencode` pairs: each SASS from the newest virtual architecture not above it.
-    fn gencode(&self) -> Vec<String> {
+    /// The virtual architecture of the PTX shipped in the fatbin (the oldest), or `None` for
+    /// an arch-specific target, which ships none.
+    pub fn ptx_arch(&self) -> Option<u32> {
+        (!self.arch_specific).then(|| self.virtual_archs[0])
+    }
+
+    /// nvcc `-gencode` pairs: each SASS from the newest virtual architecture not above it, then
+    /// the PTX; for an arch-specific target its one SASS from its own virtual architecture
+    /// (`-gencode=arch=compute_90a,code=sm_90a`: an `a` feature needs the `a` on both sides).
+    pub fn gencode(&self) -> Vec<String> {
+        if self.arch_specific {
+            return self
+                .sass
+                .iter()
+                .map(|sm| format!("-gencode=arch=compute_{sm}a,code=sm_{sm}a"))
+                .collect();
+        }
         let mut args = Vec::new();
+        let oldest = self.virtual_archs[0];
         for &sm in &self.sass {
             let v = self
                 .virtual_archs
@@ -63,16 +117,33 @@ impl Target {
                 .copied()
                 .filter(|&v| v <= sm)
                 .max()
-                .unwrap_or(self.ptx_arch());
+                .unwrap_or(oldest);
             args.push(format!("-gencode=arch=compute_{v},code=sm_{sm}"));
         }
-        let p = self.ptx_arch();
-        args.push(format!("-gencode=arch=compute_{p},code=compute_{p}"));
+        args.push(format!(
+            "-gencode=arch=compute_{oldest},code=compute_{oldest}"
+        ));
         args
     }
 }
 
-/// `compute_80` / `sm_90a` → 80 / 90.
+/// `compute_80` / `sm_90a` → (80, false) / (90, true). Family-specific targets (`sm_100f`) are
+/// refused rather than silently built as something else.
+pub fn parse_arch(arch: &str) -> Result<(u32, bool), String> {
+    let bad = || format!("bad architecture {arch:?} (compute_80, sm_80 or sm_90a)");
+    let digits = arch
+        .strip_prefix("compute_")
+        .or_else(|| arch.strip_prefix("sm_"))
+        .ok_or_else(bad)?;
+    let (digits, specific) = match digits.strip_suffix('a') {
+        Some(d) => (d, true),
+        None => (digits, false),
+    };
+    let n = digits.parse().map_err(|_| bad())?;
+    Ok((n, specific))
+}
+
+/// `compute_80` / `sm_90a` → 80 / 90: the architecture a SASS list entry names.
 pub fn arch_number(arch: &str) -> Option<u32> {
     let digits = arch
         .strip_prefix("compute_")
@@ -101,8 +172,9 @@ pub fn shipped_sass() -> Result<Vec<u32>, String> {
 pub struct Built {
     pub stem: String,
     pub path: PathBuf,
-    pub ptx_arch: u32,
+    pub ptx_arch: Option<u32>,
     pub sass: Vec<u32>,
+    pub arch_specific: bool,
 }
 
 /// The compiler and the flags every module shares, with the cache they key.
@@ -206,6 +278,7 @@ impl Compiler {
             path,
             ptx_arch: target.ptx_arch(),
             sass: target.sass.clone(),
+            arch_specific: target.arch_specific,
         })
     }
 }

@@ -451,10 +451,11 @@ fn ptx_writes_exactly_the_embedded_modules() {
         let written = std::fs::read(dir.join(format!("{}.fatbin", f.module))).unwrap();
         assert_eq!(written, f.image, "{}", f.module);
         let fields: Vec<&str> = line.split('\t').collect();
-        let sass: Vec<String> = f.sass.iter().map(|s| format!("sm_{s}")).collect();
+        let suffix = if f.arch_specific { "a" } else { "" };
+        let sass: Vec<String> = f.sass.iter().map(|s| format!("sm_{s}{suffix}")).collect();
         let expected = [
             f.module.to_string(),
-            format!("compute_{}", f.ptx_arch),
+            f.ptx_arch.map_or("-".into(), |p| format!("compute_{p}")),
             sass.join(","),
             f.image.len().to_string(),
         ];

@@ -19,7 +19,9 @@ pub struct PtxArgs {
 }
 
 /// Writes every embedded fatbin and a manifest (`module  ptx_arch  sass_list  bytes` per line,
-/// tab-separated); fails with [`Error::KernelsNotBuilt`] when there is none.
+/// tab-separated: `attn_softmax  compute_75  sm_75,sm_80  N`, or `-` for the PTX of an
+/// arch-specific module, which ships none: `hopper_probe  -  sm_90a  N`); fails with
+/// [`Error::KernelsNotBuilt`] when there is none.
 pub fn ptx(args: &PtxArgs) -> Result<()> {
     let dir = &args.out_dir;
     if dir.exists() && !dir.is_dir() {
@@ -33,21 +35,22 @@ pub fn ptx(args: &PtxArgs) -> Result<()> {
     for f in FATBINS {
         let path = dir.join(format!("{}.fatbin", f.module));
         write_atomic(&path, f.image)?;
-        let sass: Vec<String> = f.sass.iter().map(|s| format!("sm_{s}")).collect();
+        let sass = f.sass_names();
+        let ptx = f.ptx_arch.map(|p| format!("compute_{p}"));
         let _ = writeln!(
             manifest,
-            "{}\tcompute_{}\t{}\t{}",
+            "{}\t{}\t{}\t{}",
             f.module,
-            f.ptx_arch,
+            ptx.as_deref().unwrap_or("-"),
             sass.join(","),
             f.image.len()
         );
         outln!(
-            "{} ({} bytes: SASS {}, PTX compute_{})",
+            "{} ({} bytes: SASS {}, PTX {})",
             path.display(),
             f.image.len(),
             sass.join(" "),
-            f.ptx_arch
+            ptx.as_deref().unwrap_or("none")
         );
     }
     write_atomic(&dir.join("manifest.tsv"), manifest.as_bytes())?;

@@ -114,7 +114,13 @@ impl CudaDevice {
     /// ```no_run
     /// # fn main() -> quietattn::Result<()> {
     /// let gpu = quietattn::cuda::CudaDevice::new(0)?;
-    /// for m in gpu.preload(quietattn::kernels::MODULES.iter().copied())? {
+    /// let (major, minor) = gpu.compute_capability();
+    /// // Every module this device can run (an sm_90a module runs on 9.0 alone).
+    /// let modules = quietattn::kernels::FATBINS
+    ///     .iter()
+    ///     .filter(|f| f.load_path(major * 10 + minor).is_some())
+    ///     .map(|f| f.module);
+    /// for m in gpu.preload(modules)? {
     ///     println!("{}: {:.1} ms ({:?})", m.module, m.seconds * 1e3, m.path);
     /// }
     /// # Ok(())
@@ -128,8 +134,7 @@ impl CudaDevice {
         modules
             .into_iter()
             .map(|module| {
-                let fatbin = kernels::fatbin(module)
-                    .ok_or_else(|| Error::UnknownKernel(format!("module {module}")))?;
+                let fatbin = kernels::image(module)?;
                 let start = std::time::Instant::now();
                 self.modules.module(&self.ctx, self.cc, module)?;
                 Ok(ModuleLoad {

@@ -65,22 +65,18 @@ impl ModuleCache {
         if let Some(m) = modules.get(module) {
             return Ok(m.clone());
         }
-        if !kernels::KERNELS_BUILT {
-            return Err(Error::KernelsNotBuilt);
-        }
-        let fatbin = kernels::fatbin(module)
-            .ok_or_else(|| Error::UnknownKernel(format!("module {module}")))?;
+        let fatbin = kernels::image(module)?;
         let cc = major * 10 + minor;
-        let path = fatbin.load_path(cc).ok_or_else(|| {
-            Error::Unsupported(format!(
-                "module {module} needs compute capability {}.{} or newer; the device is sm_{cc}",
-                fatbin.ptx_arch / 10,
-                fatbin.ptx_arch % 10
-            ))
-        })?;
+        let path = fatbin
+            .load_path(cc)
+            .ok_or_else(|| Error::Unsupported(fatbin.unsupported_reason(cc)))?;
         let how = match path {
+            kernels::LoadPath::Sass(sm) if fatbin.arch_specific => format!("sm_{sm}a SASS"),
             kernels::LoadPath::Sass(sm) => format!("sm_{sm} SASS"),
-            kernels::LoadPath::Jit => format!("compute_{} PTX, JIT-compiled", fatbin.ptx_arch),
+            // A JIT path exists only where there is PTX.
+            kernels::LoadPath::Jit => {
+                format!("compute_{} PTX, JIT-compiled", fatbin.ptx_arch.unwrap_or(0))
+            }
         };
         // The driver picks the image's best SASS for the device, or JIT-compiles the PTX.
         // `Vec<u8>` from the system allocator is 16-byte aligned, as the loader wants.

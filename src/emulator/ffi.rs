@@ -29,6 +29,11 @@ unsafe extern "C" {
 
 include!(concat!(env!("OUT_DIR"), "/emu_modules.rs"));
 
+/// True for a module built without the emulator (`// quietattn-emulate: no`).
+pub(crate) fn is_not_emulated(module: &str) -> bool {
+    NOT_EMULATED.contains(&module)
+}
+
 /// The kernels of emulated module `module`, or `None` when there is no such module.
 pub(crate) fn module_kernels(module: &str) -> Option<&'static [RawKernel]> {
     let (_, table) = MODULES.iter().find(|(m, _)| *m == module)?;

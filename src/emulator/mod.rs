@@ -50,7 +50,9 @@ impl Emulator {
     }
 
     /// The names of the kernels of emulated module `module` (a `kernels/<module>.cu` stem).
+    /// [`Error::Unsupported`] for a module left out of the emulator build.
     pub fn kernels(module: &str) -> Result<Vec<String>> {
+        not_emulated(module)?;
         let table = ffi::module_kernels(module)
             .ok_or_else(|| Error::UnknownKernel(format!("{module} (no such module)")))?;
         Ok(table
@@ -64,6 +66,18 @@ impl Default for Emulator {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// [`Error::Unsupported`] when `module`'s source opted out of the emulator build: its kernels
+/// exist (on a GPU) but have no emulated form, which is not the same as an unknown name.
+fn not_emulated(module: &str) -> Result<()> {
+    if ffi::is_not_emulated(module) {
+        return Err(Error::Unsupported(format!(
+            "module `{module}` is not emulated (its source says `// quietattn-emulate: no`: its \
+             inline PTX has no emulated twin); run it on a CUDA device"
+        )));
+    }
+    Ok(())
 }
 
 fn host(buf: &Buffer) -> Result<&HostBuffer> {
@@ -124,6 +138,7 @@ impl Executor for Emulator {
     }
 
     fn launch(&self, kernel: &KernelRef, params: &[u8], geometry: &LaunchGeometry) -> Result<()> {
+        not_emulated(kernel.module)?;
         let unknown = || Error::UnknownKernel(format!("{}::{}", kernel.module, kernel.name));
         let table = ffi::module_kernels(kernel.module).ok_or_else(unknown)?;
         let raw = table
