@@ -3,7 +3,7 @@
 //! partials in a workspace sized once by `workspace_bytes`): GB/s of K/V read and that rate as
 //! a percentage of a device-to-device copy measured in the same run. bf16, d128, 8 kv heads ×
 //! G 8 (64 query heads), page size 16, causal, both chunk-kernel families (CUDA cores and
-//! tensor cores); the automatic split plan for 132 SMs (an H100/H200).
+//! tensor cores); the automatic split plan for the GPU's SMs (`Device::sm_count`).
 //!
 //! Each shape (family, q_len, batch, keys) is timed for a list of measurements (normaliser,
 //! statistics on/off) on the same buffers. A normaliser other than softmax is reported as a
@@ -41,7 +41,6 @@ const KV_HEADS: usize = 8;
 const HEADS: usize = 64;
 const DIM: usize = 128;
 const PAGE: usize = 16;
-const SMS: usize = 132;
 /// Largest batch × keys measured: 8.6 GB of K/V cache.
 const MAX_CACHED_KEYS: usize = 64 * 32_768;
 
@@ -90,6 +89,8 @@ struct Setup {
     lse: Buffer,
     sinks: Buffer,
     workspace: Buffer,
+    /// The GPU's SMs (`Device::sm_count`; 132, an H100/H200's, on the emulator).
+    sms: usize,
     stats: DeviceStats,
     copy_dst: Buffer,
 }
@@ -100,6 +101,7 @@ impl Setup {
             q_len, batch, keys, ..
         } = shape;
         let pages = batch * keys.div_ceil(PAGE);
+        let sms = device.sm_count().unwrap_or(132);
         let cache_bytes = pages * PAGE * KV_HEADS * DIM * 2;
         let table: Vec<i32> = (0..pages as i32).collect();
         let q_bytes = batch * q_len * HEADS * DIM * 2;
@@ -124,7 +126,8 @@ impl Setup {
             o: exec.alloc_zeroed(q_bytes)?,
             lse: exec.alloc_zeroed(batch * HEADS * q_len * 4)?,
             sinks: exec.alloc_zeroed(HEADS * 4)?,
-            workspace: exec.alloc_zeroed(workspace_bytes(&bounds, SMS)?)?,
+            workspace: exec.alloc_zeroed(workspace_bytes(&bounds, sms)?)?,
+            sms,
             stats: DeviceStats::new(device, HEADS, KV_HEADS, DIM)?,
             copy_dst: exec.alloc_zeroed(cache_bytes)?,
         })
@@ -175,7 +178,7 @@ impl Setup {
         };
         let workspace = DecodeWorkspace {
             memory: DeviceTensor::from_buffer_mut(&mut self.workspace, DType::F32, &[words])?,
-            sm_count: SMS,
+            sm_count: self.sms,
         };
         let options = AttentionOptions {
             normaliser: m.normaliser,

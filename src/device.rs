@@ -83,6 +83,16 @@ impl Device {
         Device::emulator().unwrap_or(Device::Reference)
     }
 
+    /// Streaming multiprocessors of a CUDA device (the `sm_count` of
+    /// [`crate::problem::workspace_bytes`]); `None` for the emulator and the reference, where
+    /// the split plan's default (132) serves.
+    pub fn sm_count(&self) -> Option<usize> {
+        match self {
+            Device::Cuda(c) => Some(c.sm_count()),
+            _ => None,
+        }
+    }
+
     /// The kind of this device.
     pub fn kind(&self) -> DeviceKind {
         match self {

@@ -2,7 +2,8 @@
 //! Kernel-specific code (`src/ops/`) computes one [`LaunchGeometry`] and ABI
 //! parameter block; both [`Executor`]s (CUDA, emulator) run it unchanged.
 
-use crate::error::Result;
+use crate::dtype::DType;
+use crate::error::{Error, Result};
 
 /// Grid, block and dynamic shared memory of one launch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,6 +63,17 @@ impl Buffer {
 pub trait Executor {
     /// Zero-filled memory.
     fn alloc_zeroed(&self, bytes: usize) -> Result<Buffer>;
+    /// Zeroed executor memory for `n` elements of `dtype` (`n · dtype.size()` bytes), so a
+    /// caller sizes buffers as its tensors do: `exec.alloc_zeroed_elems(DType::F32, rows * d)`.
+    /// [`Error::Overflow`] when the byte count overflows `usize`.
+    fn alloc_zeroed_elems(&self, dtype: DType, n: usize) -> Result<Buffer> {
+        let bytes = n.checked_mul(dtype.size()).ok_or_else(|| {
+            Error::Overflow(format!(
+                "{n} elements of {dtype:?} overflow the address space"
+            ))
+        })?;
+        self.alloc_zeroed(bytes)
+    }
     /// A copy of `bytes` in executor memory.
     fn upload(&self, bytes: &[u8]) -> Result<Buffer>;
     /// Copies `buf` (its first `out.len()` bytes) back to the host.

@@ -38,9 +38,17 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! Engines that own their device memory use [`attention_device`] and
+//! [`ops::decode::paged_decode_device`] (`examples/engine.rs` runs both on the emulator). With
+//! `default-features = false` the crate builds only the kernels, the device layer and that API
+//! (dependencies cudarc, half, bytemuck, thiserror; feature `emulator` adds the CPU emulator);
+//! the default features add tensor files (`files`), the self-check suite and synthetic
+//! workloads (`check`), real checkpoints (`probe`) and the binary (`cli`).
 #![warn(missing_docs)]
 
 pub mod abi;
+#[cfg(feature = "check")]
 pub mod check;
 pub mod cuda;
 pub mod device;
@@ -48,13 +56,18 @@ pub mod dtype;
 #[cfg(feature = "emulator")]
 pub mod emulator;
 pub mod error;
+#[cfg(feature = "files")]
 pub mod files;
+#[cfg(feature = "files")]
 pub mod io;
 pub mod kernels;
 pub mod launch;
+#[cfg(feature = "probe")]
 pub mod model;
 pub mod ops;
+#[cfg(feature = "check")]
 pub mod perf;
+#[cfg(feature = "probe")]
 pub mod probe;
 pub mod problem;
 pub mod reference;
@@ -62,6 +75,13 @@ pub mod stats;
 pub mod tensor;
 pub mod testing;
 pub mod variant;
+
+/// The cudarc this crate is built against (0.19): engines name its `CudaSlice`, `CudaStream` and
+/// `CudaContext` through `quietattn::cudarc`, so [`DeviceTensor::from_cuda`] takes their slices
+/// without a second cudarc in the build.
+pub use cudarc;
+/// The `half` crate of [`DType::F16`] and [`DType::BF16`] data (`half::f16`, `half::bf16`).
+pub use half;
 
 pub use device::{Device, DeviceKind};
 pub use dtype::DType;

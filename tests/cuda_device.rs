@@ -40,6 +40,39 @@ fn out_of_range_ordinal_is_no_device() {
 }
 
 #[test]
+fn sm_count_is_a_value_never_a_panic() {
+    // Without a driver (or for an ordinal the driver lacks) an error value; with a GPU its SMs.
+    match quietattn::cuda::sm_count(4096) {
+        Err(Error::NoDevice(why)) => assert!(!why.is_empty()),
+        other => panic!("expected NoDevice for ordinal 4096, got {other:?}"),
+    }
+    match (quietattn::cuda::sm_count(0), Device::cuda(0)) {
+        (Ok(n), Ok(d)) => assert_eq!(d.sm_count(), Some(n)),
+        (Ok(n), Err(_)) => assert!(n > 0), // a GPU, but no kernels built
+        (Err(Error::NoDevice(_)), _) => {}
+        (Err(other), _) => panic!("expected NoDevice, got {other:?}"),
+    }
+    assert_eq!(Device::reference().sm_count(), None);
+}
+
+#[test]
+fn alloc_zeroed_elems_sizes_by_dtype_and_refuses_overflow() {
+    let Ok(device) = Device::emulator() else {
+        return; // built without the emulator
+    };
+    let exec = device.executor().expect("the emulator runs kernels");
+    let buf = exec
+        .alloc_zeroed_elems(quietattn::DType::BF16, 5)
+        .expect("10 bytes");
+    assert_eq!(buf.len(), 10);
+    match exec.alloc_zeroed_elems(quietattn::DType::F32, usize::MAX / 2) {
+        Err(Error::Overflow(why)) => assert!(why.contains("elements"), "{why}"),
+        Err(other) => panic!("expected Overflow, got {other:?}"),
+        Ok(_) => panic!("allocated usize::MAX / 2 f32s"),
+    }
+}
+
+#[test]
 fn auto_falls_back_without_cuda() {
     let auto = Device::auto();
     if Device::cuda(0).is_ok() {

@@ -222,7 +222,10 @@ fn relu_packed_conversions_clamp_then_round() {
                 let exp = if bf16 { 0x7f80 } else { 0x7c00 };
                 if v.is_nan() {
                     for x in [h, s] {
-                        assert!(x & exp == exp && x & !(0x8000 | exp) != 0, "{x:#06x}: {what}");
+                        assert!(
+                            x & exp == exp && x & !(0x8000 | exp) != 0,
+                            "{x:#06x}: {what}"
+                        );
                     }
                 } else if v <= 0.0 {
                     assert_eq!(h & 0x7fff, 0, "hw {h:#06x}: {what}");

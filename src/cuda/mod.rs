@@ -15,7 +15,7 @@ use std::ffi::c_void;
 use std::sync::Arc;
 
 use cudarc::driver::sys::CUfunction_attribute_enum;
-use cudarc::driver::{CudaContext, CudaStream, DevicePtr, result};
+use cudarc::driver::{CudaContext, CudaStream, DevicePtr, result, sys};
 
 use crate::error::{Error, Result};
 use crate::kernels;
@@ -48,8 +48,61 @@ pub struct CudaDevice {
     ctx: Arc<CudaContext>,
     stream: Arc<CudaStream>,
     cc: (u32, u32),
+    sm_count: usize,
     name: String,
     modules: ModuleCache,
+}
+
+/// Streaming multiprocessors of CUDA device `ordinal` (132 on an H100 SXM or H200): what
+/// [`crate::problem::workspace_bytes`] and the decode split plan take as `sm_count`. Reads a
+/// device attribute without creating a context.
+///
+/// [`Error::NoDevice`] when there is no driver library, the driver does not initialise or has
+/// no such device. Never panics.
+///
+/// ```no_run
+/// # fn main() -> quietattn::Result<()> {
+/// let sms = quietattn::cuda::sm_count(0)?;
+/// println!("{sms} SMs");
+/// # Ok(())
+/// # }
+/// ```
+pub fn sm_count(ordinal: usize) -> Result<usize> {
+    let count = detect::device_count()?;
+    if ordinal >= count {
+        return Err(Error::NoDevice(format!(
+            "CUDA device {ordinal} requested but the driver reports {count}"
+        )));
+    }
+    detect::guarded("reading the SM count", || {
+        let ordinal_c = i32::try_from(ordinal)
+            .map_err(|_| Error::NoDevice(format!("CUDA device ordinal {ordinal} out of range")))?;
+        let dev =
+            result::device::get(ordinal_c).map_err(driver(format!("getting device {ordinal}")))?;
+        // SAFETY: `dev` was returned by cuDeviceGet for an ordinal below the device count.
+        let n = unsafe { result::device::get_attribute(dev, MULTIPROCESSOR_COUNT) }
+            .map_err(driver("reading the SM count"))?;
+        sm_count_value(n)
+    })
+}
+
+/// Streaming multiprocessors of `ctx`'s device (an engine's own cudarc context); see
+/// [`sm_count`].
+pub fn context_sm_count(ctx: &CudaContext) -> Result<usize> {
+    let n = ctx
+        .attribute(MULTIPROCESSOR_COUNT)
+        .map_err(driver("reading the SM count"))?;
+    sm_count_value(n)
+}
+
+const MULTIPROCESSOR_COUNT: sys::CUdevice_attribute =
+    sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT;
+
+fn sm_count_value(n: i32) -> Result<usize> {
+    usize::try_from(n)
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or_else(|| Error::NoDevice(format!("the driver reports {n} SMs")))
 }
 
 impl CudaDevice {
@@ -81,6 +134,7 @@ impl CudaDevice {
             .compute_capability()
             .map_err(driver("reading the compute capability"))?;
         let device_name = ctx.name().map_err(driver("reading the device name"))?;
+        let sm_count = context_sm_count(&ctx)?;
         let stream = ctx.new_stream().map_err(driver("creating a stream"))?;
         let cc = (major as u32, minor as u32);
         Ok(CudaDevice {
@@ -88,6 +142,7 @@ impl CudaDevice {
             ctx,
             stream,
             cc,
+            sm_count,
             modules: ModuleCache::default(),
         })
     }
@@ -105,6 +160,12 @@ impl CudaDevice {
     /// Compute capability `(major, minor)`.
     pub fn compute_capability(&self) -> (u32, u32) {
         self.cc
+    }
+
+    /// Streaming multiprocessors of the GPU (read once when the device was opened): the
+    /// `sm_count` of [`crate::problem::workspace_bytes`] and of a decode workspace.
+    pub fn sm_count(&self) -> usize {
+        self.sm_count
     }
 
     /// Loads `modules` now instead of on their first launch, and says how each loaded: an

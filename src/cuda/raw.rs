@@ -24,6 +24,7 @@ impl CudaDevice {
             .compute_capability()
             .map_err(driver("reading the compute capability"))?;
         let device_name = ctx.name().map_err(driver("reading the device name"))?;
+        let sm_count = super::context_sm_count(&ctx)?;
         Ok(CudaDevice {
             name: format!(
                 "cuda:{} {device_name} (sm_{major}{minor}, caller's stream)",
@@ -32,6 +33,7 @@ impl CudaDevice {
             ctx,
             stream,
             cc: (major as u32, minor as u32),
+            sm_count,
             modules: Default::default(),
         })
     }

@@ -360,6 +360,6 @@ pub fn check_reproducible(got: &OutlierStats, want: &OutlierStats) -> Result<(),
     Ok(())
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "check"))]
 #[path = "compare_tests.rs"]
 mod tests;

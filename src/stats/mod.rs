@@ -4,6 +4,7 @@
 //! neighbouring bin at an edge) is [`compare`].
 
 pub mod compare;
+#[cfg(feature = "files")]
 pub mod json;
 pub mod report;
 

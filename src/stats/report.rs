@@ -2,6 +2,7 @@
 //! kurtosis, outlier channels by three published rules, median |x| from the log2 histogram, and
 //! per-head sink scores with the sink rate of Gu et al. (arXiv 2410.10781).
 
+#[cfg(feature = "files")]
 use serde::Serialize;
 
 use crate::abi::{QA_LOG2_BIN_OFFSET, QaChannelStats, QaHeadStats, QaTensorStats};
@@ -19,7 +20,8 @@ pub const MASSIVE_ABS: f64 = 100.0;
 pub const MASSIVE_RATIO: f64 = 1000.0;
 
 /// Moments of one channel derived from its raw sums (population statistics).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "files", derive(Serialize))]
 pub struct ChannelMoments {
     /// Finite elements seen.
     pub count: u64,
@@ -125,7 +127,8 @@ impl ChannelMoments {
 }
 
 /// The channels flagged by each outlier rule, side by side (channel indices, ascending).
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq)]
+#[cfg_attr(feature = "files", derive(Serialize))]
 pub struct OutlierChannels {
     /// `absmax ≥ 6` (LLM.int8()).
     pub llm_int8: Vec<usize>,
@@ -136,7 +139,8 @@ pub struct OutlierChannels {
 }
 
 /// The derived report of one tensor's channel and histogram counters.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "files", derive(Serialize))]
 pub struct TensorReport {
     /// Finite elements (the sum of the channel counts).
     pub finite: u64,
@@ -298,7 +302,8 @@ fn outlier_channels(
 }
 
 /// The per-head row statistics, derived.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "files", derive(Serialize))]
 pub struct HeadReport {
     /// Query head.
     pub head: usize,
@@ -345,7 +350,8 @@ impl HeadReport {
 }
 
 /// The derived report of an attention call's [`OutlierStats`].
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "files", derive(Serialize))]
 pub struct AttentionReport {
     /// The ε of the sink rate.
     pub sink_epsilon: f64,
@@ -358,11 +364,12 @@ pub struct AttentionReport {
     /// Per head.
     pub heads: Vec<HeadReport>,
     /// Q, K, V and O, in that order (a JSON object keyed `q`, `k`, `v`, `o`).
-    #[serde(serialize_with = "serialize_named")]
+    #[cfg_attr(feature = "files", serde(serialize_with = "serialize_named"))]
     pub tensors: [TensorReport; 4],
 }
 
 /// Writes the four tensor reports as an object keyed by [`TENSOR_NAMES`].
+#[cfg(feature = "files")]
 fn serialize_named<S: serde::Serializer>(
     tensors: &[TensorReport; 4],
     serializer: S,
@@ -416,7 +423,8 @@ impl AttentionReport {
 }
 
 /// The derived report of a standalone activation tensor.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "files", derive(Serialize))]
 pub struct ActivationReport {
     /// Tokens (rows).
     pub tokens: usize,
