@@ -130,7 +130,10 @@ mod tests {
         assert_eq!(smem_bytes(256, false, h100), (64 + 4 * 32) * 512);
         assert_eq!(smem_bytes(256, true, h100), (64 + 4 * 32) * 512);
         assert_eq!(smem_bytes(256, false, rtx4090), (64 + 3 * 32) * 512);
-        assert_eq!(smem_bytes(256, true, rtx4090), 64 * 256 * 4 + 6 * 4 * 256 * 4);
+        assert_eq!(
+            smem_bytes(256, true, rtx4090),
+            64 * 256 * 4 + 6 * 4 * 256 * 4
+        );
         // d192 rows are 24 chunks.
         assert_eq!(smem_bytes(192, true, h100), (64 + 4 * 32) * 384);
         // d96 and d128 are why one V stage exists: with it they leave the 99 KB of sm_86/89
