@@ -235,13 +235,18 @@ impl Compiler {
         for g in &gencode {
             h.write(g.as_bytes());
         }
+        let own = source
+            .canonicalize()
+            .unwrap_or_else(|_| source.to_path_buf());
         for f in include_closure(source, &self.include_root)? {
-            h.write(
-                f.strip_prefix(&self.include_root)
-                    .unwrap_or(&f)
-                    .to_string_lossy()
-                    .as_bytes(),
-            );
+            // Paths relative to the include root (the source itself by its stem, already in the
+            // key): a generated unit lives in OUT_DIR, which differs between profiles.
+            let name = if f == own {
+                Path::new("<source>")
+            } else {
+                f.strip_prefix(&self.include_root).unwrap_or(&f)
+            };
+            h.write(name.to_string_lossy().as_bytes());
             h.write(&fs::read(&f).map_err(|e| format!("{}: {e}", f.display()))?);
         }
         let cached = self.cache.join(format!("{stem}-{:016x}.fatbin", h.0));
@@ -268,7 +273,7 @@ impl Compiler {
             }
             // Rename is atomic: a parallel build of another profile sees all or nothing.
             fs::rename(&tmp, &cached).map_err(|e| format!("{}: {e}", cached.display()))?;
-            prune(&self.cache, stem, 4);
+            prune(&self.cache, stem, "fatbin", 4);
         }
         // A copy inside OUT_DIR, so pruning the shared cache never breaks an older build.
         let path = out.join(format!("{stem}.fatbin"));
@@ -285,15 +290,15 @@ impl Compiler {
 
 /// `<target dir>/quietattn-kernels`: the nearest ancestor of `OUT_DIR` that cargo marked with
 /// `CACHEDIR.TAG` (the target directory), else `OUT_DIR` itself.
-fn cache_dir(out: &Path) -> PathBuf {
+pub fn cache_dir(out: &Path) -> PathBuf {
     out.ancestors()
         .find(|d| d.join("CACHEDIR.TAG").is_file())
         .map(|d| d.join("quietattn-kernels"))
         .unwrap_or_else(|| out.join("kernel-cache"))
 }
 
-/// Keeps the `keep` newest cached fatbins of `stem`.
-fn prune(cache: &Path, stem: &str, keep: usize) {
+/// Keeps the `keep` newest cached files `<stem>-<16 hex digits>.<ext>` in `cache`.
+pub fn prune(cache: &Path, stem: &str, ext: &str, keep: usize) {
     let Ok(entries) = fs::read_dir(cache) else {
         return;
     };
@@ -304,7 +309,8 @@ fn prune(cache: &Path, stem: &str, keep: usize) {
             let name = e.file_name();
             let name = name.to_string_lossy();
             name.strip_prefix(&prefix)
-                .is_some_and(|rest| rest.len() == 16 + ".fatbin".len() && rest.ends_with(".fatbin"))
+                .and_then(|rest| rest.strip_suffix(ext)?.strip_suffix('.'))
+                .is_some_and(|hex| hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
         })
         .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
         .collect();
@@ -319,7 +325,7 @@ fn prune(cache: &Path, stem: &str, keep: usize) {
 /// includes with one `-I`). Includes inside `#if` blocks count whether or not they are taken:
 /// a superset only costs a rebuild. An include found in neither place is left to nvcc (it
 /// reports it); system includes (`<…>`) are covered by the nvcc version in the key.
-fn include_closure(source: &Path, include_root: &Path) -> Result<BTreeSet<PathBuf>, String> {
+pub fn include_closure(source: &Path, include_root: &Path) -> Result<BTreeSet<PathBuf>, String> {
     let mut seen = BTreeSet::new();
     let mut stack = vec![
         source
@@ -363,7 +369,7 @@ fn run_text(program: &Path, args: &[&str]) -> Result<String, String> {
 }
 
 /// FNV-1a, 64 bit: a stable hash for cache keys (std's hasher may change between releases).
-struct Fnv(u64);
+pub struct Fnv(pub u64);
 
 impl Default for Fnv {
     fn default() -> Self {
@@ -372,7 +378,7 @@ impl Default for Fnv {
 }
 
 impl Fnv {
-    fn write(&mut self, bytes: &[u8]) {
+    pub fn write(&mut self, bytes: &[u8]) {
         for &b in bytes {
             self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
         }
