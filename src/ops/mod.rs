@@ -2,6 +2,7 @@
 
 pub mod act_stats;
 pub mod attention;
+mod choose;
 pub mod decode;
 mod error_record;
 mod error_target;
