@@ -7,11 +7,6 @@
 
 namespace qa::attn {
 
-// Keys [lo, hi); {0, 0} when no row sees a key.
-struct KeyRange {
-  int lo, hi;
-};
-
 // n clamped to [0, most]: how many of `most` rows exist when `n` rows are left.
 __device__ __forceinline__ int clamp_rows(int n, int most) { return n < 0 ? 0 : (n > most ? most : n); }
 

@@ -6,6 +6,11 @@
 
 namespace qa::attn {
 
+// Keys [lo, hi); {0, 0} when no row sees a key.
+struct KeyRange {
+  int lo, hi;
+};
+
 // Extents of one sequence of the batch (fixed lengths, or cu_seqlens when varlen: extents.cuh).
 struct Sequence {
   int q_start, q_len;  // first query row in the q/o/lse tensors (0 when batched), rows

@@ -173,12 +173,18 @@ struct SoftpickT {
 using Softpick = SoftpickT<false>;
 using SoftpickFast = SoftpickT<true>;
 
-// The weight a key of logit x has in the output (before the output scale), for statistics: a
-// masked key (x = -inf) weighs 0 under every policy, and a kPackClamps policy's acc is clamped
-// as its packing clamps it.
+// A weight's acc as the output sees it: a kPackClamps policy's negative acc weighs 0, as the
+// cvt that packs P clamps it (clamped_acc). The weight a key of logit x has in the output
+// (before the output scale), for statistics: a masked key (x = -inf) weighs 0 under every
+// policy (output_weight).
+template <class Norm>
+__device__ __forceinline__ float clamped_acc(float acc) {
+  if constexpr (Norm::kPackClamps) return fmaxf(acc, 0.f);
+  else return acc;
+}
 template <class Norm>
 __device__ __forceinline__ float output_weight(int pass, float x, float m, const NormCtx& c) {
-  if constexpr (Norm::kPackClamps) return x == -INFINITY ? 0.f : fmaxf(Norm::weight(pass, x, m, c).acc, 0.f);
+  if constexpr (Norm::kPackClamps) return x == -INFINITY ? 0.f : clamped_acc<Norm>(Norm::weight(pass, x, m, c).acc);
   else return Norm::weight(pass, x, m, c).acc;
 }
 

@@ -50,10 +50,10 @@ QA_UNROLL
 // Rows [0, n) of the staged tile, gated and rounded to T, into `dst` (row r of the block at
 // dst.base + r·dst.stride; `q_row0` is its first row in the q/o tensors, for the gate).
 template <class Tr, class T>
-__device__ __forceinline__ void store_o(const float* tile, qa::attn::RowPtr<T> dst, int n, const QaAttnParams& p,
+__device__ __forceinline__ void store_o(const float* tile, qa::attn::OutRowPtr<T> dst, int n, const QaAttnParams& p,
                                         bool varlen, int b, int q_row0, int head) {
   constexpr int D = Tr::kHeadDim;
-  T* const base = const_cast<T*>(dst.base);
+  T* const base = dst.base;
   const bool aligned = rows_aligned(dst);
 QA_UNROLL_N(1)
   for (int i = int(threadIdx.x); i < n * Tr::kChunks; i += Tr::kThreads) {

@@ -11,8 +11,8 @@
 namespace qa::tc {
 
 // True when every row of `r` starts on a 16-byte boundary (cp.async's requirement).
-template <class T>
-__device__ __forceinline__ bool rows_aligned(const qa::attn::RowPtr<T>& r) {
+template <class T, class E>
+__device__ __forceinline__ bool rows_aligned(const qa::attn::RowPtr<T, E>& r) {
   return ((reinterpret_cast<uintptr_t>(r.base) | uintptr_t(r.stride * int64_t(sizeof(T)))) & 15u) == 0;
 }
 
