@@ -1,4 +1,5 @@
-//! Build script: every `kernels/*.cu` (and `kernels/<folder>/*.cu`) becomes
+//! Build script: every `kernels/*.cu` (and `kernels/<folder>/*.cu`), and every instantiation unit
+//! it generates from the registry `src/registry/table.rs` (`build/instances.rs`), becomes
 //! 1. one compressed fatbin (SASS per shipped GPU architecture + PTX fallback, see
 //!    `build/fatbin.rs`) through nvcc, embedded with `include_bytes!` (see `src/kernels.rs`), and
 //! 2. with the `emulator` feature, a host object compiled as C++20 by the `cc` crate, so the
@@ -15,12 +16,19 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+#[path = "build/emu_cache.rs"]
+mod emu_cache;
 #[path = "build/emulator.rs"]
 mod emulator;
 #[path = "build/fatbin.rs"]
 mod fatbin;
 #[path = "build/header.rs"]
 mod header;
+#[path = "build/instances.rs"]
+mod instances;
+#[path = "src/registry/table.rs"]
+#[allow(dead_code)]
+mod registry;
 
 use fatbin::Built;
 
@@ -62,6 +70,7 @@ fn main() {
         println!("cargo:rerun-if-env-changed={var}");
     }
     println!("cargo:rerun-if-changed=kernels");
+    println!("cargo:rerun-if-changed=src/registry/table.rs");
 
     let default_archs: Vec<String> = env::var("QUIETATTN_CUDA_ARCH")
         .unwrap_or_else(|_| "compute_80".into())
@@ -69,7 +78,8 @@ fn main() {
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .collect();
-    let kernels = find_kernels(&root, &default_archs);
+    let units = instances::write_all(&out.join("generated"));
+    let kernels = find_kernels(&root, &units, &default_archs);
     let require = env::var("QUIETATTN_REQUIRE_PTX").is_ok_and(|v| v == "1");
 
     let built: Option<Compiled> = match find_nvcc() {
@@ -112,38 +122,39 @@ fn main() {
     }
 }
 
-/// `kernels/*.cu` and `kernels/<folder>/*.cu` (each kernel family's folder, `testing`), sorted
-/// by name. A file picks its own architectures and opts out of the emulator with header lines
-/// (`build/header.rs`).
-fn find_kernels(root: &Path, default_archs: &[String]) -> Vec<Kernel> {
+/// `kernels/*.cu`, `kernels/<folder>/*.cu` (`testing`, `hopper`, ...) and the generated
+/// instantiation units `units`, sorted by name. A file picks its own architectures and opts out
+/// of the emulator with header lines (`build/header.rs`).
+fn find_kernels(root: &Path, units: &[PathBuf], default_archs: &[String]) -> Vec<Kernel> {
     let mut kernels = Vec::new();
     let mut dirs = vec![root.join("kernels")];
     if let Ok(entries) = fs::read_dir(root.join("kernels")) {
         dirs.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
     }
+    let mut sources: Vec<PathBuf> = units.to_vec();
     for dir in dirs {
         let Ok(entries) = fs::read_dir(dir) else {
             continue;
         };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.extension().is_some_and(|e| e == "cu") {
-                let stem = path
-                    .file_stem()
-                    .and_then(|s| s.to_str())
-                    .expect("kernel file name is UTF-8")
-                    .to_string();
-                let source = fs::read_to_string(&path).expect("read kernel source");
-                let header =
-                    header::parse(&source).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-                kernels.push(Kernel {
-                    path,
-                    stem,
-                    archs: header.archs.unwrap_or_else(|| default_archs.to_vec()),
-                    emulate: header.emulate,
-                });
-            }
+        sources.extend(entries.flatten().map(|e| e.path()));
+    }
+    for path in sources {
+        if path.extension().is_none_or(|e| e != "cu") {
+            continue;
         }
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .expect("kernel file name is UTF-8")
+            .to_string();
+        let source = fs::read_to_string(&path).expect("read kernel source");
+        let header = header::parse(&source).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        kernels.push(Kernel {
+            path,
+            stem,
+            archs: header.archs.unwrap_or_else(|| default_archs.to_vec()),
+            emulate: header.emulate,
+        });
     }
     kernels.sort_by(|a, b| a.stem.cmp(&b.stem));
     for pair in kernels.windows(2) {

@@ -15,7 +15,8 @@ use crate::error::{Error, Result};
 /// One module's fatbin and what it holds.
 #[derive(Debug, Clone, Copy)]
 pub struct Fatbin {
-    /// The kernel source's stem (`attn_softmax` for `kernels/attn_softmax.cu`).
+    /// The module: its source's stem (`act_stats` for `kernels/act_stats.cu`; `attn_softmax` for
+    /// the instantiation unit build.rs generates from the registry).
     pub module: &'static str,
     /// The virtual architecture of the embedded PTX (75 = `compute_75`): the oldest GPU it runs
     /// on. `None` for an arch-specific module, which ships no PTX.

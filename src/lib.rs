@@ -71,6 +71,7 @@ pub mod perf;
 pub mod probe;
 pub mod problem;
 pub mod reference;
+pub mod registry;
 pub mod stats;
 pub mod tensor;
 pub mod testing;

@@ -17,13 +17,13 @@ use attention_parts::cases::{Batching, Case};
 use attention_parts::{gpu_or_skip, run_all};
 use quietattn::check::matrix::{all_cases, covering_matrix};
 use quietattn::check::{Family, Verdict};
-use quietattn::ops::attention::family::TENSOR_CORE_HEAD_DIMS;
+use quietattn::ops::attention::family::tensor_core_head_dims;
 use quietattn::{DType, Device, Error};
 
 #[test]
 fn covering_matrix_covers_every_pair_with_the_normaliser() {
     let cases = covering_matrix();
-    for n in 0..6 {
+    for n in 0..quietattn::registry::NORMALISERS.len() {
         let mine: Vec<&Case> = cases.iter().filter(|c| c.norm.abi() == n as u32).collect();
         let count =
             |f: &dyn Fn(&Case) -> String| mine.iter().map(|c| f(c)).collect::<HashSet<_>>().len();
@@ -81,7 +81,7 @@ fn assert_family_coverage(
         for (r, (case, _)) in mine.iter().zip(cases) {
             let served = family == Family::CudaCore
                 || (case.dtype != DType::F32
-                    && TENSOR_CORE_HEAD_DIMS.contains(&(case.head_dim as u32)));
+                    && tensor_core_head_dims().contains(&(case.head_dim as u32)));
             let skipped = matches!(r.verdict, Verdict::Skipped(_));
             assert_eq!(
                 skipped,
@@ -111,7 +111,7 @@ fn emulator_tensor_core_refuses_its_missing_head_dims() {
     let refused: Vec<Case> = all_cases()
         .into_iter()
         .map(|(c, _)| c)
-        .filter(|c| !TENSOR_CORE_HEAD_DIMS.contains(&(c.head_dim as u32)))
+        .filter(|c| !tensor_core_head_dims().contains(&(c.head_dim as u32)))
         .collect();
     let dims: HashSet<usize> = refused.iter().map(|c| c.head_dim).collect();
     assert_eq!(

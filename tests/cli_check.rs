@@ -27,7 +27,7 @@ fn check_on_the_emulator_passes() {
     assert!(o.status.success(), "{out}\n{err}");
     let all = quietattn::check::matrix::all_cases();
     let cases = all.len();
-    let tc_dims = quietattn::ops::attention::family::TENSOR_CORE_HEAD_DIMS;
+    let tc_dims = quietattn::ops::attention::family::tensor_core_head_dims();
     let tc_served = all
         .iter()
         .filter(|(c, _)| c.dtype != quietattn::DType::F32 && tc_dims.contains(&(c.head_dim as u32)))

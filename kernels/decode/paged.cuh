@@ -125,9 +125,7 @@ __device__ __forceinline__ float* partial_slot(const QaDecodeParams& dp, int c, 
 
 // The keys any of the sequence's rows sees: [lo, hi) (every query head of a kv head shares one
 // mask, so this is the union over the block's rows).
-struct KeyRange {
-  int lo, hi;
-};
+using qa::attn::KeyRange;
 __device__ __forceinline__ KeyRange visible_keys(const qa::attn::Mask& mask, int q_len) {
   if (q_len == 0) return {0, 0};
   int lo = mask.kv_begin(0), hi = mask.kv_end(q_len - 1);

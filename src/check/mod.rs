@@ -65,14 +65,15 @@ impl Family {
         }
     }
 
-    /// Whether `device` runs this family: tensor cores need compute capability 8.0 (the
-    /// emulator reports it); the reference device stands in for the CUDA-core family only.
+    /// Whether `device` runs this family: a device of at least the family's oldest compute
+    /// capability (its registry row; the emulator reports 8.0), while the reference device
+    /// stands in for the CUDA-core family only.
     pub fn supported_by(self, device: &Device) -> bool {
         match self {
             Family::CudaCore => true,
-            Family::TensorCore => device
-                .executor()
-                .is_some_and(|e| e.compute_capability() >= (8, 0)),
+            Family::TensorCore => device.executor().is_some_and(|e| {
+                e.compute_capability() >= crate::registry::family("tensor_core").min_cc()
+            }),
         }
     }
 

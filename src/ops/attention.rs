@@ -21,7 +21,7 @@ pub(crate) use device::{check_memory, check_operands, enqueue};
 pub use device_stats::{DeviceStats, StatsTarget, read_stats_at};
 pub use device_tensor::{DeviceIndex, DeviceTensor, Element};
 pub(crate) use device_tensor::{Origin, buffer_origin};
-pub use family::{KernelFamily, Launch, MAX_HEAD_DIM, check_head_dim, plan, wants_stats};
+pub use family::{KernelFamily, Launch, check_head_dim, max_head_dim, plan, wants_stats};
 pub use plan::attention_raw;
 pub use stats_buffer::StatsLayout;
 

@@ -5,12 +5,13 @@
 mod cuda_core;
 mod tensor_core;
 
-pub use cuda_core::{CudaCore, MAX_HEAD_DIM, check_head_dim};
-pub use tensor_core::{HEAD_DIMS as TENSOR_CORE_HEAD_DIMS, TensorCore};
+pub use cuda_core::{CudaCore, check_head_dim, max_head_dim};
+pub use tensor_core::{TensorCore, head_dims as tensor_core_head_dims};
 
 use crate::abi::{self, QaAttnParams};
 use crate::error::{Error, Result};
 use crate::launch::{KernelRef, LaunchGeometry};
+use crate::registry::FamilyRow;
 use crate::variant::KernelChoice;
 
 /// Threads per block of every attention kernel (4 warps).
@@ -46,22 +47,12 @@ pub fn choose(
     params: &QaAttnParams,
     cc: (u32, u32),
 ) -> Result<&'static dyn KernelFamily> {
-    let pinned: &'static dyn KernelFamily = match choice {
-        KernelChoice::Auto => {
-            let mut why = Vec::new();
-            for family in PREFERENCE {
-                match family.supports(params, cc) {
-                    Ok(()) => return Ok(family),
-                    Err(e) => why.push(e.to_string()),
-                }
-            }
-            return Err(Error::Unsupported(why.join("; ")));
-        }
-        KernelChoice::CudaCore => &CudaCore,
-        KernelChoice::TensorCore => &TensorCore,
-    };
-    pinned.supports(params, cc)?;
-    Ok(pinned)
+    crate::ops::choose::choose(
+        choice,
+        &PREFERENCE,
+        |f| f.name(),
+        |f| f.supports(params, cc),
+    )
 }
 
 /// The launch for `params`: common checks, the family for `choice`, its plan. Launches nothing.
@@ -100,54 +91,33 @@ pub fn check_common(params: &QaAttnParams) -> Result<()> {
     Ok(())
 }
 
-/// The normaliser's name in module and kernel names (`softmax`, `off_by_one`, ...).
-pub fn normaliser_stem(normaliser: u32) -> Result<&'static str> {
-    Ok(match normaliser {
-        abi::QaNormaliser_QA_NORM_SOFTMAX => "softmax",
-        abi::QaNormaliser_QA_NORM_OFF_BY_ONE => "off_by_one",
-        abi::QaNormaliser_QA_NORM_SINK => "sink",
-        abi::QaNormaliser_QA_NORM_CLIPPED => "clipped",
-        abi::QaNormaliser_QA_NORM_SOFTPICK => "softpick",
-        abi::QaNormaliser_QA_NORM_SIGMOID => "sigmoid",
-        other => {
-            return Err(Error::InvalidOption(format!(
-                "normaliser ABI value {other}"
-            )));
-        }
-    })
-}
-
-/// The dtype's name in kernel names.
-pub fn dtype_stem(dtype: u32) -> Result<&'static str> {
-    Ok(match dtype {
-        abi::QaDtype_QA_DTYPE_F32 => "f32",
-        abi::QaDtype_QA_DTYPE_F16 => "f16",
-        abi::QaDtype_QA_DTYPE_BF16 => "bf16",
-        other => return Err(Error::Unsupported(format!("dtype ABI value {other}"))),
-    })
-}
-
 /// True when `params` asks for any statistics (the `_stats` instantiation).
 pub fn wants_stats(params: &QaAttnParams) -> bool {
     let s = &params.stats;
     s.heads != 0 || s.tensors != 0 || s.channels.iter().any(|&c| c != 0)
 }
 
-/// The `kernels/<family>/<prefix>_<norm>.cu` module of a normaliser: a static name per
-/// (family, normaliser), as [`KernelRef`] wants.
-fn module(family: &[&'static str; 6], normaliser: u32) -> Result<&'static str> {
-    Ok(family[normaliser_index(normaliser)?])
-}
-
-fn normaliser_index(normaliser: u32) -> Result<usize> {
-    let i = normaliser as usize;
-    if i < 6 {
-        Ok(i)
-    } else {
-        Err(Error::InvalidOption(format!(
-            "normaliser ABI value {normaliser}"
-        )))
+/// `Ok(dim)`, the instantiated head dim serving a call of element type `dtype` and head dim
+/// `head_dim` on a device of compute capability `cc`, when `family` has one; else an
+/// [`Error::Unsupported`] starting with `who` and saying why. Every family's capabilities are
+/// its registry row (`src/registry/table.rs`).
+pub(crate) fn serves(
+    family: &FamilyRow,
+    who: &str,
+    dtype: u32,
+    head_dim: u32,
+    cc: (u32, u32),
+) -> Result<u32> {
+    let why = |what: String| Error::Unsupported(format!("{who}: {what}"));
+    let need = family.min_cc();
+    if cc < need {
+        return Err(why(format!(
+            "needs compute capability {}.{} or newer, the device has {}.{}",
+            need.0, need.1, cc.0, cc.1
+        )));
     }
+    family.dtype(dtype).map_err(&why)?;
+    family.dim_for(head_dim).map_err(why)
 }
 
 /// The grid of a prefill launch: query tiles of `block_m` rows × heads × sequences. At least one
@@ -157,21 +127,10 @@ fn query_tile_grid(params: &QaAttnParams, block_m: u32) -> [u32; 3] {
     [m_tiles, params.heads, params.batch]
 }
 
-/// A kernel of `module`: `<prefix>_<norm>_<dtype>_d<dim>[_stats]`.
-fn kernel_ref(
-    modules: &[&'static str; 6],
-    prefix: &str,
-    params: &QaAttnParams,
-    dim: u32,
-) -> Result<KernelRef> {
-    let name = format!(
-        "{prefix}_{}_{}_d{dim}{}",
-        normaliser_stem(params.normaliser)?,
-        dtype_stem(params.q.dtype)?,
-        if wants_stats(params) { "_stats" } else { "" }
-    );
+/// The kernel of `family` serving `params` at instantiated head dim `dim`.
+fn kernel_ref(family: &FamilyRow, params: &QaAttnParams, dim: u32) -> Result<KernelRef> {
     Ok(KernelRef {
-        module: module(modules, params.normaliser)?,
-        name,
+        module: family.module(params.normaliser)?,
+        name: family.kernel_name(params.normaliser, params.q.dtype, dim, wants_stats(params))?,
     })
 }

@@ -5,32 +5,13 @@
 //! takes the tensor-core chunk where it serves the call, a pinned family that cannot is an
 //! error saying why.
 
-use crate::abi::{self, QaDecodeParams};
-use crate::error::{Error, Result};
+use crate::abi::QaDecodeParams;
+use crate::error::Result;
 use crate::launch::KernelRef;
 use crate::ops::attention::check_head_dim;
-use crate::ops::attention::family::{dtype_stem, normaliser_stem, wants_stats};
+use crate::ops::attention::family::{serves, wants_stats};
+use crate::registry::{self, FamilyRow};
 use crate::variant::KernelChoice;
-
-/// The CUDA-core chunk and combine modules, by normaliser ABI value.
-const CUDA_CORE_MODULES: [&str; 6] = [
-    "decode_softmax",
-    "decode_off_by_one",
-    "decode_sink",
-    "decode_clipped",
-    "decode_softpick",
-    "decode_sigmoid",
-];
-
-/// The tensor-core chunk modules, by normaliser ABI value.
-const TENSOR_CORE_MODULES: [&str; 6] = [
-    "decode_tc_softmax",
-    "decode_tc_off_by_one",
-    "decode_tc_sink",
-    "decode_tc_clipped",
-    "decode_tc_softpick",
-    "decode_tc_sigmoid",
-];
 
 /// A decode chunk-kernel family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,31 +39,13 @@ pub fn choose(
     params: &QaDecodeParams,
     cc: (u32, u32),
 ) -> Result<DecodeFamily> {
-    let pinned = match choice {
-        KernelChoice::Auto => {
-            return Ok(match DecodeFamily::TensorCore.supports(params, cc) {
-                Ok(()) => DecodeFamily::TensorCore,
-                Err(_) => {
-                    DecodeFamily::CudaCore.supports(params, cc)?;
-                    DecodeFamily::CudaCore
-                }
-            });
-        }
-        KernelChoice::CudaCore => DecodeFamily::CudaCore,
-        KernelChoice::TensorCore => DecodeFamily::TensorCore,
-    };
-    pinned.supports(params, cc)?;
-    Ok(pinned)
+    crate::ops::choose::choose(choice, &PREFERENCE, DecodeFamily::name, |f| {
+        f.supports(params, cc).map(drop)
+    })
 }
 
-/// The head-dim bound (64, 128 or 256) a head dim runs in, zero-padded.
-fn bound(head_dim: u32) -> u32 {
-    match head_dim {
-        0..=64 => 64,
-        65..=128 => 128,
-        _ => 256,
-    }
-}
+/// The families `Auto` tries, in order of preference.
+const PREFERENCE: [DecodeFamily; 2] = [DecodeFamily::TensorCore, DecodeFamily::CudaCore];
 
 /// Dynamic shared memory of the tensor-core chunk at bound `d` (`kernels/decode_tc/traits.cuh`:
 /// 16 query rows and two stages of 64-key K and V tiles in 16-byte chunks, rows padded to whole
@@ -104,80 +67,46 @@ impl DecodeFamily {
         }
     }
 
-    /// `Ok` when this family's chunk kernel serves `params` on compute capability `cc`, else an
-    /// [`Error::Unsupported`] saying why.
-    pub fn supports(self, params: &QaDecodeParams, cc: (u32, u32)) -> Result<()> {
-        let p = &params.attn;
-        check_head_dim(p.head_dim as usize)?;
-        let why = |what: String| {
-            Err(Error::Unsupported(format!(
-                "decode {}: {what}",
-                self.name()
-            )))
-        };
-        let need = match self {
-            DecodeFamily::CudaCore => (7, 5),
-            DecodeFamily::TensorCore => (8, 0),
-        };
-        if cc < need {
-            return why(format!(
-                "needs compute capability {}.{} or newer, the device has {}.{}",
-                need.0, need.1, cc.0, cc.1
-            ));
-        }
-        if self == DecodeFamily::TensorCore {
-            if p.q.dtype == abi::QaDtype_QA_DTYPE_F32 {
-                return why("f16 or bf16 inputs only, not f32".into());
-            }
-            if p.head_dim > 128 {
-                return why(format!(
-                    "head dim {} is above 128 (the tensor-core chunk is instantiated at 64 and \
-                     128: at 256 its accumulator spills); the cuda-core chunk serves it",
-                    p.head_dim
-                ));
-            }
-        }
-        Ok(())
+    /// Its registry row (`src/registry/table.rs`).
+    pub fn row(self) -> &'static FamilyRow {
+        registry::family(match self {
+            DecodeFamily::CudaCore => "decode",
+            DecodeFamily::TensorCore => "decode_tc",
+        })
     }
 
-    /// The kernels serving `params` (names only; nothing is loaded).
-    pub fn kernels(self, params: &QaDecodeParams) -> Result<DecodeKernels> {
+    /// `Ok(d)`, the head-dim bound whose chunk kernel serves `params` on compute capability
+    /// `cc` (the head dim zero-padded to it), else an [`Error::Unsupported`](crate::Error::Unsupported) saying why.
+    pub fn supports(self, params: &QaDecodeParams, cc: (u32, u32)) -> Result<u32> {
         let p = &params.attn;
         check_head_dim(p.head_dim as usize)?;
-        let d = bound(p.head_dim);
-        let index = p.normaliser as usize;
-        let stem = format!(
-            "{}_{}_d{d}{}",
-            normaliser_stem(p.normaliser)?,
-            dtype_stem(p.q.dtype)?,
-            if wants_stats(p) { "_stats" } else { "" }
-        );
-        let module = |modules: &[&'static str; 6]| {
-            modules.get(index).copied().ok_or_else(|| {
-                Error::InvalidOption(format!("normaliser ABI value {}", p.normaliser))
-            })
-        };
+        let who = format!("decode {}", self.name());
+        serves(self.row(), &who, p.q.dtype, p.head_dim, cc)
+    }
+
+    /// The kernels serving `params` on compute capability `cc` (names only; nothing is loaded).
+    pub fn kernels(self, params: &QaDecodeParams, cc: (u32, u32)) -> Result<DecodeKernels> {
+        let p = &params.attn;
+        let d = self.supports(params, cc)?;
+        let stats = wants_stats(p);
+        let combine_row = DecodeFamily::CudaCore.row();
         let combine = KernelRef {
-            module: module(&CUDA_CORE_MODULES)?,
-            name: format!("qa_decode_{stem}_combine"),
+            module: combine_row.module(p.normaliser)?,
+            name: combine_row.kernel_name(p.normaliser, p.q.dtype, d, stats)? + "_combine",
         };
-        Ok(match self {
-            DecodeFamily::CudaCore => DecodeKernels {
-                chunk: KernelRef {
-                    module: combine.module,
-                    name: format!("qa_decode_{stem}"),
-                },
-                chunk_smem: 0,
-                combine,
-            },
-            DecodeFamily::TensorCore => DecodeKernels {
-                chunk: KernelRef {
-                    module: module(&TENSOR_CORE_MODULES)?,
-                    name: format!("qa_decode_tc_{stem}"),
-                },
-                chunk_smem: tensor_core_smem(d, wants_stats(p)),
-                combine,
-            },
+        let row = self.row();
+        let chunk = KernelRef {
+            module: row.module(p.normaliser)?,
+            name: row.kernel_name(p.normaliser, p.q.dtype, d, stats)?,
+        };
+        let chunk_smem = match self {
+            DecodeFamily::CudaCore => 0,
+            DecodeFamily::TensorCore => tensor_core_smem(d, stats),
+        };
+        Ok(DecodeKernels {
+            chunk,
+            chunk_smem,
+            combine,
         })
     }
 }
@@ -186,6 +115,7 @@ impl DecodeFamily {
 mod tests {
     use super::super::test_params::decode_params;
     use super::*;
+    use crate::abi;
 
     fn params(dtype: u32, head_dim: u32) -> QaDecodeParams {
         decode_params(
@@ -238,14 +168,14 @@ mod tests {
     #[test]
     fn tensor_core_kernels_pad_the_head_dim_and_share_the_combine() {
         let p = params(abi::QaDtype_QA_DTYPE_BF16, 96);
-        let k = DecodeFamily::TensorCore.kernels(&p).unwrap();
+        let k = DecodeFamily::TensorCore.kernels(&p, (9, 0)).unwrap();
         assert_eq!(k.chunk.module, "decode_tc_softmax");
         assert_eq!(k.chunk.name, "qa_decode_tc_softmax_bf16_d128");
         assert_eq!(k.combine.module, "decode_softmax");
         assert_eq!(k.combine.name, "qa_decode_softmax_bf16_d128_combine");
         // 16 query rows + 2 stages × (K, V) × 64 keys, 16 chunks of 16 bytes a row
         assert_eq!(k.chunk_smem, (16 + 256) * 16 * 16);
-        let c = DecodeFamily::CudaCore.kernels(&p).unwrap();
+        let c = DecodeFamily::CudaCore.kernels(&p, (9, 0)).unwrap();
         assert_eq!(c.chunk.name, "qa_decode_softmax_bf16_d128");
         assert_eq!((c.chunk_smem, c.combine), (0, k.combine));
     }

@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::launch::{Buffer, Executor, KernelRef, LaunchGeometry};
 use crate::ops::attention::family::{check_common, wants_stats};
 use crate::problem::{ERROR_RECORD_BYTES, SplitPlan};
+use crate::registry;
 use crate::variant::KernelChoice;
 
 /// Threads per block of the chunk and combine kernels; the combine takes one row per warp.
@@ -52,7 +53,7 @@ pub fn decode_launches(
     check_common(&params.attn)?;
     let p = &params.attn;
     check_supported(params)?;
-    let kernels = choose(choice, params, cc)?.kernels(params)?;
+    let kernels = choose(choice, params, cc)?.kernels(params, cc)?;
     // batched: [splits, batch, heads, q_len] partial rows; varlen: [splits, total_q, heads]
     let (seqs, q_rows) = if p.cu_seqlens_q != 0 {
         (p.total_q as usize, 1)
@@ -89,8 +90,10 @@ pub fn decode_launches(
     let rows = u64::from(p.batch) * u64::from(p.heads) * u64::from(p.seqlen_q);
     let combine_blocks = u32::try_from(rows.div_ceil(u64::from(COMBINE_ROWS_PER_BLOCK)))
         .map_err(|_| Error::Overflow(format!("{rows} query rows")))?;
-    let passes = if splits > 1 && p.normaliser == abi::QaNormaliser_QA_NORM_CLIPPED {
-        2
+    // A two-pass normaliser's chunks need the row's lse over every chunk: one launch of the
+    // chunks and combine finds it, a second weighs with it. One chunk knows it already.
+    let passes = if splits > 1 {
+        registry::normaliser(p.normaliser)?.passes
     } else {
         1
     };

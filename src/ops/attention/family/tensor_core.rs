@@ -1,26 +1,23 @@
 //! The tensor-core family (`kernels/tensor_core/`): sm_80+, f16/bf16, head dims 32, 64, 96,
-//! 128, 192 and 256, one instantiation each. The tile constants mirror
-//! `kernels/tensor_core/traits.cuh` (`Traits<D>`); the kernel's own static_asserts pin them there
-//! and the emulator tests (sequences longer than one tile, shared memory poisoned past the
-//! declared size) would catch a drift here.
+//! 128, 192 and 256, one instantiation each (its registry row, `src/registry/table.rs`). The
+//! tile constants mirror `kernels/tensor_core/traits.cuh` (`Traits<D>`); the kernel's own
+//! static_asserts pin them there and the emulator tests (sequences longer than one tile, shared
+//! memory poisoned past the declared size) would catch a drift here.
 
-use super::{KernelFamily, Launch, THREADS, kernel_ref, query_tile_grid, wants_stats};
-use crate::abi::{self, QaAttnParams};
-use crate::error::{Error, Result};
+use super::{KernelFamily, Launch, THREADS, kernel_ref, query_tile_grid, serves, wants_stats};
+use crate::abi::QaAttnParams;
+use crate::error::Result;
 use crate::launch::LaunchGeometry;
+use crate::registry::{self, FamilyRow};
+
+fn row() -> &'static FamilyRow {
+    registry::family("tensor_core")
+}
 
 /// The head dims the tensor-core kernels are instantiated for.
-pub const HEAD_DIMS: [u32; 6] = [32, 64, 96, 128, 192, 256];
-
-/// Modules by normaliser ABI value.
-const MODULES: [&str; 6] = [
-    "tc_softmax",
-    "tc_off_by_one",
-    "tc_sink",
-    "tc_clipped",
-    "tc_softpick",
-    "tc_sigmoid",
-];
+pub fn head_dims() -> &'static [u32] {
+    row().dims
+}
 
 /// Statistics tensors (q, k, v, o) in the channel scratch.
 const STAT_TENSORS: u32 = 4;
@@ -75,29 +72,13 @@ impl KernelFamily for TensorCore {
     }
 
     fn supports(&self, params: &QaAttnParams, cc: (u32, u32)) -> Result<()> {
-        let unsupported = |why: String| Err(Error::Unsupported(format!("tensor-core: {why}")));
-        if cc < (8, 0) {
-            return unsupported(format!(
-                "needs compute capability 8.0 or newer, the device has {}.{}",
-                cc.0, cc.1
-            ));
-        }
-        if params.q.dtype == abi::QaDtype_QA_DTYPE_F32 {
-            return unsupported("f16 or bf16 inputs only, not f32".into());
-        }
-        if !HEAD_DIMS.contains(&params.head_dim) {
-            return unsupported(format!(
-                "head dim {} is not one of {HEAD_DIMS:?}",
-                params.head_dim
-            ));
-        }
-        Ok(())
+        serves(row(), "tensor-core", params.q.dtype, params.head_dim, cc).map(drop)
     }
 
     fn plan(&self, params: &QaAttnParams, cc: (u32, u32)) -> Result<Launch> {
-        let d = params.head_dim;
+        let d = serves(row(), "tensor-core", params.q.dtype, params.head_dim, cc)?;
         Ok(Launch {
-            kernel: kernel_ref(&MODULES, "qa_tc", params, d)?,
+            kernel: kernel_ref(row(), params, d)?,
             geometry: LaunchGeometry {
                 grid: query_tile_grid(params, block_m(d)),
                 block: [THREADS, 1, 1],
