@@ -121,7 +121,7 @@ fn reference_on_f32_logits(inputs: &AttentionInputs<'_>, options: &AttentionOpti
                     }
                     _ => row_weights(&options.normaliser, &logits, params).weights,
                 };
-                let base = ((b * problem.max_q + i) * heads + h) * d;
+                let base = ((b * problem.max_seqlen_q + i) * heads + h) * d;
                 for (&j, &w) in visible.iter().zip(&row) {
                     for c in 0..d {
                         o[base + c] += w * f64::from(at(&inputs.v, [b, j, h / group, c]));
