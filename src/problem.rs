@@ -90,9 +90,9 @@ pub struct AttentionProblem {
     /// Per-sequence extents.
     pub seqs: Vec<Sequence>,
     /// Longest query sequence.
-    pub max_q: usize,
+    pub max_seqlen_q: usize,
     /// Longest key sequence.
-    pub max_k: usize,
+    pub max_seqlen_k: usize,
     /// Query rows in all (`b * sq` batched).
     pub total_q: usize,
     /// Key rows in all (`b * sk` batched).
@@ -146,8 +146,8 @@ impl AttentionProblem {
             scale: g.scale,
             varlen: g.varlen,
             seqs,
-            max_q: g.max_q,
-            max_k: g.max_k,
+            max_seqlen_q: g.max_seqlen_q,
+            max_seqlen_k: g.max_seqlen_k,
             total_q: g.total_q,
             total_k: g.total_k,
         })
@@ -163,8 +163,8 @@ impl AttentionProblem {
             dtype: self.dtype,
             scale: self.scale,
             varlen: self.varlen,
-            max_q: self.max_q,
-            max_k: self.max_k,
+            max_seqlen_q: self.max_seqlen_q,
+            max_seqlen_k: self.max_seqlen_k,
             total_q: self.total_q,
             total_k: self.total_k,
         }
@@ -190,7 +190,7 @@ impl AttentionProblem {
         if self.varlen {
             h * self.total_q + self.seqs[b].q_start + i
         } else {
-            (b * self.heads + h) * self.max_q + i
+            (b * self.heads + h) * self.max_seqlen_q + i
         }
     }
 

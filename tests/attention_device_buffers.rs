@@ -149,8 +149,8 @@ fn run_device_with(
         cu_seqlens_q: DeviceIndex::from_buffer(cq),
         cu_seqlens_k: DeviceIndex::from_buffer(ck),
         batch: g.batch,
-        max_seqlen_q: g.max_q,
-        max_seqlen_k: g.max_k,
+        max_seqlen_q: g.max_seqlen_q,
+        max_seqlen_k: g.max_seqlen_k,
     });
     args.stats = stats.as_mut().map(DeviceStats::target);
     let got = attention_device(device, &args, options).expect("device-buffer attention");

@@ -1,48 +1,22 @@
 //! The `quietattn` binary end to end: files in, files out, exit codes and messages.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod cli_parts;
 
+use std::path::Path;
+use std::process::Output;
+
+use cli_parts::{Scratch, assert_fails, quietattn, stderr, stdout, write_tensors};
 use quietattn::io::{TensorFile, TensorRef, write_file};
 use quietattn::{AttentionInputs, AttentionOptions, DType, Normaliser, Tensor, reference};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-/// A fresh path in the temp dir, unique per test and process.
-fn temp(name: &str, ext: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("quietattn-cli-{}-{name}.{ext}", std::process::id()))
-}
-
-fn quietattn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_quietattn"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
+/// Unlike `cli_parts::random_tensor`, in any dtype.
 fn random_tensor(shape: &[usize], seed: u64, dtype: DType) -> Tensor {
     let mut rng = StdRng::seed_from_u64(seed);
     let n: usize = shape.iter().product();
     let v: Vec<f64> = (0..n).map(|_| rng.random_range(-2.0..2.0)).collect();
     Tensor::from_f64(dtype, &v, shape).unwrap()
-}
-
-/// Asserts a failing run: exit code 2, one `error:` line naming `needle`, no panic.
-#[track_caller]
-fn assert_fails(o: &Output, needle: &str) {
-    let err = stderr(o);
-    assert_eq!(o.status.code(), Some(2), "stderr: {err}");
-    assert!(err.starts_with("error: "), "{err}");
-    assert!(err.contains(needle), "expected `{needle}` in: {err}");
-    assert!(!err.contains("panicked"), "{err}");
 }
 
 /// Cells of a table line (columns are separated by at least two spaces).
@@ -160,31 +134,23 @@ fn demo_on_the_emulator_agrees_with_the_reference() {
 }
 
 /// q [1, 5, 4, 8], k/v [1, 7, 2, 8] f16, sinks [4].
-fn write_batched(path: &PathBuf) -> (Tensor, Tensor, Tensor, Vec<f32>) {
+fn write_batched(path: &Path) -> (Tensor, Tensor, Tensor, Vec<f32>) {
     let q = random_tensor(&[1, 5, 4, 8], 1, DType::F16);
     let k = random_tensor(&[1, 7, 2, 8], 2, DType::F16);
     let v = random_tensor(&[1, 7, 2, 8], 3, DType::F16);
     let sinks = vec![0.5f32, -1.0, 2.0, 0.0];
     let s = Tensor::new(quietattn::TensorData::F32(sinks.clone()), &[4]).unwrap();
-    write_file(
-        path,
-        &[
-            ("q", TensorRef::Float(&q)),
-            ("k", TensorRef::Float(&k)),
-            ("v", TensorRef::Float(&v)),
-            ("sinks", TensorRef::Float(&s)),
-        ],
-    )
-    .unwrap();
+    write_tensors(path, &[("q", &q), ("k", &k), ("v", &v), ("sinks", &s)]);
     (q, k, v, sinks)
 }
 
 #[test]
 fn run_matches_the_reference() {
+    let t = Scratch::new("cli-run");
     let (input, output, stats) = (
-        temp("run-in", "safetensors"),
-        temp("run-out", "safetensors"),
-        temp("run-stats", "json"),
+        t.path("in.safetensors"),
+        t.path("out.safetensors"),
+        t.path("stats.json"),
     );
     let (q, k, v, sinks) = write_batched(&input);
     let o = quietattn(&[
@@ -245,17 +211,12 @@ fn run_matches_the_reference() {
     }
     assert_eq!(json["tensors"]["k"]["count"].as_array().unwrap().len(), 16);
     assert_eq!(json["tensors"]["q"]["count"][0], 5);
-    for p in [input, output, stats] {
-        std::fs::remove_file(p).unwrap();
-    }
 }
 
 #[test]
 fn run_varlen() {
-    let (input, output) = (
-        temp("varlen-in", "safetensors"),
-        temp("varlen-out", "safetensors"),
-    );
+    let t = Scratch::new("cli-varlen");
+    let (input, output) = (t.path("in.safetensors"), t.path("out.safetensors"));
     let q = random_tensor(&[6, 2, 4], 4, DType::F32);
     let k = random_tensor(&[9, 1, 4], 5, DType::F32);
     let v = random_tensor(&[9, 1, 4], 6, DType::F32);
@@ -300,16 +261,12 @@ fn run_varlen() {
         &Tensor::from_f64(DType::F32, &want.o, &[6, 2, 4]).unwrap()
     );
     assert_eq!(file.require_float("lse", &[2]).unwrap().shape, vec![2, 6]);
-    std::fs::remove_file(input).unwrap();
-    std::fs::remove_file(output).unwrap();
 }
 
 /// Runs `run` on a file holding `tensors`, with extra flags.
 fn run_with(name: &str, tensors: &[(&str, TensorRef<'_>)], flags: &[&str]) -> Output {
-    let (input, output) = (
-        temp(name, "safetensors"),
-        temp(&format!("{name}-out"), "safetensors"),
-    );
+    let t = Scratch::new(&format!("cli-run-with-{name}"));
+    let (input, output) = (t.path("in.safetensors"), t.path("out.safetensors"));
     write_file(&input, tensors).unwrap();
     let mut args = vec![
         "run",
@@ -321,14 +278,13 @@ fn run_with(name: &str, tensors: &[(&str, TensorRef<'_>)], flags: &[&str]) -> Ou
         "reference",
     ];
     args.extend_from_slice(flags);
-    let o = quietattn(&args);
-    std::fs::remove_file(input).unwrap();
-    o
+    quietattn(&args)
 }
 
 #[test]
 fn bad_inputs_fail_clearly() {
-    let missing = temp("does-not-exist", "safetensors");
+    let t = Scratch::new("cli-bad-inputs");
+    let missing = t.path("does-not-exist.safetensors");
     let o = quietattn(&[
         "run",
         "--input",
@@ -386,7 +342,8 @@ fn bad_inputs_fail_clearly() {
 
 #[test]
 fn stats_names_the_outlier_channels() {
-    let (input, json) = (temp("act", "safetensors"), temp("act", "json"));
+    let t = Scratch::new("cli-act");
+    let (input, json) = (t.path("act.safetensors"), t.path("act.json"));
     let mut x = random_tensor(&[64, 16], 9, DType::F32).to_f64();
     for t in 0..64 {
         x[t * 16 + 5] = 8.0; // a constant outlier channel (|x| >= 6 only)
@@ -394,11 +351,7 @@ fn stats_names_the_outlier_channels() {
     x[3 * 16 + 11] = 2000.0; // one massive activation (median |x| ≈ 1)
     let x = Tensor::from_f64(DType::F32, &x, &[64, 16]).unwrap();
     let y = random_tensor(&[2, 3, 4], 1, DType::F16);
-    write_file(
-        &input,
-        &[("x", TensorRef::Float(&x)), ("y", TensorRef::Float(&y))],
-    )
-    .unwrap();
+    write_tensors(&input, &[("x", &x), ("y", &y)]);
     let o = quietattn(&[
         "stats",
         "--input",
@@ -432,13 +385,12 @@ fn stats_names_the_outlier_channels() {
     );
     let o = quietattn(&["stats", "--input", input.to_str().unwrap(), "--tensor", "z"]);
     assert_fails(&o, "no tensor `z` (the file has: x, y)");
-    std::fs::remove_file(input).unwrap();
-    std::fs::remove_file(json).unwrap();
 }
 
 #[test]
 fn ptx_writes_exactly_the_embedded_modules() {
-    let dir = temp("ptx", "d");
+    let t = Scratch::new("cli-ptx");
+    let dir = t.path("d");
     let o = quietattn(&["ptx", "--out-dir", dir.to_str().unwrap()]);
     if !quietattn::kernels::KERNELS_BUILT {
         assert_fails(&o, "CUDA kernels were not built");
@@ -461,7 +413,6 @@ fn ptx_writes_exactly_the_embedded_modules() {
         ];
         assert_eq!(fields, expected, "{manifest}");
     }
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 /// `quietattn bench` on the emulator: one table row per family, variant, mask and statistics

@@ -8,7 +8,6 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
 
 use cli_parts::*;
-use quietattn::io::{TensorRef, write_file};
 
 /// Runs `args` with stdout a pipe whose read end is closed before the child writes anything, so
 /// its first line already meets a closed pipe (no race with the pipe's buffer).
@@ -30,15 +29,6 @@ fn assert_quiet_success(o: &Output, what: &str) {
     assert!(!err.contains("panicked"), "{what}: {err}");
     assert!(!err.contains("Broken pipe"), "{what}: {err}");
     assert!(!err.contains("error"), "{what}: {err}");
-}
-
-/// One float tensor per entry, written to `path`.
-fn write_tensors(path: &std::path::Path, tensors: &[(&str, &quietattn::Tensor)]) {
-    let refs: Vec<(&str, TensorRef<'_>)> = tensors
-        .iter()
-        .map(|(n, t)| (*n, TensorRef::Float(t)))
-        .collect();
-    write_file(path, &refs).expect("write tensors");
 }
 
 #[test]

@@ -216,14 +216,7 @@ fn outputs_are_replaced_whole_and_keep_their_permissions() {
 fn stats_json_and_ptx_failures_name_their_path() {
     let t = Scratch::new("names");
     let input = t.path("acts.safetensors");
-    quietattn::io::write_file(
-        &input,
-        &[(
-            "x",
-            quietattn::io::TensorRef::Float(&random_tensor(&[8, 4], 5)),
-        )],
-    )
-    .unwrap();
+    write_tensors(&input, &[("x", &random_tensor(&[8, 4], 5))]);
     let dir = t.path("d");
     std::fs::create_dir(&dir).unwrap();
     let o = quietattn(&[

@@ -89,7 +89,7 @@ impl Placed {
             block_table: DeviceIndex::from_buffer(&self.table),
             max_pages: f.max_pages,
             seq_lens_k: DeviceIndex::from_buffer(&self.lens),
-            max_seq_len_k: *LENS.iter().max().unwrap(),
+            max_seqlen_k: *LENS.iter().max().unwrap(),
             o: DeviceTensor::from_buffer_mut(&mut self.o, dt, &f.q_shape()).unwrap(),
             lse: DeviceTensor::from_buffer_mut(&mut self.lse, DType::F32, &f.lse_shape()).unwrap(),
             sinks: Some(tensor(&self.sinks, DType::F32, &[s.heads])),
@@ -99,7 +99,7 @@ impl Placed {
             varlen_q: self.cu_q.as_ref().map(|cu| DevicePagedQueries {
                 cu_seqlens_q: DeviceIndex::from_buffer(cu),
                 batch: b,
-                max_q_len: s.q_len,
+                max_seqlen_q: s.q_len,
             }),
         };
         let workspace = DecodeWorkspace {
@@ -171,8 +171,8 @@ fn bounds(f: &Fixture, stats: bool) -> DecodeBounds {
         max_batch: LENS.len(),
         heads: s.heads,
         kv_heads: s.kv_heads,
-        max_q_len: s.q_len,
-        max_k: *LENS.iter().max().unwrap(),
+        max_seqlen_q: s.q_len,
+        max_seqlen_k: *LENS.iter().max().unwrap(),
         head_dim: s.dim,
         page_size: s.page_size,
         stats,
@@ -322,7 +322,7 @@ fn wrong_layouts_are_errors_before_any_launch() {
                 ("page size 48", "power of two")
             }
             2 => {
-                args.max_seq_len_k = args.max_pages * 16 + 1;
+                args.max_seqlen_k = args.max_pages * 16 + 1;
                 ("table too narrow", "block-table row maps")
             }
             _ => {
@@ -440,7 +440,7 @@ fn varlen_queries_on_the_device_path_equal_the_host_path() {
 #[test]
 fn bad_device_cu_seqlens_q_is_the_error_record_and_nothing_else_is_read() {
     // Offsets only the device holds: decreasing, beyond the rows of q, a sequence longer than
-    // the declared max_q_len. The call succeeds; the record names the first bad offset.
+    // the declared max_seqlen_q. The call succeeds; the record names the first bad offset.
     let f = Fixture::varlen(760, shape(DType::F32, 16, 4, (4, 2)), &Q_LENS);
     let total = f.total_q() as i32;
     let good = f.cu_q.clone().unwrap(); // [0, 2, 5, 5, 6, 10, 11]
@@ -448,7 +448,7 @@ fn bad_device_cu_seqlens_q_is_the_error_record_and_nothing_else_is_read() {
     let cases = [
         (3, 4, "cu_seqlens_q[3] = 4"),
         (6, total + 1, "cu_seqlens_q[6] = 12"),
-        // sequence 3 now holds no row, sequence 4 rows 5..10: 5 > max_q_len 4
+        // sequence 3 now holds no row, sequence 4 rows 5..10: 5 > max_seqlen_q 4
         (4, 5, "cu_seqlens_q[5] = 10"),
     ];
     for device in common::devices("decode bad device-side cu_seqlens_q") {

@@ -277,7 +277,7 @@ fn the_automatic_plan_splits_long_sequences_and_matches() {
     let g =
         quietattn::problem::PagedProblem::new(&f.paged(), &AttentionOptions::default()).unwrap();
     // 6 sequences × 1 kv head on 132 SMs want 44 splits; 129 keys allow one chunk of 256.
-    let auto = SplitPlan::new(LENS.len(), 1, g.geometry.max_k, 16, 132).unwrap();
+    let auto = SplitPlan::new(LENS.len(), 1, g.geometry.max_seqlen_k, 16, 132).unwrap();
     assert_eq!(auto.splits, 1);
     let device = common::emulator();
     let call = DecodeCall {

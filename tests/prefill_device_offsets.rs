@@ -122,13 +122,14 @@ impl Placed {
         }
     }
 
-    /// `attention_device` declaring `max_q` / `max_k`, recording into `errors` when given.
+    /// `attention_device` declaring `max_seqlen_q` / `max_seqlen_k`, recording into `errors`
+    /// when given.
     fn call(
         &mut self,
         device: &Device,
         f: &Fixture,
         kernel: KernelChoice,
-        (max_q, max_k): (usize, usize),
+        (max_seqlen_q, max_seqlen_k): (usize, usize),
         errors: Option<ErrorTarget<'_>>,
     ) -> quietattn::Result<()> {
         let (tq, tk) = (f.total_q(), f.total_k());
@@ -143,8 +144,8 @@ impl Placed {
             cu_seqlens_q: DeviceIndex::from_buffer(&self.cu_q),
             cu_seqlens_k: DeviceIndex::from_buffer(&self.cu_k),
             batch: Q_LENS.len(),
-            max_seqlen_q: max_q,
-            max_seqlen_k: max_k,
+            max_seqlen_q,
+            max_seqlen_k,
         });
         args.errors = errors;
         attention_device(device, &args, &options(kernel)).map(|_| ())
@@ -418,7 +419,7 @@ fn attention_raw_returns_the_error_of_its_own_record() {
             dtype: abi::QaDtype_QA_DTYPE_F16,
             reserved: 0,
         };
-        let params = |max_q: u32| QaAttnParams {
+        let params = |max_seqlen_q: u32| QaAttnParams {
             q: desc(&placed.q, HEADS),
             k: desc(&placed.k, KV_HEADS),
             v: desc(&placed.v, KV_HEADS),
@@ -431,7 +432,7 @@ fn attention_raw_returns_the_error_of_its_own_record() {
             heads: HEADS as u32,
             kv_heads: KV_HEADS as u32,
             head_dim: D as u32,
-            seqlen_q: max_q,
+            seqlen_q: max_seqlen_q,
             seqlen_k: 70,
             total_q: f.total_q() as u32,
             total_k: f.total_k() as u32,

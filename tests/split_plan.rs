@@ -11,7 +11,7 @@ use quietattn::reference::{RowParams, row_weights};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-/// (batch, kv heads, max_k, page size, SMs) drawn over the shapes engines run.
+/// (batch, kv heads, max_seqlen_k, page size, SMs) drawn over the shapes engines run.
 fn random_shape(rng: &mut StdRng) -> (usize, usize, usize, usize, usize) {
     (
         rng.random_range(1..=64),
@@ -26,27 +26,30 @@ fn random_shape(rng: &mut StdRng) -> (usize, usize, usize, usize, usize) {
 fn chunks_partition_every_key_range_on_aligned_boundaries() {
     let mut rng = StdRng::seed_from_u64(17);
     for _ in 0..2000 {
-        let (batch, hkv, max_k, page, sms) = random_shape(&mut rng);
-        let plan = SplitPlan::new(batch, hkv, max_k, page, sms).unwrap();
-        let label = format!("b{batch} hkv{hkv} k{max_k} p{page} sm{sms}: {plan:?}");
+        let (batch, hkv, max_seqlen_k, page, sms) = random_shape(&mut rng);
+        let plan = SplitPlan::new(batch, hkv, max_seqlen_k, page, sms).unwrap();
+        let label = format!("b{batch} hkv{hkv} k{max_seqlen_k} p{page} sm{sms}: {plan:?}");
         assert!(plan.splits >= 1, "{label}");
         assert!(
-            plan.splits <= max_splits(batch, hkv, max_k, sms).unwrap(),
+            plan.splits <= max_splits(batch, hkv, max_seqlen_k, sms).unwrap(),
             "{label}"
         );
         if plan.splits > 1 {
             assert_eq!(plan.chunk % page, 0, "{label}");
             assert_eq!(plan.chunk % KEY_TILE, 0, "{label}");
-            assert!(plan.splits <= max_k.div_ceil(MIN_CHUNK_KEYS), "{label}");
+            assert!(
+                plan.splits <= max_seqlen_k.div_ceil(MIN_CHUNK_KEYS),
+                "{label}"
+            );
             // Split only to fill the GPU: fewer than two targets' worth of blocks.
             assert!(
                 plan.splits * batch * hkv < 2 * BLOCKS_PER_SM * sms,
                 "{label}"
             );
         }
-        // Any sequence's visible range within max_k (a window moves its start).
-        let len = rng.random_range(0..=max_k);
-        let start = rng.random_range(0..=max_k - len);
+        // Any sequence's visible range within max_seqlen_k (a window moves its start).
+        let len = rng.random_range(0..=max_seqlen_k);
+        let start = rng.random_range(0..=max_seqlen_k - len);
         let keys = start..start + len;
         let mut next = keys.start;
         for c in 0..plan.splits {
@@ -101,8 +104,8 @@ fn the_workspace_sized_once_fits_every_launch_within_the_bounds() {
             max_batch: rng.random_range(1..=96),
             heads: 32,
             kv_heads: [1, 8][rng.random_range(0..2)],
-            max_q_len: rng.random_range(1..=16),
-            max_k: rng.random_range(1..=150_000),
+            max_seqlen_q: rng.random_range(1..=16),
+            max_seqlen_k: rng.random_range(1..=150_000),
             head_dim: 128,
             page_size: 16,
             stats: rng.random_bool(0.5),
@@ -112,12 +115,12 @@ fn the_workspace_sized_once_fits_every_launch_within_the_bounds() {
         let scalars = if bounds.stats { 8 } else { 2 };
         // Independent of batch and length: under two targets' worth of blocks of G·q_len rows.
         let bound =
-            2 * BLOCKS_PER_SM * sms * g * bounds.max_q_len * (bounds.head_dim + scalars) * 4;
+            2 * BLOCKS_PER_SM * sms * g * bounds.max_seqlen_q * (bounds.head_dim + scalars) * 4;
         assert!(have <= bound + 16, "{bounds:?}: {have} > {bound}");
         for _ in 0..50 {
             let batch = rng.random_range(1..=bounds.max_batch);
-            let k = rng.random_range(0..=bounds.max_k);
-            let q = rng.random_range(1..=bounds.max_q_len);
+            let k = rng.random_range(0..=bounds.max_seqlen_k);
+            let q = rng.random_range(1..=bounds.max_seqlen_q);
             let plan = SplitPlan::new(batch, bounds.kv_heads, k, 16, sms).unwrap();
             let need = plan.partial_bytes(batch, bounds.heads, q, bounds.head_dim, bounds.stats);
             assert!(

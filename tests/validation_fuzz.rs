@@ -270,7 +270,7 @@ fn check(bytes: &[u8], options: &AttentionOptions) -> Outcome {
     invariants(&problem, &inputs, options);
     let scan = InputNumerics::scan(&inputs, &problem);
     assert!(scan.logit_bound >= 0.0 && scan.accumulator_bound >= 0.0);
-    let work = problem.total_q * problem.max_k * problem.heads * problem.head_dim;
+    let work = problem.total_q * problem.max_seqlen_k * problem.heads * problem.head_dim;
     if work <= 4096 {
         let out = quietattn::reference::attention(&inputs, options).expect("validated inputs run");
         assert_eq!(out.problem, problem);
@@ -295,10 +295,10 @@ fn invariants(p: &AttentionProblem, inputs: &AttentionInputs<'_>, options: &Atte
         assert_eq!(p.total_q, rows_q);
     } else {
         assert_eq!(p.batch, rows_q);
-        assert_eq!(p.total_q, p.batch * p.max_q);
+        assert_eq!(p.total_q, p.batch * p.max_seqlen_q);
     }
     for s in &p.seqs {
-        assert!(s.q_len <= p.max_q && s.k_len <= p.max_k);
+        assert!(s.q_len <= p.max_seqlen_q && s.k_len <= p.max_seqlen_k);
     }
     if options.normaliser == Normaliser::Sink {
         assert_eq!(inputs.sinks.map(<[f32]>::len), Some(p.heads));

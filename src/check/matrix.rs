@@ -285,23 +285,38 @@ pub fn long_key_cases() -> Vec<Case> {
 /// Logits of about ±1e4 after scaling, every normaliser, f32.
 pub fn extreme_cases() -> Vec<Case> {
     (0..NORMALISERS.len())
-        .map(|n| Case {
-            norm: normaliser(n, 0),
-            mask: MASKS[n % 3],
-            softcap: false,
-            gate: Gate::None,
-            dtype: DType::F32,
-            head_dim: 64,
-            layout: Layout::Mqa,
-            batching: Batching::Batched {
-                q_len: 20,
-                k_len: 37,
-            },
-            stats: true,
-            padded: false,
-            scale: Some(1e3),
-        })
+        .map(|n| extreme_case(n, MASKS[n % 3], 20))
         .collect()
+}
+
+/// An extreme-logit case: the `n`-th normaliser of the registry (first parameterisation) under `mask`, f32,
+/// d 64, 3 query heads over 1 kv head, `q_len` queries over 37 keys, statistics on, and scale
+/// 1e3 so that the logits are about ±1e4.
+///
+/// The matrix's cases ([`extreme_cases`]) take 20 queries; a sweep over many seeds may take
+/// fewer to stay fast, and still meets the same logit magnitudes.
+///
+/// ```
+/// use quietattn::check::case::MaskKind;
+/// use quietattn::check::matrix::extreme_case;
+///
+/// let case = extreme_case(0, MaskKind::Causal, 8);
+/// assert_eq!((case.head_dim, case.scale), (64, Some(1e3)));
+/// ```
+pub fn extreme_case(n: usize, mask: MaskKind, q_len: usize) -> Case {
+    Case {
+        norm: normaliser(n, 0),
+        mask,
+        softcap: false,
+        gate: Gate::None,
+        dtype: DType::F32,
+        head_dim: 64,
+        layout: Layout::Mqa,
+        batching: Batching::Batched { q_len, k_len: 37 },
+        stats: true,
+        padded: false,
+        scale: Some(1e3),
+    }
 }
 
 /// NaN in q, +inf in k, -inf in v (one element each): counted in non_finite, propagated.

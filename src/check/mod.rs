@@ -138,7 +138,7 @@ impl Expected {
             let first = if problem.varlen {
                 s.q_start
             } else {
-                b * problem.max_q
+                b * problem.max_seqlen_q
             };
             first..first + s.q_len
         });
@@ -148,7 +148,12 @@ impl Expected {
             .into_iter()
             .filter(|x| x.is_finite())
             .fold(0.0f64, |m, x| m.max(x.abs()));
-        let error = OError::new(options.kernel, inputs.q.dtype(), problem.max_k, v_max);
+        let error = OError::new(
+            options.kernel,
+            inputs.q.dtype(),
+            problem.max_seqlen_k,
+            v_max,
+        );
         let o = error.bounds_with(&o, &o_logit_error, covered, problem.heads, problem.head_dim);
         let heads = bins::head_bins(inputs, options, problem);
         Ok(Expected {

@@ -161,7 +161,7 @@ fn initial_lse(
     let rows = if problem.varlen {
         problem.total_q
     } else {
-        problem.max_q
+        problem.max_seqlen_q
     };
     let blocks = if problem.varlen { 1 } else { problem.batch };
     (0..blocks)

@@ -66,9 +66,9 @@ pub enum SeqLens<'a> {
         /// Sequences.
         batch: usize,
         /// Longest query sequence.
-        max_q: usize,
+        max_seqlen_q: usize,
         /// Longest key sequence.
-        max_k: usize,
+        max_seqlen_k: usize,
     },
 }
 
@@ -108,9 +108,9 @@ pub struct AttentionGeometry {
     /// True when the inputs are varlen.
     pub varlen: bool,
     /// Longest query sequence.
-    pub max_q: usize,
+    pub max_seqlen_q: usize,
     /// Longest key sequence.
-    pub max_k: usize,
+    pub max_seqlen_k: usize,
     /// Query rows in all (`b * sq` batched).
     pub total_q: usize,
     /// Key rows in all (`b * sk` batched).
@@ -129,7 +129,7 @@ impl AttentionGeometry {
         if self.varlen {
             vec![self.total_q, self.heads, self.head_dim]
         } else {
-            vec![self.batch, self.max_q, self.heads, self.head_dim]
+            vec![self.batch, self.max_seqlen_q, self.heads, self.head_dim]
         }
     }
 
@@ -138,7 +138,7 @@ impl AttentionGeometry {
         if self.varlen {
             vec![self.heads, self.total_q]
         } else {
-            vec![self.batch, self.heads, self.max_q]
+            vec![self.batch, self.heads, self.max_seqlen_q]
         }
     }
 
@@ -147,7 +147,7 @@ impl AttentionGeometry {
         let mut s = if self.varlen {
             vec![self.total_q, self.heads]
         } else {
-            vec![self.batch, self.max_q, self.heads]
+            vec![self.batch, self.max_seqlen_q, self.heads]
         };
         if gate.is_elementwise() {
             s.push(self.head_dim);
@@ -225,12 +225,20 @@ pub(crate) fn resolve(
         ));
     }
 
-    let (batch, seqs, max_q, max_k) = sequences(layout.seqlens, q, k)?;
-    let total_q = if varlen { q.shape[0] } else { batch * max_q };
-    let total_k = if varlen { k.shape[0] } else { batch * max_k };
+    let (batch, seqs, max_seqlen_q, max_seqlen_k) = sequences(layout.seqlens, q, k)?;
+    let total_q = if varlen {
+        q.shape[0]
+    } else {
+        batch * max_seqlen_q
+    };
+    let total_k = if varlen {
+        k.shape[0]
+    } else {
+        batch * max_seqlen_k
+    };
     for (what, n) in [
-        ("query length", max_q),
-        ("key length", max_k),
+        ("query length", max_seqlen_q),
+        ("key length", max_seqlen_k),
         ("batch", batch),
     ] {
         if n > MAX_LEN {
@@ -263,8 +271,8 @@ pub(crate) fn resolve(
         dtype: q.dtype,
         scale,
         varlen,
-        max_q,
-        max_k,
+        max_seqlen_q,
+        max_seqlen_k,
         total_q,
         total_k,
     };
@@ -329,21 +337,22 @@ fn sequences(
         }
         SeqLens::VarlenMax {
             batch,
-            max_q,
-            max_k,
+            max_seqlen_q,
+            max_seqlen_k,
         } => {
             if batch == 0 {
                 return Err(shape_err!("varlen needs at least one sequence"));
             }
             // A sequence never holds more rows than the packed tensor.
-            if max_q > q.shape[0] || max_k > k.shape[0] {
+            if max_seqlen_q > q.shape[0] || max_seqlen_k > k.shape[0] {
                 return Err(shape_err!(
-                    "max_seqlen_q {max_q} / max_seqlen_k {max_k} exceed the {} query / {} key rows",
+                    "max_seqlen_q {max_seqlen_q} / max_seqlen_k {max_seqlen_k} exceed the {} \
+                     query / {} key rows",
                     q.shape[0],
                     k.shape[0]
                 ));
             }
-            Ok((batch, Vec::new(), max_q, max_k))
+            Ok((batch, Vec::new(), max_seqlen_q, max_seqlen_k))
         }
     }
 }

@@ -3,11 +3,11 @@
 //! The kernels compute logits, the running denominators and the output accumulators in f32.
 //! A call is *within range* when, for every query row `q_i` and key row `k_j`,
 //! `max(1, |scale|) · log2(e) · ‖q_i‖ · ‖k_j‖ ≤ f32::MAX` (the dot product, the scaled logit and
-//! its base-2 form all fit) and `max|v| · max_k ≤ f32::MAX` (a sum of at most `max_k` values
-//! weighted by at most 1 fits). Inside it, a finite input gives a finite output. Outside it the
-//! result may be ±inf or NaN where the f64 reference is finite: [`InputNumerics::range_problem`]
-//! says so before a launch, and [`crate::ops::AttentionOutput::numerics`] counts the
-//! non-finite outputs after it.
+//! its base-2 form all fit) and `max|v| · max_seqlen_k ≤ f32::MAX` (a sum of at most
+//! `max_seqlen_k` values weighted by at most 1 fits). Inside it, a finite input gives a finite
+//! output. Outside it the result may be ±inf or NaN where the f64 reference is finite:
+//! [`InputNumerics::range_problem`] says so before a launch, and
+//! [`crate::ops::AttentionOutput::numerics`] counts the non-finite outputs after it.
 //!
 //! Non-finite inputs (NaN, ±inf) are counted per tensor; they propagate through the formulas
 //! (a NaN key poisons every row that reads it). Nothing rejects them here: callers decide (the
@@ -88,7 +88,7 @@ pub struct InputNumerics {
     pub max_abs_v: f64,
     /// `max(1, |scale|) · log2(e) · max‖q‖ · max‖k‖`: no f32 logit exceeds it.
     pub logit_bound: f64,
-    /// `max|v| · max_k`: no f32 accumulator exceeds it.
+    /// `max|v| · max_seqlen_k`: no f32 accumulator exceeds it.
     pub accumulator_bound: f64,
 }
 
@@ -116,7 +116,7 @@ impl InputNumerics {
             max_k_norm: k.max_norm,
             max_abs_v: v.max_abs,
             logit_bound,
-            accumulator_bound: v.max_abs * problem.max_k as f64,
+            accumulator_bound: v.max_abs * problem.max_seqlen_k as f64,
         }
     }
 
@@ -132,7 +132,7 @@ impl InputNumerics {
         }
         if self.accumulator_bound > F32_MAX {
             why.push(format!(
-                "output accumulators may overflow f32: max|v|·max_k = {:e} > {:e}",
+                "output accumulators may overflow f32: max|v|·max_seqlen_k = {:e} > {:e}",
                 self.accumulator_bound, F32_MAX
             ));
         }

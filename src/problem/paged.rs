@@ -213,7 +213,7 @@ impl PagedCache {
 /// A validated paged attention call.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PagedProblem {
-    /// The dimensions of the equivalent contiguous call (`max_k` the longest `seq_lens_k`).
+    /// The dimensions of the equivalent contiguous call (`max_seqlen_k` the longest `seq_lens_k`).
     pub geometry: AttentionGeometry,
     /// The cache.
     pub cache: PagedCache,
@@ -241,7 +241,7 @@ impl PagedProblem {
     /// let inputs = PagedAttentionInputs::new(
     ///     q.view(), cache.view(), cache.view(), BlockTable::new(&table, 2, 2)?, &lens);
     /// let problem = PagedProblem::new(&inputs, &AttentionOptions::default())?;
-    /// assert_eq!((problem.total_k, problem.geometry.max_k), (36, 20));
+    /// assert_eq!((problem.total_k, problem.geometry.max_seqlen_k), (36, 20));
     ///
     /// let too_long = [20, 17]; // would read the -1 entry
     /// let bad = PagedAttentionInputs { seq_lens_k: &too_long, ..inputs };
@@ -288,7 +288,8 @@ impl PagedProblem {
 }
 
 /// The layout of the contiguous call the pages stand for: the queries, sinks and gate as given,
-/// K and V as if gathered (`[b, max_k, hkv, d]`, or `[total_k, hkv, d]` with varlen queries).
+/// K and V as if gathered (`[b, max_seqlen_k, hkv, d]`, or `[total_k, hkv, d]` with varlen
+/// queries).
 fn contiguous_layout<'a>(
     inputs: &PagedAttentionInputs<'a>,
     cache: &PagedCache,

@@ -56,12 +56,12 @@ pub struct SplitPlan {
 }
 
 impl SplitPlan {
-    /// The plan for `batch` sequences of at most `max_k` visible keys, `kv_heads` kv heads, pages
-    /// of `page_size` keys, on a GPU with `sm_count` SMs.
+    /// The plan for `batch` sequences of at most `max_seqlen_k` visible keys, `kv_heads` kv
+    /// heads, pages of `page_size` keys, on a GPU with `sm_count` SMs.
     pub fn new(
         batch: usize,
         kv_heads: usize,
-        max_k: usize,
+        max_seqlen_k: usize,
         page_size: usize,
         sm_count: usize,
     ) -> Result<Self> {
@@ -70,17 +70,17 @@ impl SplitPlan {
                 "split plan needs a power-of-two page size, got {page_size}"
             )));
         }
-        let want = max_splits(batch, kv_heads, max_k, sm_count)?;
+        let want = max_splits(batch, kv_heads, max_seqlen_k, sm_count)?;
         if want <= 1 {
             return Ok(SplitPlan {
                 splits: 1,
-                chunk: max_k,
+                chunk: max_seqlen_k,
             });
         }
         let align = page_size.max(KEY_TILE);
-        let chunk = max_k.div_ceil(want).div_ceil(align) * align;
+        let chunk = max_seqlen_k.div_ceil(want).div_ceil(align) * align;
         Ok(SplitPlan {
-            splits: max_k.div_ceil(chunk),
+            splits: max_seqlen_k.div_ceil(chunk),
             chunk,
         })
     }
@@ -120,10 +120,15 @@ impl SplitPlan {
 }
 
 /// The split count [`SplitPlan::new`] aims for before aligning chunks: enough blocks for
-/// [`BLOCKS_PER_SM`] waves, no chunk below [`MIN_CHUNK_KEYS`]. Non-decreasing in `max_k`, and
-/// every plan's `splits` is at most this (aligned chunks are only longer), so it bounds the
-/// partials of every key length up to `max_k`.
-pub fn max_splits(batch: usize, kv_heads: usize, max_k: usize, sm_count: usize) -> Result<usize> {
+/// [`BLOCKS_PER_SM`] waves, no chunk below [`MIN_CHUNK_KEYS`]. Non-decreasing in
+/// `max_seqlen_k`, and every plan's `splits` is at most this (aligned chunks are only longer),
+/// so it bounds the partials of every key length up to `max_seqlen_k`.
+pub fn max_splits(
+    batch: usize,
+    kv_heads: usize,
+    max_seqlen_k: usize,
+    sm_count: usize,
+) -> Result<usize> {
     if batch == 0 || kv_heads == 0 || sm_count == 0 {
         return Err(Error::InvalidOption(format!(
             "split plan needs batch, kv heads and SMs > 0, got batch {batch}, kv heads \
@@ -132,10 +137,12 @@ pub fn max_splits(batch: usize, kv_heads: usize, max_k: usize, sm_count: usize) 
     }
     let target = sm_count.saturating_mul(BLOCKS_PER_SM);
     let blocks = batch.saturating_mul(kv_heads);
-    if blocks >= target || max_k <= MIN_CHUNK_KEYS {
+    if blocks >= target || max_seqlen_k <= MIN_CHUNK_KEYS {
         return Ok(1);
     }
-    Ok(target.div_ceil(blocks).min(max_k.div_ceil(MIN_CHUNK_KEYS)))
+    Ok(target
+        .div_ceil(blocks)
+        .min(max_seqlen_k.div_ceil(MIN_CHUNK_KEYS)))
 }
 
 /// The largest shapes an engine will run, for [`workspace_bytes`].
@@ -148,9 +155,9 @@ pub struct DecodeBounds {
     /// Key/value heads.
     pub kv_heads: usize,
     /// Largest query rows per sequence (1–16).
-    pub max_q_len: usize,
+    pub max_seqlen_q: usize,
     /// Largest key length.
-    pub max_k: usize,
+    pub max_seqlen_k: usize,
     /// Head dimension.
     pub head_dim: usize,
     /// Page size of the cache.
@@ -160,15 +167,15 @@ pub struct DecodeBounds {
 }
 
 /// The workspace every decode launch within `bounds` fits in, on a GPU with `sm_count` SMs:
-/// the largest partials any batch size up to `max_batch` and any key length up to `max_k` can
-/// plan (through [`max_splits`]) plus the error record. The engine asks once.
+/// the largest partials any batch size up to `max_batch` and any key length up to
+/// `max_seqlen_k` can plan (through [`max_splits`]) plus the error record. The engine asks once.
 ///
 /// ```
 /// use quietattn::problem::{DecodeBounds, workspace_bytes};
 ///
 /// # fn main() -> quietattn::Result<()> {
 /// let bounds = DecodeBounds {
-///     max_batch: 256, heads: 64, kv_heads: 8, max_q_len: 1, max_k: 131072,
+///     max_batch: 256, heads: 64, kv_heads: 8, max_seqlen_q: 1, max_seqlen_k: 131072,
 ///     head_dim: 128, page_size: 16, stats: true,
 /// };
 /// let bytes = workspace_bytes(&bounds, 132)?;
@@ -179,13 +186,13 @@ pub struct DecodeBounds {
 pub fn workspace_bytes(bounds: &DecodeBounds, sm_count: usize) -> Result<usize> {
     let mut most = 0;
     for batch in 1..=bounds.max_batch {
-        let splits = max_splits(batch, bounds.kv_heads, bounds.max_k, sm_count)?;
+        let splits = max_splits(batch, bounds.kv_heads, bounds.max_seqlen_k, sm_count)?;
         // A plan with at most `splits` chunks; the chunk length does not change the bytes.
         let plan = SplitPlan { splits, chunk: 0 };
         let need = plan.partial_bytes(
             batch,
             bounds.heads,
-            bounds.max_q_len,
+            bounds.max_seqlen_q,
             bounds.head_dim,
             bounds.stats,
         );

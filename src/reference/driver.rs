@@ -238,7 +238,7 @@ fn o_offset(problem: &AttentionProblem, b: usize, seq: &Sequence, i: usize, h: u
     let token = if problem.varlen {
         seq.q_start + i
     } else {
-        b * problem.max_q + i
+        b * problem.max_seqlen_q + i
     };
     (token * problem.heads + h) * problem.head_dim
 }

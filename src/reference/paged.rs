@@ -104,7 +104,7 @@ pub fn paged_attention(
     let lse = if g.varlen {
         out.lse
     } else {
-        heads_first(&out.lse, g.batch, g.heads, g.max_q)
+        heads_first(&out.lse, g.batch, g.heads, g.max_seqlen_q)
     };
     Ok(PagedReference {
         o: out.o,
@@ -142,7 +142,7 @@ impl QueryRows {
             q: Some(rows(&inputs.q)?),
             gate: inputs.gate.as_ref().map(rows).transpose()?,
             cu_q: (0..=g.batch)
-                .map(|b| index_i32(b * g.max_q))
+                .map(|b| index_i32(b * g.max_seqlen_q))
                 .collect::<Result<_>>()?,
         })
     }

@@ -116,6 +116,15 @@ pub fn qkv(sq: usize, d: usize) -> [Tensor; 3] {
     ]
 }
 
+/// One float tensor per entry, written to `path`.
+pub fn write_tensors(path: &Path, tensors: &[(&str, &Tensor)]) {
+    let refs: Vec<(&str, TensorRef<'_>)> = tensors
+        .iter()
+        .map(|(n, t)| (*n, TensorRef::Float(t)))
+        .collect();
+    write_file(path, &refs).expect("write tensors");
+}
+
 /// Writes q, k, v (and `extra`) to `path`.
 pub fn write_qkv(path: &Path, [q, k, v]: &[Tensor; 3], extra: &[(&str, TensorRef<'_>)]) {
     let mut all = vec![

@@ -114,8 +114,8 @@ impl<'a> DeviceAttentionArgs<'a> {
                 None => SeqLens::Batched,
                 Some(v) => SeqLens::VarlenMax {
                     batch: v.batch,
-                    max_q: v.max_seqlen_q,
-                    max_k: v.max_seqlen_k,
+                    max_seqlen_q: v.max_seqlen_q,
+                    max_seqlen_k: v.max_seqlen_k,
                 },
             },
         };

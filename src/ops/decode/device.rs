@@ -31,7 +31,7 @@ use crate::variant::AttentionOptions;
 /// and under causal they are the last positions of its `seq_lens_k[b]` keys.
 ///
 /// The offsets stay in device memory: the kernels check `0 ≤ cu[b] ≤ cu[b + 1] ≤ total_q` and
-/// `cu[b + 1] − cu[b] ≤ max_q_len`, record a violation in the workspace's error record
+/// `cu[b + 1] − cu[b] ≤ max_seqlen_q`, record a violation in the workspace's error record
 /// ([`crate::ops::ErrorRecord`]) and leave that sequence's rows unwritten.
 ///
 /// ```
@@ -48,7 +48,7 @@ use crate::variant::AttentionOptions;
 /// // Two sequences of 16 and 5 keys (pages 0 and 1); sequence 0 verifies 3 draft tokens,
 /// // sequence 1 decodes one: 4 query rows in all.
 /// let bounds = DecodeBounds {
-///     max_batch: 2, heads: h, kv_heads: 1, max_q_len: 3, max_k: page,
+///     max_batch: 2, heads: h, kv_heads: 1, max_seqlen_q: 3, max_seqlen_k: page,
 ///     head_dim: d, page_size: page, stats: false,
 /// };
 /// let mut ws = exec.alloc_zeroed(workspace_bytes(&bounds, 132)?)?;
@@ -68,7 +68,7 @@ use crate::variant::AttentionOptions;
 ///     block_table: DeviceIndex::from_buffer(&table),
 ///     max_pages: 1,
 ///     seq_lens_k: DeviceIndex::from_buffer(&lens),
-///     max_seq_len_k: page,
+///     max_seqlen_k: page,
 ///     o: DeviceTensor::from_buffer_mut(&mut o, DType::F32, &[4, h, d])?,
 ///     lse: DeviceTensor::from_buffer_mut(&mut lse, DType::F32, &[h, 4])?,
 ///     sinks: None,
@@ -78,7 +78,7 @@ use crate::variant::AttentionOptions;
 ///     varlen_q: Some(DevicePagedQueries {
 ///         cu_seqlens_q: DeviceIndex::from_buffer(&cu_q),
 ///         batch: 2,
-///         max_q_len: 3,
+///         max_seqlen_q: 3,
 ///     }),
 /// };
 /// let words = ws.len() / 4;
@@ -105,7 +105,7 @@ pub struct DevicePagedQueries<'a> {
     pub batch: usize,
     /// The longest q_len a sequence may have: the masks, the split plan and the combine grid
     /// are sized by it.
-    pub max_q_len: usize,
+    pub max_seqlen_q: usize,
 }
 
 /// The operands of one decode call on device memory.
@@ -113,7 +113,7 @@ pub struct DevicePagedQueries<'a> {
 /// `q` `[b, q_len, h, d]` (or `[total_q, h, d]` with [`DevicePagedQueries`]),
 /// `k_cache`/`v_cache` `[num_pages, page_size, hkv, d]` (any strides, contiguous head
 /// dimension), `block_table` i32 `[b, max_pages]` row-major, `seq_lens_k` i32 `[b]` (each at
-/// most `max_seq_len_k`), `o` the dtype and shape of q, `lse` f32 `[b, h, q_len]` (or
+/// most `max_seqlen_k`), `o` the dtype and shape of q, `lse` f32 `[b, h, q_len]` (or
 /// `[h, total_q]`); sinks (f32 `[h]`, finite: not inspected), gate and statistics as in
 /// [`crate::ops::attention::DeviceAttentionArgs`].
 #[derive(Debug)]
@@ -132,7 +132,7 @@ pub struct DevicePagedArgs<'a> {
     pub seq_lens_k: DeviceIndex<'a>,
     /// The longest `seq_lens_k` entry the call may hold: the plan and the masks are sized by
     /// it, and a longer entry is a kernel-side index error.
-    pub max_seq_len_k: usize,
+    pub max_seqlen_k: usize,
     /// Output.
     pub o: DeviceTensor<'a>,
     /// Log-sum-exp per row (f32).
@@ -179,23 +179,24 @@ impl DecodeWorkspace<'_> {
 
 impl DevicePagedArgs<'_> {
     /// Validates every layout and the options (the checks the host path applies, see the module
-    /// docs) and returns the geometry of the contiguous call the pages stand for (`max_k` =
-    /// `max_seq_len_k`) with the cache's dimensions.
+    /// docs) and returns the geometry of the contiguous call the pages stand for (with this
+    /// call's `max_seqlen_k`) with the cache's dimensions.
     pub fn geometry(&self, options: &AttentionOptions) -> Result<(AttentionGeometry, PagedCache)> {
         let cache = PagedCache::new(&self.k_cache.layout(), &self.v_cache.layout())?;
-        // varlen: K/V as one sequence's gathered rows, all the validator needs to bound max_k
+        // varlen: K/V as one sequence's gathered rows, all the validator needs to bound
+        // max_seqlen_k
         let (batch, lead, seqlens) = match &self.varlen_q {
             None => {
                 let batch = self.q.shape().first().copied().unwrap_or(0);
-                (batch, vec![batch, self.max_seq_len_k], SeqLens::Batched)
+                (batch, vec![batch, self.max_seqlen_k], SeqLens::Batched)
             }
             Some(v) => {
                 let seqlens = SeqLens::VarlenMax {
                     batch: v.batch,
-                    max_q: v.max_q_len,
-                    max_k: self.max_seq_len_k,
+                    max_seqlen_q: v.max_seqlen_q,
+                    max_seqlen_k: self.max_seqlen_k,
                 };
-                (v.batch, vec![self.max_seq_len_k], seqlens)
+                (v.batch, vec![self.max_seqlen_k], seqlens)
             }
         };
         self.check_indices(batch, &cache)?;
@@ -220,14 +221,14 @@ impl DevicePagedArgs<'_> {
         Ok((g, cache))
     }
 
-    /// The table maps `max_seq_len_k` keys, and the index arrays (when their length is known)
+    /// The table maps `max_seqlen_k` keys, and the index arrays (when their length is known)
     /// hold `batch` rows (`cu_seqlens_q`: `batch + 1` offsets).
     fn check_indices(&self, batch: usize, cache: &PagedCache) -> Result<()> {
         let mapped = self.max_pages.saturating_mul(cache.page_size);
-        if self.max_seq_len_k > mapped {
+        if self.max_seqlen_k > mapped {
             return Err(shape_err!(
-                "max_seq_len_k {} is beyond the cache a block-table row maps ({} pages × {} keys)",
-                self.max_seq_len_k,
+                "max_seqlen_k {} is beyond the cache a block-table row maps ({} pages × {} keys)",
+                self.max_seqlen_k,
                 self.max_pages,
                 cache.page_size
             ));
@@ -278,7 +279,7 @@ impl DevicePagedArgs<'_> {
 /// let (h, hkv, d, pages, page) = (4, 2, 64, 2, 16);
 /// // Once, at start-up: the workspace every call within these bounds fits in.
 /// let bounds = DecodeBounds {
-///     max_batch: 1, heads: h, kv_heads: hkv, max_q_len: 1, max_k: pages * page,
+///     max_batch: 1, heads: h, kv_heads: hkv, max_seqlen_q: 1, max_seqlen_k: pages * page,
 ///     head_dim: d, page_size: page, stats: false,
 /// };
 /// let mut ws = exec.alloc_zeroed(workspace_bytes(&bounds, 132)?)?;
@@ -298,7 +299,7 @@ impl DevicePagedArgs<'_> {
 ///     block_table: DeviceIndex::from_buffer(&table),
 ///     max_pages: pages,
 ///     seq_lens_k: DeviceIndex::from_buffer(&lens),
-///     max_seq_len_k: 20,
+///     max_seqlen_k: 20,
 ///     o: DeviceTensor::from_buffer_mut(&mut o, DType::F32, &[1, 1, h, d])?,
 ///     lse: DeviceTensor::from_buffer_mut(&mut lse, DType::F32, &[1, h, 1])?,
 ///     sinks: None,

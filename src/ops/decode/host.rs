@@ -176,7 +176,7 @@ fn decode_on(
     let (seqs, q_rows) = if g.varlen {
         (g.total_q, 1)
     } else {
-        (g.batch, g.max_q)
+        (g.batch, g.max_seqlen_q)
     };
     let workspace = executor.alloc_zeroed(
         plan.partial_bytes(seqs, g.heads, q_rows, g.head_dim, options.stats) + ERROR_RECORD_BYTES,
@@ -245,23 +245,23 @@ fn read_partials(executor: &dyn Executor, workspace: &Buffer) -> Result<Vec<f32>
 
 /// The most keys any query row block of one sequence can see: all of them, or under a window
 /// `left + right + q_len` (causal caps `right` at 0). The split plan cuts this range. With
-/// statistics every key is read (K/V are counted like prefill counts them): `max_k`.
+/// statistics every key is read (K/V are counted like prefill counts them): `max_seqlen_k`.
 pub fn visible_span(g: &AttentionGeometry, options: &AttentionOptions) -> usize {
     let Some((left, right)) = options.window.filter(|_| !options.stats) else {
-        return g.max_k;
+        return g.max_seqlen_k;
     };
     if left < 0 {
-        return g.max_k;
+        return g.max_seqlen_k;
     }
     let right = match (right, options.causal) {
         (_, true) => 0,
-        (r, false) if r < 0 => return g.max_k,
+        (r, false) if r < 0 => return g.max_seqlen_k,
         (r, false) => r as usize,
     };
-    g.max_k.min(
+    g.max_seqlen_k.min(
         (left as usize)
             .saturating_add(right)
-            .saturating_add(g.max_q),
+            .saturating_add(g.max_seqlen_q),
     )
 }
 

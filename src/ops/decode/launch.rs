@@ -40,7 +40,7 @@ pub struct DecodeLaunch {
 ///
 /// With statistics (any pointer in `params.attn.stats`, zeroed by the caller) the `_stats`
 /// kernels run and the partials hold 6 more scalars per row (`partial_bytes(.., true)`). They
-/// count every key of each sequence, as prefill does, so `plan` must cover `max_k` keys even
+/// count every key of each sequence, as prefill does, so `plan` must cover `max_seqlen_k` keys even
 /// under a window (`super::visible_span` with statistics on).
 pub fn decode_launches(
     params: &QaDecodeParams,
