@@ -34,7 +34,7 @@ class Prefill {
   static constexpr int kSplitLanes = WARP_SIZE / Tr::kKeySplit;
 
   const QaAttnParams& p;
-  const BlockInfo& blk;
+  const BlockInfo blk;  // a copy: a reference to the caller's left it on the stack at d64 + stats
   SharedStorage<MAX_D, STATS>& sm;
   BlockStats* const bs;  // statistics only
   const NormCtx ctx;
@@ -43,13 +43,15 @@ class Prefill {
   const int key, part;  // scores: this lane's key of the tile and its slice of d
   const bool owns_key;
   const int split;  // P·V: which share of the tile's keys this lane sums
+  RowPtr<T> k_rows, v_rows;  // the sequence's K and V rows of this kv head, set after Q's load
   int row[R];
   bool row_ok[R];
   OnlineRow st[R];
   f32x4 acc[R][G];
   float lse2[R];  // two-pass policies: the row's lse from pass 0
-  // Statistics partials (dead code, and no registers, when STATS is off).
-  ChannelAcc ch_q[DPT], ch_k[DPT], ch_v[DPT], ch_o[G][4];
+  // Statistics partials (dead code, and no registers, when STATS is off). The output's channel
+  // partials live in the epilogue only (run()), not through the key loop.
+  ChannelAcc ch_q[DPT], ch_k[DPT], ch_v[DPT];
   EntropyAcc ent[R];
   RangeAcc rng[R];
   float xmax[R], x0[R];
@@ -66,10 +68,13 @@ class Prefill {
                          rows_of<T>(p.q, blk.varlen, blk.b, blk.seq.q_start + blk.row0, blk.head), blk.rows, d,
                          ch_q, STATS ? bs->hist[QA_STAT_Q] : nullptr);
     init_rows();
+    k_rows = rows_of<T>(p.k, blk.varlen, blk.b, blk.seq.k_start, blk.kvh);
+    v_rows = rows_of<T>(p.v, blk.varlen, blk.b, blk.seq.k_start, blk.kvh);
 QA_UNROLL_N(1)
     for (int pass = 0; pass < Norm::kPasses; ++pass) sweep(pass);
-    epilogue();
-    if constexpr (STATS) flush_stats();
+    ChannelAcc ch_o[G][4];
+    epilogue(ch_o);
+    if constexpr (STATS) flush_stats(ch_o);
   }
 
  private:
@@ -122,8 +127,6 @@ QA_UNROLL_N(1)
   // K (and, when this pass weighs, V) rows [kv0, kv0 + BN) into shared memory as f32; the
   // designated counter counts both.
   __device__ __forceinline__ void load_tile(int kv0, bool counting, bool weighs) {
-    const RowPtr<T> k_rows = rows_of<T>(p.k, blk.varlen, blk.b, blk.seq.k_start, blk.kvh);
-    const RowPtr<T> v_rows = rows_of<T>(p.v, blk.varlen, blk.b, blk.seq.k_start, blk.kvh);
     const int valid = blk.seq.k_len - kv0 < BN ? blk.seq.k_len - kv0 : BN;
     const RowPtr<T> kr{k_rows.base + int64_t(kv0) * k_rows.stride, k_rows.stride};
     const RowPtr<T> vr{v_rows.base + int64_t(kv0) * v_rows.stride, v_rows.stride};
@@ -254,7 +257,7 @@ QA_UNROLL
 
   // Warp totals, the output scale and lse, the row's statistics; o = acc·scale, gated, stored by
   // the first half of split lanes (after adding the other half's partial sums).
-  __device__ __forceinline__ void epilogue() {
+  __device__ __forceinline__ void epilogue(ChannelAcc (&ch_o)[G][4]) {
     const OutRowPtr<T> o_rows = out_rows_of<T>(p.o, blk.varlen, blk.b, blk.seq.q_start, blk.head);
     const bool stores = split == 0;
 QA_UNROLL
@@ -300,7 +303,7 @@ QA_UNROLL
   }
 
   // Per-thread channel moments merged in shared memory (the dead tiles), then one atomic each.
-  __device__ __forceinline__ void flush_stats() {
+  __device__ __forceinline__ void flush_stats(const ChannelAcc (&ch_o)[G][4]) {
     __syncthreads();  // tiles are dead: their memory becomes the channel scratch
     zero_channels<MAX_D, NT>(sm.channels);
     __syncthreads();
