@@ -26,6 +26,8 @@ mod fatbin;
 mod header;
 #[path = "build/instances.rs"]
 mod instances;
+#[path = "build/pool.rs"]
+mod pool;
 #[path = "src/registry/table.rs"]
 #[allow(dead_code)]
 mod registry;
@@ -191,9 +193,7 @@ fn find_nvcc() -> Option<PathBuf> {
     })
 }
 
-/// Compiles every kernel file into its fatbin on as many threads as cargo gives the build script
-/// (`NUM_JOBS`): one nvcc process per file (its ptxas runs per architecture inside it), never
-/// more at once than the job count, so a 2-core machine is not handed ~20 nvcc processes.
+/// Compiles every kernel file into its fatbin on the build script's worker pool (build/pool.rs).
 fn compile_all(
     nvcc: &Path,
     root: &Path,
@@ -204,53 +204,28 @@ fn compile_all(
     let compiler = fatbin::Compiler::new(nvcc, root, out)?;
     let dir = out.join("fatbin");
     fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let jobs = env::var("NUM_JOBS")
-        .ok()
-        .and_then(|n| n.parse::<usize>().ok())
-        .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
-        .unwrap_or(1)
-        .clamp(1, kernels.len().max(1));
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut results: Vec<(usize, Result<Outcome, String>)> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..jobs)
-            .map(|_| {
-                let (compiler, dir, shipped, next) = (&compiler, &dir, &shipped, &next);
-                s.spawn(move || {
-                    let mut done = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(k) = kernels.get(i) else { break done };
-                        let built = fatbin::Target::new(&k.archs, shipped)
-                            .map_err(|e| format!("{}: {e}", k.path.display()))
-                            .and_then(|target| match target.skip_reason() {
-                                Some(reason) => Ok(Outcome::Skipped(reason)),
-                                None => compiler
-                                    .fatbin(&k.path, &k.stem, &target, dir)
-                                    .map(Outcome::Built),
-                            });
-                        done.push((i, built));
-                    }
-                })
+    // One nvcc process per file (its ptxas runs per architecture inside it), in scan order.
+    let results = pool::map(kernels, |k| {
+        fatbin::Target::new(&k.archs, &shipped)
+            .map_err(|e| format!("{}: {e}", k.path.display()))
+            .and_then(|target| match target.skip_reason() {
+                Some(reason) => Ok(Outcome::Skipped(reason)),
+                None => compiler
+                    .fatbin(&k.path, &k.stem, &target, &dir)
+                    .map(Outcome::Built),
             })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|h| h.join().expect("nvcc worker"))
-            .collect()
     });
-    // The kernel table lists kernels in scan order, whichever worker built them.
-    results.sort_by_key(|(i, _)| *i);
     let mut compiled = Compiled {
         built: Vec::new(),
         skipped: Vec::new(),
     };
     let mut errors = Vec::new();
-    for (i, r) in results {
+    for (k, r) in kernels.iter().zip(results) {
         match r {
             Ok(Outcome::Built(b)) => compiled.built.push(b),
             Ok(Outcome::Skipped(reason)) => {
-                println!("cargo:warning={}: {reason}", kernels[i].stem);
-                compiled.skipped.push((kernels[i].stem.clone(), reason));
+                println!("cargo:warning={}: {reason}", k.stem);
+                compiled.skipped.push((k.stem.clone(), reason));
             }
             Err(e) => errors.push(e),
         }

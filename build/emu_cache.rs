@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::fatbin::{Fnv, cache_dir, include_closure, prune};
+use crate::pool;
 
 /// One C++ translation unit of the library.
 pub struct Unit {
@@ -38,37 +39,11 @@ pub fn build_library(
     let key = compiler_key(&tool);
     let cache = cache_dir(out).join("emu");
     fs::create_dir_all(&cache).map_err(|e| format!("{}: {e}", cache.display()))?;
-    let jobs = env::var("NUM_JOBS")
-        .ok()
-        .and_then(|n| n.parse::<usize>().ok())
-        .unwrap_or(1)
-        .clamp(1, units.len().max(1));
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<(usize, Result<PathBuf, String>)> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..jobs)
-            .map(|_| {
-                let (tool, cache, next) = (&tool, &cache, &next);
-                s.spawn(move || {
-                    let mut done = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(unit) = units.get(i) else { break done };
-                        let object = unit_key(key, unit, include_root, roots)
-                            .and_then(|h| object(tool, unit, cache, h));
-                        done.push((i, object));
-                    }
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|h| h.join().expect("emulator compile worker"))
-            .collect()
-    });
-    let mut objects = vec![PathBuf::new(); units.len()];
-    for (i, r) in results {
-        objects[i] = r?;
-    }
+    let objects = pool::map(units, |unit| {
+        unit_key(key, unit, include_root, roots).and_then(|h| object(&tool, unit, &cache, h))
+    })
+    .into_iter()
+    .collect::<Result<Vec<PathBuf>, String>>()?;
     archive(build, &objects, out, name)?;
     println!("cargo:rustc-link-search=native={}", out.display());
     println!("cargo:rustc-link-lib=static={name}");
